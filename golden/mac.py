@@ -1,0 +1,275 @@
+"""The MAC arithmetic of the "reference" architecture, bit-exact and vectorized over segments.
+
+Per enabled beat (docs/spec.md, section "MAC arithmetic"):
+
+1. ``p_i = a_i * w_i``, exact in binary16 (a zero product carries sign(a) xor sign(w));
+2. ``sf = dec(a_sf) * dec(w_sf)``, exact in binary32 (+0 if either scale is 0); IF4 multiplies
+   by f32(6/7) when exactly one block is INT4, by f32(36/49) when both are, rounding once;
+3. ``m_i = rne32(p_i * sf)``;
+4. a beat with ``first=1`` loads ``m_i`` into lane register i, other beats do
+   ``acc_i = rne32(acc_i + m_i)``;
+5. the next ``first=1`` beat closes the segment: its result is the pairwise tree sum of the
+   lane registers, every add rounded to binary32;
+6. ``en=0`` beats change nothing.
+
+All rounding is done by numpy's binary32 arithmetic (IEEE round-to-nearest-even); nothing
+here goes through float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import (
+    E2M1_VALUES, ELEMENT_CODES, INT4_INVALID_CODE, INT4_VALUES, INT_EXPANSION,
+    INT_EXPANSION_SQUARED, SCALE_CODES, check_unit, decode_scale, float32_bits, scale_is_int,
+)
+
+__all__ = [
+    "Stream", "Results", "StimulusError", "lane_product_table", "scale_product_table",
+    "lane_products", "scale_products", "scaled_products", "tree_reduce", "run", "validate",
+]
+
+DEFAULT_BLOCK_SIZE = 16
+
+
+class StimulusError(ValueError):
+    """A stimulus that the strict validation rejects; the message names beat, lane and operand."""
+
+
+def _element_values(int_block: bool) -> np.ndarray:
+    return INT4_VALUES if int_block else E2M1_VALUES
+
+
+def _build_lane_product_table(unit: str) -> np.ndarray:
+    """p = a * w for every (a_int, w_int, a code, w code): shape (2, 2, 16, 16), binary16."""
+    table = np.empty((2, 2, ELEMENT_CODES, ELEMENT_CODES), dtype=np.float16)
+    for a_int in (0, 1):
+        for w_int in (0, 1):
+            use_int = unit == "if4"
+            av = _element_values(use_int and a_int)
+            wv = _element_values(use_int and w_int)
+            exact = np.multiply.outer(av, wv)               # binary32, exact: |p| <= 64
+            table[a_int, w_int] = exact.astype(np.float16)
+            assert np.array_equal(table[a_int, w_int].astype(np.float32), exact)
+    table.setflags(write=False)
+    return table
+
+
+def _build_scale_product_table(unit: str) -> np.ndarray:
+    """sf for every (a_sf, w_sf) byte pair: shape (256, 256), binary32."""
+    codes = np.arange(SCALE_CODES, dtype=np.uint8)
+    dec = decode_scale(codes)
+    sf = np.multiply.outer(dec, dec)                        # exact: 4-bit x 4-bit significands
+    if unit == "if4":
+        is_int = scale_is_int(codes)
+        n_int = is_int[:, None].astype(np.int8) + is_int[None, :]
+        sf = np.where(n_int == 1, sf * INT_EXPANSION, sf)
+        sf = np.where(n_int == 2, sf * INT_EXPANSION_SQUARED, sf)
+    sf = sf.astype(np.float32)
+    sf[sf == 0] = np.float32(0.0)                           # the zero rule: always +0
+    sf.setflags(write=False)
+    return sf
+
+
+_LANE_PRODUCTS = {unit: _build_lane_product_table(unit) for unit in ("nvfp4", "if4")}
+_LANE_PRODUCTS_F32 = {unit: t.astype(np.float32).reshape(-1) for unit, t in _LANE_PRODUCTS.items()}
+_SCALE_PRODUCTS = {unit: _build_scale_product_table(unit) for unit in ("nvfp4", "if4")}
+_SCALE_PRODUCTS_FLAT = {unit: t.reshape(-1) for unit, t in _SCALE_PRODUCTS.items()}
+
+
+def lane_product_table(unit: str) -> np.ndarray:
+    """Read-only binary16 table ``[a_int, w_int, a_code, w_code]`` of exact lane products."""
+    return _LANE_PRODUCTS[check_unit(unit)]
+
+
+def scale_product_table(unit: str) -> np.ndarray:
+    """Read-only binary32 table ``[a_sf, w_sf]`` of scale products (IF4 factors included)."""
+    return _SCALE_PRODUCTS[check_unit(unit)]
+
+
+def _lane_index(a, w, a_sf, w_sf) -> np.ndarray:
+    a = np.asarray(a, dtype=np.intp)
+    w = np.asarray(w, dtype=np.intp)
+    flags = (scale_is_int(a_sf).astype(np.intp) * 2 + scale_is_int(w_sf)) * 256
+    return flags[..., None] + a * ELEMENT_CODES + w
+
+
+def lane_products(unit: str, a, w, a_sf, w_sf) -> np.ndarray:
+    """Exact lane products ``p`` (binary16), shape of ``a``; scales broadcast over the last axis."""
+    index = _lane_index(a, w, a_sf, w_sf)
+    return _LANE_PRODUCTS[check_unit(unit)].reshape(-1)[index]
+
+
+def scale_products(unit: str, a_sf, w_sf) -> np.ndarray:
+    """Scale products ``sf`` (binary32)."""
+    index = np.asarray(a_sf, dtype=np.intp) * SCALE_CODES + np.asarray(w_sf, dtype=np.intp)
+    return _SCALE_PRODUCTS_FLAT[check_unit(unit)][index]
+
+
+def scaled_products(unit: str, a, w, a_sf, w_sf) -> np.ndarray:
+    """``m_i = rne32(p_i * sf)`` per lane (binary32), shape of ``a``."""
+    check_unit(unit)
+    p = _LANE_PRODUCTS_F32[unit][_lane_index(a, w, a_sf, w_sf)]
+    return p * scale_products(unit, a_sf, w_sf)[..., None]
+
+
+def tree_reduce(lanes: np.ndarray) -> np.ndarray:
+    """Pairwise tree sum over the last axis: add (0,1), (2,3), ...; an odd one passes up."""
+    level = np.asarray(lanes, dtype=np.float32)
+    while level.shape[-1] > 1:
+        half = level.shape[-1] // 2
+        summed = level[..., 0:2 * half:2] + level[..., 1:2 * half:2]
+        if level.shape[-1] % 2:
+            summed = np.concatenate([summed, level[..., -1:]], axis=-1)
+        level = summed
+    return level[..., 0]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A beat stream as the MAC's ports see it: one row per clock cycle.
+
+    ``reset`` (optional) marks beats before which ``rst_n`` is pulsed: the open segment is
+    discarded without a result and the lane registers return to +0.
+    """
+
+    unit: str
+    en: np.ndarray       # (N,) bool
+    first: np.ndarray    # (N,) bool
+    a: np.ndarray        # (N, B) uint8 element codes
+    w: np.ndarray        # (N, B) uint8
+    a_sf: np.ndarray     # (N,) uint8 scale bytes
+    w_sf: np.ndarray     # (N,) uint8
+    reset: np.ndarray | None = None   # (N,) bool
+
+    def __post_init__(self):
+        check_unit(self.unit)
+        n = len(self.en)
+        a = np.asarray(self.a)
+        if a.ndim != 2 or np.asarray(self.w).shape != a.shape or a.shape[0] != n:
+            raise ValueError(f"a and w must both have shape (beats, block_size); got "
+                             f"{a.shape} and {np.asarray(self.w).shape} for {n} beats")
+        for name in ("first", "a_sf", "w_sf") + (("reset",) if self.reset is not None else ()):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
+
+    @property
+    def block_size(self) -> int:
+        return np.asarray(self.a).shape[1]
+
+    def __len__(self) -> int:
+        return len(self.en)
+
+
+@dataclass(frozen=True)
+class Results:
+    """Completed segments, in order: result bits and where each segment sat in the stream."""
+
+    bits: np.ndarray         # (S,) uint32 binary32 results
+    start_beat: np.ndarray   # (S,) index of the segment's first beat in the stream
+    close_beat: np.ndarray   # (S,) index of the first=1 beat that closed it
+
+    def hex(self) -> list[str]:
+        return [f"0x{int(b):08x}" for b in self.bits]
+
+    def __len__(self) -> int:
+        return len(self.bits)
+
+
+def _segment_bounds(stream: Stream):
+    """Enabled-beat indices and, over them, segment starts, open-by-reset flags, emit flags."""
+    enabled = np.flatnonzero(np.asarray(stream.en, dtype=bool))
+    n = len(enabled)
+    first = np.asarray(stream.first, dtype=bool)[enabled]
+    reset_e = np.zeros(n, dtype=bool)
+    if stream.reset is not None:
+        # A reset acts before the next enabled beat at or after it.
+        resets = np.flatnonzero(np.asarray(stream.reset, dtype=bool))
+        landing = np.searchsorted(enabled, resets)
+        reset_e[landing[landing < n]] = True
+    boundary = first | reset_e
+    if n:
+        boundary[0] = True
+    starts = np.flatnonzero(boundary)
+    # A segment is closed with a result only by a first=1 beat that is not preceded by reset.
+    closer = starts[1:]
+    emits = first[closer] & ~reset_e[closer]
+    return enabled, first, starts, emits
+
+
+def _accumulate(m: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Sequential binary32 sum of ``m[start:stop]`` per segment, vectorized over segments."""
+    lengths = stops - starts
+    order = np.argsort(-lengths, kind="stable")       # longest first: active set is a prefix
+    s_starts = starts[order]
+    s_lengths = lengths[order]
+    acc = m[s_starts].copy()
+    for k in range(1, int(s_lengths[0]) if len(s_lengths) else 0):
+        n_k = np.searchsorted(-s_lengths, -k, side="left")     # segments longer than k
+        acc[:n_k] += m[s_starts[:n_k] + k]
+    out = np.empty_like(acc)
+    out[order] = acc
+    return out
+
+
+def run(stream: Stream, *, strict: bool = False) -> Results:
+    """Results of every completed segment (the trailing open segment produces none).
+
+    With ``strict=True``, :func:`validate` runs first and rejects codes outside the formats.
+    """
+    if strict:
+        validate(stream)
+    unit = stream.unit
+    enabled, first, starts, emits = _segment_bounds(stream)
+    empty = np.zeros(0, dtype=np.int64)
+    if len(starts) < 2 or not emits.any():
+        return Results(np.zeros(0, dtype=np.uint32), empty, empty)
+    # Only the segments that will produce a result need computing.
+    seg = np.flatnonzero(emits)
+    seg_starts, seg_stops = starts[seg], starts[seg + 1]
+    # Mark each beat that belongs to an emitting segment (cumsum of +1 at start, -1 at stop).
+    mark = np.zeros(len(enabled) + 1, dtype=np.int64)
+    np.add.at(mark, seg_starts, 1)
+    np.add.at(mark, seg_stops, -1)
+    used = np.cumsum(mark[:-1]) > 0
+    rows = enabled[used]
+    m = scaled_products(unit, np.asarray(stream.a)[rows], np.asarray(stream.w)[rows],
+                        np.asarray(stream.a_sf)[rows], np.asarray(stream.w_sf)[rows])
+    # Re-index segment bounds into the compacted m.
+    position = np.cumsum(used) - 1
+    c_starts = position[seg_starts]
+    c_stops = c_starts + (seg_stops - seg_starts)
+    # A segment opened without first=1 (after reset or at power-up) adds onto the +0 registers.
+    implicit = ~first[seg_starts]
+    if implicit.any():
+        m[c_starts[implicit]] = m[c_starts[implicit]] + np.float32(0.0)
+    lanes = _accumulate(m, c_starts, c_stops)
+    bits = float32_bits(tree_reduce(lanes))
+    return Results(bits.copy(), enabled[seg_starts], enabled[seg_stops])
+
+
+def validate(stream: Stream) -> None:
+    """Strict check: INT4 blocks (IF4, scale bit 7 set) must not hold code 0x8 (it is -8).
+
+    Raises :class:`StimulusError` naming the first offending beat, lane and operand.
+    In FP4 blocks 0x8 is -0 and always valid; NVFP4 never reads the INT flag.
+    """
+    for name, codes in (("a", stream.a), ("w", stream.w)):
+        codes = np.asarray(codes)
+        if codes.size and (codes.min() < 0 or codes.max() >= ELEMENT_CODES):
+            beat, lane = np.argwhere((codes < 0) | (codes >= ELEMENT_CODES))[0]
+            raise StimulusError(f"beat {beat}, lane {lane}, operand {name}: code "
+                                f"{int(codes[beat, lane])} is outside 0..15")
+    if stream.unit != "if4":
+        return
+    bad_a = scale_is_int(stream.a_sf)[:, None] & (np.asarray(stream.a) == INT4_INVALID_CODE)
+    bad_w = scale_is_int(stream.w_sf)[:, None] & (np.asarray(stream.w) == INT4_INVALID_CODE)
+    enabled = np.asarray(stream.en, dtype=bool)[:, None]
+    for name, bad in (("a", bad_a & enabled), ("w", bad_w & enabled)):
+        if bad.any():
+            beat, lane = np.argwhere(bad)[0]
+            raise StimulusError(f"beat {beat}, lane {lane}, operand {name}: code 0x8 in an INT4 "
+                                f"block is -8, outside INT4's -7..7")
