@@ -1,0 +1,1 @@
+"""RTL simulation: cocotb testbenches and the `if4mac sim` flow."""

@@ -1,0 +1,1 @@
+"""Synthesis flows (Yosys, OpenSTA, nextpnr) and report generation."""
