@@ -1,0 +1,135 @@
+"""A tiny, deliberately naive scalar model of the MAC arithmetic, independent of golden/.
+
+It decodes codes from the bit-level rules (not golden's tables), computes every value as an
+exact ``fractions.Fraction`` and rounds to binary32 with its own round-half-even, tracking the
+sign of zero by the IEEE rules. Slow and obvious on purpose: it is the check on the fast model.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from fractions import Fraction
+
+# A value is (Fraction, negative_zero): negative_zero is only meaningful when the Fraction is 0.
+Value = tuple
+
+
+def e2m1(code: int) -> Value:
+    sign = -1 if code & 0x8 else 1
+    exp, man = (code >> 1) & 0x3, code & 0x1
+    mag = Fraction(man, 2) if exp == 0 else (1 + Fraction(man, 2)) * 2 ** (exp - 1)
+    return (sign * mag, sign < 0 and mag == 0)
+
+
+def int4(code: int) -> Value:
+    return (Fraction(code - 16 if code & 0x8 else code), False)
+
+
+def e4m3(byte: int) -> Fraction:
+    exp, man = (byte >> 3) & 0xF, byte & 0x7
+    if exp == 15 and man == 7:
+        man = 6
+    if exp == 0:
+        return Fraction(man, 8) * Fraction(1, 64)
+    return (1 + Fraction(man, 8)) * Fraction(2) ** (exp - 7)
+
+
+def round_binary32(x: Fraction) -> Fraction:
+    """Round-half-even onto binary32 (normal range only: the datapath never leaves it)."""
+    if x == 0:
+        return x
+    mag = abs(x)
+    exp = math.floor(math.log2(mag))
+    # log2 of a Fraction can be off by one near powers of two; fix the exponent exactly.
+    while Fraction(2) ** exp > mag:
+        exp -= 1
+    while Fraction(2) ** (exp + 1) <= mag:
+        exp += 1
+    assert -126 <= exp <= 127, f"{float(x)} leaves binary32's normal range"
+    quantum = Fraction(2) ** (exp - 23)
+    q, r = divmod(mag, quantum)
+    if r > quantum / 2 or (r == quantum / 2 and q % 2 == 1):
+        q += 1
+    return (q * quantum) * (1 if x > 0 else -1)
+
+
+def mul(a: Value, b: Value, rounded: bool = True) -> Value:
+    exact = a[0] * b[0]
+    if exact == 0:
+        neg_a = a[1] if a[0] == 0 else a[0] < 0
+        neg_b = b[1] if b[0] == 0 else b[0] < 0
+        return (Fraction(0), neg_a != neg_b)
+    return (round_binary32(exact) if rounded else exact, False)
+
+
+def add(a: Value, b: Value) -> Value:
+    exact = a[0] + b[0]
+    if exact == 0:
+        both_neg_zero = a[0] == 0 and b[0] == 0 and a[1] and b[1]
+        return (Fraction(0), both_neg_zero)      # x + (-x) is +0 under round-to-nearest
+    return (round_binary32(exact), False)
+
+
+def to_bits(v: Value) -> int:
+    if v[0] == 0:
+        return 0x80000000 if v[1] else 0
+    return struct.unpack("<I", struct.pack("<f", float(v[0])))[0]
+
+
+INT_EXPANSION = round_binary32(Fraction(6, 7))
+INT_EXPANSION_SQUARED = round_binary32(Fraction(36, 49))
+
+
+def scale_product(unit: str, a_sf: int, w_sf: int) -> Value:
+    sf = e4m3(a_sf & 0x7F) * e4m3(w_sf & 0x7F)
+    if unit == "if4" and sf != 0:
+        n_int = (a_sf >> 7) + (w_sf >> 7)
+        if n_int == 1:
+            sf = round_binary32(sf * INT_EXPANSION)
+        elif n_int == 2:
+            sf = round_binary32(sf * INT_EXPANSION_SQUARED)
+    return (sf, False)
+
+
+def element(unit: str, code: int, scale_byte: int) -> Value:
+    return int4(code) if unit == "if4" and scale_byte & 0x80 else e2m1(code)
+
+
+def lane_product(unit, a, w, a_sf, w_sf) -> Value:
+    return mul(element(unit, a, a_sf), element(unit, w, w_sf), rounded=False)
+
+
+def beat_products(unit, a, w, a_sf, w_sf) -> list:
+    sf = scale_product(unit, a_sf, w_sf)
+    return [mul(lane_product(unit, ai, wi, a_sf, w_sf), sf) for ai, wi in zip(a, w)]
+
+
+def tree(values: list) -> Value:
+    while len(values) > 1:
+        nxt = [add(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+def run(unit, beats) -> list[int]:
+    """Results (bit patterns) of a list of beat dicts as in the stimulus JSON."""
+    lanes = None
+    results = []
+    for beat in beats:
+        if beat.get("reset"):
+            lanes = None
+        if not beat.get("en", 1):
+            continue
+        m = beat_products(unit, beat["a"], beat["w"], beat["a_sf"], beat["w_sf"])
+        if beat.get("first"):
+            if lanes is not None and not beat.get("reset"):
+                results.append(to_bits(tree(lanes)))
+            lanes = m
+        elif lanes is None:                       # opened by a non-first beat: from +0 registers
+            lanes = [add((Fraction(0), False), v) for v in m]
+        else:
+            lanes = [add(acc, v) for acc, v in zip(lanes, m)]
+    return results
