@@ -1,0 +1,132 @@
+"""Stimulus files and the command line: round trips, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from if4mac.golden import (StimulusFormatError, load_stimulus, parse_results, parse_stimulus,
+                           random_stream, run, save_stimulus, stimulus_to_json)
+from tests import scalar_model as ref
+
+
+def if4mac(*args, cwd=None):
+    """Run the console entry point in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-c", "from if4mac.cli import main; main()", *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def beat(**kw):
+    out = {"first": 1, "a_sf": 0x38, "w_sf": 0x38, "a": [2] * 16, "w": [2] * 16}
+    out.update(kw)
+    return out
+
+
+def test_round_trip(tmp_path):
+    s = random_stream("if4", 10, seed=5, bubble_prob=0.3)
+    path = tmp_path / "s.json"
+    save_stimulus(s, path)
+    back = load_stimulus(path)
+    assert np.array_equal(run(back).bits, run(s).bits)
+    for field in ("en", "a", "w"):
+        assert np.array_equal(getattr(back, field), getattr(s, field))
+    # Bubbles' other fields are don't-cares and may be dropped, enabled beats must survive.
+    assert np.array_equal(back.first[s.en], s.first[s.en])
+
+
+def test_defaults_and_bare_bubbles():
+    doc = {"unit": "nvfp4", "beats": [beat(), {"en": 0}, beat(first=0), beat()]}
+    s = parse_stimulus(doc)
+    assert s.block_size == 16 and s.en.tolist() == [True, False, True, True]
+    assert run(s).hex() == ["0x42000000"]          # two beats of 16 * 1.0 = 32.0
+
+
+@pytest.mark.parametrize("doc, message", [
+    ([], "expected a JSON object"),
+    ({"beats": []}, "missing 'unit'"),
+    ({"unit": "fp8", "beats": []}, "unknown unit 'fp8'"),
+    ({"unit": "if4", "beats": {}}, "'beats' must be a list"),
+    ({"unit": "if4", "beats": [beat(a=[1] * 15)]}, "beat 0 a: 15 lanes, expected 16"),
+    ({"unit": "if4", "beats": [beat(), beat(w=[1] * 15 + [16])]}, r"beat 1 w\[15\]: 16 is outside 0..15"),
+    ({"unit": "if4", "beats": [beat(a_sf=256)]}, "beat 0 a_sf: 256 is outside 0..255"),
+    ({"unit": "if4", "beats": [beat(a_sf=1.5)]}, "beat 0 a_sf: expected an integer, got 1.5"),
+    ({"unit": "if4", "beats": [beat(a=[True] * 16)]}, r"beat 0 a\[0\]: expected an integer"),
+    ({"unit": "if4", "beats": [beat(first=2)]}, "beat 0 first: 2 is outside 0..1"),
+    ({"unit": "if4", "beats": [beat(x=1)]}, "beat 0: unknown field 'x'"),
+    ({"unit": "if4", "beats": [{"first": 1}]}, "beat 0: missing 'a_sf'"),
+    ({"unit": "if4", "block_size": 0, "beats": []}, "block_size: 0 is outside"),
+])
+def test_parse_errors(doc, message):
+    with pytest.raises(StimulusFormatError, match=message):
+        parse_stimulus(doc)
+
+
+def test_block_size_field():
+    doc = {"unit": "if4", "block_size": 4, "beats": [beat(a=[2] * 4, w=[2] * 4)] * 2}
+    assert run(parse_stimulus(doc)).hex() == ["0x40800000"]
+
+
+def test_parse_results():
+    assert parse_results(["0x3f800000", "0x00000000"]).tolist() == [0x3F800000, 0]
+    with pytest.raises(StimulusFormatError, match=r"results\[1\]"):
+        parse_results(["0x3f800000", "3f800000"])
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+def test_cli_golden_matches_scalar_model(tmp_path):
+    s = random_stream("nvfp4", 8, seed=9, bubble_prob=0.2)
+    path = tmp_path / "s.json"
+    save_stimulus(s, path)
+    proc = if4mac("golden", "--stimulus", str(path))
+    assert proc.returncode == 0, proc.stderr
+    want = ref.run("nvfp4", stimulus_to_json(s)["beats"])
+    assert json.loads(proc.stdout) == [f"0x{b:08x}" for b in want]
+
+
+def test_cli_stimulus_random(tmp_path):
+    out = tmp_path / "r.json"
+    proc = if4mac("stimulus", "--unit", "if4", "--random", "7", "--seed", "3", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "7 segments" in proc.stdout
+    assert len(run(load_stimulus(out))) == 7
+
+
+def test_cli_strict(tmp_path):
+    doc = {"unit": "if4", "beats": [beat(a_sf=0xB8, a=[8] * 16), beat()]}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc))
+    assert if4mac("golden", "--stimulus", str(path)).returncode == 0
+    proc = if4mac("golden", "--stimulus", str(path), "--strict")
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == ("Error: beat 0, lane 0, operand a: code 0x8 in an INT4 block "
+                                   "is -8, outside INT4's -7..7")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{", "malformed JSON"),
+    ('{"unit": "fp8", "beats": []}', "unknown unit 'fp8'"),
+    ('{"unit": "if4", "beats": [{"first": 1, "a_sf": 1, "w_sf": 1, "a": [1], "w": [1]}]}',
+     "1 lanes, expected 16"),
+    ('{"unit": "if4", "beats": [{"first": 1, "a_sf": 1, "w_sf": 1, "a": [99], "w": [1]}]}',
+     "1 lanes, expected 16"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    proc = if4mac("golden", "--stimulus", str(path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_cli_missing_file_and_unknown_unit(tmp_path):
+    proc = if4mac("golden", "--stimulus", str(tmp_path / "nope.json"))
+    assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+    proc = if4mac("stimulus", "--unit", "fp8", "--random", "1", "-o", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and "fp8" in proc.stderr and "Traceback" not in proc.stderr
