@@ -1,0 +1,1 @@
+"""Tests of the Amaranth RTL (hdl/), each against an independent reference model."""
