@@ -149,6 +149,16 @@ def demo(workdir, unit):
     click.echo(f"golden results: {json.dumps(results.hex())}")
 
 
+from if4mac.hdl.cli import verilog  # noqa: E402
+cli.add_command(verilog)
+
+
+# Commands of the other subpackages: each lives next to the code it drives.
+from if4mac.gpu_ref.cli import gpu_check  # noqa: E402
+
+cli.add_command(gpu_check)
+
+
 def main(argv=None):
     """Console-script entry point."""
     try:

@@ -1,0 +1,107 @@
+"""GPU throughput of the CUDA reference: lane-products per second, and the exhaustive sweep's time.
+
+Run on a GPU machine: ``python -m if4mac.gpu_ref.bench`` (or ``python3 gpu_ref/bootstrap.py
+bench`` from a bare checkout). Times are CUDA-event medians after a warm-up, kernel time only
+(no host transfers). Three workloads per unit:
+
+* ``exhaustive`` -- the 2**24 single-beat lane results (one thread each, 64 MiB written);
+* ``random``     -- generator segments, inputs made in registers (arithmetic-bound);
+* ``stream``     -- a beat stream in device memory shaped like a matrix product's dot products
+  (segments of K/16 beats), one thread per segment (reads 34 bytes per beat).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+
+from if4mac.golden import UNITS
+
+__all__ = ["benchmark", "main"]
+
+
+def _median_ms(fn, repeats: int) -> float:
+    import cupy
+
+    fn()
+    cupy.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeats):
+        begin, end = cupy.cuda.Event(), cupy.cuda.Event()
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(begin, end))
+    return float(np.median(times))
+
+
+def benchmark(units=UNITS, *, random_segments: int = 1 << 24, stream_segments: int = 1 << 16,
+              stream_k: int = 4096, repeats: int = 20, seed: int = 1) -> list[dict]:
+    """One row per (unit, workload): time in ms and lane-products per second."""
+    from . import device
+    from .generator import segment_headers, segment_lengths
+
+    cupy = device.require_gpu()
+    rows = []
+    beats_per_segment = stream_k // 16
+    beats = stream_segments * beats_per_segment
+    cupy.random.seed(seed)
+
+    def draw(high, shape):
+        return cupy.random.randint(0, high, size=shape, dtype=cupy.int32).astype(cupy.uint8)
+
+    a, w = draw(16, (beats, 16)), draw(16, (beats, 16))
+    a_sf, w_sf = draw(256, beats), draw(256, beats)
+    start = cupy.arange(stream_segments + 1, dtype=cupy.int64) * beats_per_segment
+    random_beats = int(segment_lengths(segment_headers(seed, 0, random_segments)).sum())
+    for unit in units:
+        out = cupy.empty(device.EXHAUSTIVE_CASES, dtype=cupy.uint32)
+        ms = _median_ms(lambda: device.exhaustive_lanes(unit, out=out), repeats)
+        rows.append({"unit": unit, "workload": "exhaustive",
+                     "lane_products": device.EXHAUSTIVE_CASES, "ms": ms})
+        out = cupy.empty(random_segments, dtype=cupy.uint32)
+        ms = _median_ms(lambda: device.random_segments(unit, seed, 0, random_segments, out=out),
+                        repeats)
+        rows.append({"unit": unit, "workload": f"random ({random_segments:,} segments)",
+                     "lane_products": random_beats * 16, "ms": ms})
+        ms = _median_ms(lambda: device.stream_segments(unit, a, w, a_sf, w_sf, start), repeats)
+        rows.append({"unit": unit, "workload": f"stream ({stream_segments:,} x K={stream_k})",
+                     "lane_products": beats * 16, "ms": ms, "bytes": beats * 34})
+    for row in rows:
+        row["lane_products_per_s"] = row["lane_products"] / (row["ms"] * 1e-3)
+        if "bytes" in row:
+            row["gb_per_s"] = row["bytes"] / (row["ms"] * 1e-3) / 1e9
+    return rows
+
+
+@click.command(name="bench")
+@click.option("--unit", type=click.Choice(UNITS + ("both",)), default="both", show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the rows (and the device) to this JSON file.")
+def main(unit, repeats, json_path):
+    """Print the CUDA reference's throughput on this machine's GPU."""
+    from . import device
+
+    if not device.gpu_available():
+        raise click.ClickException(device.no_gpu_message("bench"))
+    units = UNITS if unit == "both" else (unit,)
+    rows = benchmark(units, repeats=repeats)
+    info = device.device_info()
+    click.echo(f"device: {info['name']} (driver {info['driver_version']}, "
+               f"CUDA {info['cuda_runtime']}, CuPy {info['cupy']})")
+    click.echo(f"{'unit':6} {'workload':32} {'ms':>10} {'lane-products/s':>16} {'GB/s':>7}")
+    for r in rows:
+        gbs = f"{r['gb_per_s']:7.0f}" if "gb_per_s" in r else " " * 7
+        click.echo(f"{r['unit']:6} {r['workload']:32} {r['ms']:10.4f} "
+                   f"{r['lane_products_per_s']:16.3e} {gbs}")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"device": info, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
