@@ -130,27 +130,37 @@ def stimulus(unit, activations, weights, random_segments, seed, output):
 @click.option("--unit", type=click.Choice(UNITS), default="if4", show_default=True)
 def demo(workdir, unit):
     """The main job on a built-in example: quantize, build a stimulus, print golden results."""
-    from if4mac.golden.quantize import quantize as quantize_tensor, stimulus_from_quantized
+    from if4mac.golden import float32_from_bits
+    from if4mac.golden.quantize import (dequantize, dot_product_scale,
+                                        quantize as quantize_tensor, stimulus_from_quantized)
     from if4mac.golden.tensors import example_tensor
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    fmt = unit
     acts = example_tensor("student-t", (4, 64), seed=1)
     wts = example_tensor("gaussian", (4, 64), seed=2, hadamard=True)
-    qa, qw = quantize_tensor(acts, fmt), quantize_tensor(wts, fmt)
+    qa, qw = quantize_tensor(acts, unit), quantize_tensor(wts, unit)
     stream = stimulus_from_quantized(qa, qw, unit)
     stim_path = work / f"{unit}_stimulus.json"
     save_stimulus(stream, stim_path)
     results = run(stream, strict=True)
-    click.echo(f"quantized activations {acts.shape} and weights {wts.shape} to {fmt} "
-               f"(INT4 blocks: {qa.int_fraction:.0%} / {qw.int_fraction:.0%})")
-    click.echo(f"stimulus: {len(stream)} beats, {len(results)} segments -> {stim_path}")
-    click.echo(f"golden results: {json.dumps(results.hex())}")
-
-
-from if4mac.hdl.cli import verilog  # noqa: E402
-cli.add_command(verilog)
+    results_path = work / f"{unit}_golden.json"
+    results_path.write_text(json.dumps(results.hex()) + "\n")
+    click.echo(f"1. quantized activations {acts.shape} (Student-t) and weights {wts.shape} "
+               f"(Gaussian, Hadamard-rotated) to {unit}; INT4 blocks: "
+               f"{qa.int_fraction:.0%} / {qw.int_fraction:.0%}")
+    click.echo(f"2. stimulus: {len(stream)} beats, {len(results)} segments -> {stim_path}")
+    click.echo(f"3. golden results -> {results_path}:")
+    click.echo(f"   {json.dumps(results.hex())}")
+    # What the results mean: each is a dot product of the quantized operands, up to one
+    # tensor-wide factor and the MAC's binary32 rounding.
+    mac = float32_from_bits(results.bits).astype(np.float64) * dot_product_scale(qa, qw)
+    exact = (acts.astype(np.float64) @ wts.astype(np.float64).T).reshape(-1)
+    dequant = (dequantize(qa).astype(np.float64) @ dequantize(qw).astype(np.float64).T).reshape(-1)
+    click.echo(f"   as dot products: {np.array2string(mac[:4], precision=4)} ... ; relative "
+               f"error vs the float64 product of the inputs "
+               f"{np.linalg.norm(mac - exact) / np.linalg.norm(exact):.3%}, vs the dequantized "
+               f"operands {np.linalg.norm(mac - dequant) / np.linalg.norm(dequant):.1e}")
 
 
 # Commands of the other subpackages: each lives next to the code it drives.
@@ -174,6 +184,15 @@ def main(argv=None):
         sys.exit(2)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+
+
+from if4mac.synth.cli import report, synth  # noqa: E402  (synthesis flows, synth/)
+
+cli.add_command(synth)
+cli.add_command(report)
+
+from if4mac.sim.cli import sim  # noqa: E402  (RTL simulation, sim/)
+cli.add_command(sim)
 
 
 if __name__ == "__main__":

@@ -130,3 +130,13 @@ def test_cli_missing_file_and_unknown_unit(tmp_path):
     assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
     proc = if4mac("stimulus", "--unit", "fp8", "--random", "1", "-o", str(tmp_path / "x.json"))
     assert proc.returncode == 2 and "fp8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_demo_writes_consistent_files(tmp_path):
+    proc = if4mac("demo", "--workdir", str(tmp_path), "--unit", "nvfp4")
+    assert proc.returncode == 0, proc.stderr
+    stim, results = tmp_path / "nvfp4_stimulus.json", tmp_path / "nvfp4_golden.json"
+    # The results file is what `if4mac golden` says of the stimulus file, and 16 dot products.
+    again = if4mac("golden", "--stimulus", str(stim))
+    assert json.loads(again.stdout) == json.loads(results.read_text())
+    assert len(json.loads(results.read_text())) == 16
