@@ -14,11 +14,26 @@ Per enabled beat (docs/spec.md, section "MAC arithmetic"):
 
 All rounding is done by numpy's binary32 arithmetic (IEEE round-to-nearest-even); nothing
 here goes through float64.
+
+Reduction options (``run(..., reduction=...)``), which change which results appear, never their
+values:
+
+* ``"pipelined"`` (default): one registered tree level per cycle, a new segment may close every
+  cycle, and every segment's result appears.
+* ``"shared"``: the hardware has one tree level's worth of adders (B/2) and reuses them for
+  every level on consecutive cycles, so the tree is busy for ``L - 1`` cycles after it accepts
+  a segment (``L = ceil(log2 B)`` levels). A stream's rows are clock cycles (bubbles
+  included), so a closing beat at row ``r`` collides with an accepted one at row ``r0`` when
+  ``1 <= r - r0 <= L - 1``. The newer segment is then refused: its result is lost, its closing
+  beat still opens the next segment, and the hardware raises its sticky ``overrun`` output.
+  ``Results.overrun_beat`` lists the closing beats of the refused segments. A reset between
+  two closing beats frees the tree (drivers apply reset only after the pipeline has drained,
+  see :class:`Stream`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,9 +45,29 @@ from .formats import (
 __all__ = [
     "Stream", "Results", "StimulusError", "lane_product_table", "scale_product_table",
     "lane_products", "scale_products", "scaled_products", "tree_reduce", "run", "validate",
+    "REDUCTIONS", "check_reduction", "tree_levels",
 ]
 
 DEFAULT_BLOCK_SIZE = 16
+
+#: The reduction trees the MAC tops offer (see the module docstring).
+REDUCTIONS = ("pipelined", "shared")
+
+
+def check_reduction(reduction: str) -> str:
+    """Return ``reduction`` if it names a reduction option, else raise a one-line ``ValueError``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}: expected one of "
+                         f"{', '.join(REDUCTIONS)}")
+    return reduction
+
+
+def tree_levels(block_size: int) -> int:
+    """Adder levels of the pairwise tree over ``block_size`` lanes: ceil(log2 B), 0 for B = 1."""
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
+            or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    return (int(block_size) - 1).bit_length()
 
 
 class StimulusError(ValueError):
@@ -133,7 +168,10 @@ class Stream:
     """A beat stream as the MAC's ports see it: one row per clock cycle.
 
     ``reset`` (optional) marks beats before which ``rst_n`` is pulsed: the open segment is
-    discarded without a result and the lane registers return to +0.
+    discarded without a result and the lane registers return to +0. The model assumes the
+    driver lets the pipeline drain (every closed segment's result has come out) before it
+    pulses reset: the hardware's reset also clears results in flight, which the model keeps.
+    Reset and drain take no rows; they happen between two rows.
     """
 
     unit: str
@@ -164,13 +202,27 @@ class Stream:
         return len(self.en)
 
 
+def _no_beats() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Results:
-    """Completed segments, in order: result bits and where each segment sat in the stream."""
+    """Completed segments, in order: result bits and where each segment sat in the stream.
+
+    ``overrun_beat`` is only ever non-empty for ``reduction="shared"``: the closing beats of
+    segments whose result the busy shared tree refused (they are not in ``bits``).
+    """
 
     bits: np.ndarray         # (S,) uint32 binary32 results
     start_beat: np.ndarray   # (S,) index of the segment's first beat in the stream
     close_beat: np.ndarray   # (S,) index of the first=1 beat that closed it
+    overrun_beat: np.ndarray = field(default_factory=_no_beats)   # (K,) refused closes
+
+    @property
+    def overrun(self) -> bool:
+        """True if any result was lost (the shared tree's sticky ``overrun`` output)."""
+        return len(self.overrun_beat) > 0
 
     def hex(self) -> list[str]:
         return [f"0x{int(b):08x}" for b in self.bits]
@@ -215,13 +267,49 @@ def _accumulate(m: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndar
     return out
 
 
-def run(stream: Stream, *, strict: bool = False) -> Results:
+def _shared_tree_accepts(close_rows: np.ndarray, reset_rows: np.ndarray,
+                         levels: int) -> np.ndarray:
+    """Which closing beats (rows, ascending) the shared tree accepts; see the module docstring.
+
+    A close at least ``levels`` rows after the previous close, or with a reset between them,
+    always finds the tree idle; only the others need the sequential check, and each walks
+    back over fewer than ``levels`` refused closes to the last accepted one.
+    """
+    accept = np.ones(len(close_rows), dtype=bool)
+    if levels <= 1 or len(close_rows) < 2:
+        return accept
+    resets_up_to = np.searchsorted(reset_rows, close_rows, side="right")
+    crowded = (np.diff(close_rows) < levels) & (np.diff(resets_up_to) == 0)
+    for i in np.flatnonzero(crowded) + 1:
+        j = i - 1
+        while not accept[j]:
+            j -= 1
+        accept[i] = close_rows[i] - close_rows[j] >= levels
+    return accept
+
+
+def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined") -> Results:
     """Results of every completed segment (the trailing open segment produces none).
 
     With ``strict=True``, :func:`validate` runs first and rejects codes outside the formats.
+    ``reduction`` is ``"pipelined"`` (every result) or ``"shared"`` (results of segments that
+    close while the shared tree is busy are lost and listed in ``Results.overrun_beat``).
     """
+    check_reduction(reduction)
     if strict:
         validate(stream)
+    results = _run_pipelined(stream)
+    if reduction == "pipelined" or len(results) < 2:
+        return results
+    reset_rows = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
+                  if stream.reset is not None else _no_beats())
+    accept = _shared_tree_accepts(results.close_beat, reset_rows, tree_levels(stream.block_size))
+    return Results(results.bits[accept], results.start_beat[accept],
+                   results.close_beat[accept], results.close_beat[~accept])
+
+
+def _run_pipelined(stream: Stream) -> Results:
+    """Every completed segment's result, as the pipelined tree emits them."""
     unit = stream.unit
     enabled, first, starts, emits = _segment_bounds(stream)
     empty = np.zeros(0, dtype=np.int64)
