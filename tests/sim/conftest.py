@@ -1,0 +1,56 @@
+"""Session-wide caches for the RTL simulation tests: one build per (design, simulator) and one
+simulator run per regression, shared by the tests that read its verdicts.
+
+Builds go to the repository's build/sim (git-ignored) and are keyed by a hash of the Verilog,
+so a later session reuses them until the RTL changes; a Verilator build of a 16-lane MAC
+takes about a minute on two cores, an Icarus one a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from if4mac.sim.runner import build, design_verilog, run_job
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_ROOT = REPO / "build" / "sim"
+#: Icarus runs the MAC about a hundred times slower than Verilator: it gets each scenario at
+#: this fraction of the size (the same mix of cases), Verilator the full size.
+ICARUS_SCALE = 0.15
+
+
+@pytest.fixture(scope="session")
+def sim_build():
+    """``sim_build(unit, simulator, block_size=16, reduction="pipelined", waves=False)``."""
+    cache = {}
+
+    def get(unit, simulator, block_size=16, reduction="pipelined", waves=False):
+        key = (unit, simulator, block_size, reduction, waves)
+        if key not in cache:
+            design = design_verilog(unit, block_size, reduction, BUILD_ROOT)
+            cache[key] = build(design, simulator, waves=waves, build_root=BUILD_ROOT)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def regression(sim_build):
+    """``regression(unit, simulator, scenarios, block_size=16, reduction=..., scale=...)``:
+    the outcomes (by test name) of one simulator run over the scenarios, run once."""
+    cache = {}
+
+    def get(unit, simulator, scenarios="all", block_size=16, reduction="pipelined",
+            scale=None):
+        if scale is None:
+            scale = ICARUS_SCALE if simulator == "icarus" else 1.0
+        names = ("all",) if scenarios == "all" else tuple(scenarios)
+        key = (unit, simulator, names, block_size, reduction, scale)
+        if key not in cache:
+            built = sim_build(unit, simulator, block_size, reduction)
+            cache[key] = run_job(built, scenarios=names, scale=scale, seed=1)
+        return cache[key]
+
+    return get
