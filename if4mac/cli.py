@@ -164,9 +164,13 @@ def demo(workdir, unit):
 
 
 # Commands of the other subpackages: each lives next to the code it drives.
-from if4mac.gpu_ref.cli import gpu_check  # noqa: E402
+from if4mac.hdl.cli import verilog  # noqa: E402  (Verilog of the MAC tops)
+from if4mac.sim.cli import sim  # noqa: E402  (RTL simulation against golden)
+from if4mac.synth.cli import report, synth  # noqa: E402  (synthesis flows and reports)
+from if4mac.gpu_ref.cli import gpu_check  # noqa: E402  (CUDA cross-check of golden)
 
-cli.add_command(gpu_check)
+for _command in (verilog, sim, synth, report, gpu_check):
+    cli.add_command(_command)
 
 
 def main(argv=None):
@@ -184,15 +188,6 @@ def main(argv=None):
         sys.exit(2)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
-
-
-from if4mac.synth.cli import report, synth  # noqa: E402  (synthesis flows, synth/)
-
-cli.add_command(synth)
-cli.add_command(report)
-
-from if4mac.sim.cli import sim  # noqa: E402  (RTL simulation, sim/)
-cli.add_command(sim)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ need_apt=()
 command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)
 command -v yosys >/dev/null 2>&1 || need_apt+=(yosys)
 command -v sta >/dev/null 2>&1 || need_apt+=(opensta)
+# The OSU 0.18 um standard cells: the second open library of `if4mac synth --library osu018`.
+[ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] || need_apt+=(qflow-tech-osu018)
 # Verilator's FST wave writer (if4mac sim --waves) compiles against lz4.
 [ -f /usr/include/lz4.h ] || need_apt+=(liblz4-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then

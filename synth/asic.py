@@ -1,0 +1,201 @@
+"""The ASIC flow: Yosys maps to a Liberty library (dfflibmap + abc), area per block, OpenSTA.
+
+Area is computed here from the mapped cell counts (``stat -json``) and the Liberty cell
+areas, split into flip-flops (the "registers" category, wherever they sit) and
+combinational cells of each block; the total is checked against Yosys's own ``stat
+-liberty`` figure, so a parsing slip cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from .designs import CONTROL, REGISTERS, Design
+from .libraries import Library
+from .scripts import YOSYS_ASIC
+from .sta import run_sta
+from .tools import ToolError, find_tool, require_file, run_tool
+
+__all__ = ["synth_asic", "area_breakdown", "DEFAULT_CLOCK_PS", "ABC_SCRIPT"]
+
+#: ABC's script: Yosys 0.23's own for ``-liberty`` (structural choices, then the delay-
+#: oriented ``&nf`` mapper with area recovery), followed by what a sizing-aware flow adds:
+#: buffer trees on high-fanout nets (module inputs included, ``-p``) and gate up/down-
+#: sizing. ABC sees a module's inputs as ideal drivers unless told otherwise, so the flow
+#: also hands it a constraint file (the library's smallest buffer drives every input, each
+#: output drives four NAND2 inputs); without it a pipeline register's enable, fanned out to
+#: hundreds of multiplexers, took 6 of a block-16 MAC's 7 ns. ``{D}`` is ABC's delay
+#: target, if any.
+ABC_SCRIPT = ("+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;"
+              "&nf,{D};&put;buffer,-p;upsize,{D};dnsize,{D}")
+
+#: The STA clock when none is given. Only slack depends on it: the reported delays are
+#: minimum periods, and ABC maps without a delay target unless one is asked for.
+DEFAULT_CLOCK_PS = 10_000.0
+
+
+def _strip(name: str) -> str:
+    return name[1:] if name.startswith("\\") else name
+
+
+def area_breakdown(stat: dict, design: Design, library: Library) -> dict:
+    """Area per category (um^2) from Yosys ``stat -json`` of the mapped, hierarchical design.
+
+    Flip-flops go to :data:`REGISTERS`; other cells to the block of the top-level child
+    instance they sit in, or :data:`CONTROL` for the top's own logic.
+    """
+    modules = {_strip(k): v for k, v in stat["modules"].items()}
+    top = design.name
+    if top not in modules:
+        raise ToolError(f"Yosys statistics have no module {top!r}")
+    prefix = top + "."
+    info = library.info
+    blocks: dict[str, float] = {}
+    instances: dict[str, int] = {}
+    rtl: dict[str, set[str]] = {}
+    cells = flops = 0
+    unmapped = set()
+
+    def add(category, value):
+        blocks[category] = blocks.get(category, 0.0) + value
+
+    for name, mod in modules.items():
+        counts = {}
+        for ctype, n in mod.get("num_cells_by_type", {}).items():
+            ctype = _strip(ctype)
+            if ctype in modules:
+                continue  # a child module instance, counted on its own
+            if ctype.startswith("$"):
+                unmapped.add(ctype)
+                continue
+            counts[ctype] = n
+        comb, seq = info.area_of(counts)
+        n_cells = sum(counts.values())
+        n_flops = sum(n for c, n in counts.items() if info.cells[c].sequential)
+        if name == top:
+            category, mult = CONTROL, 1
+        elif name.startswith(prefix):
+            inst = name[len(prefix):]
+            if "." in inst:
+                raise ToolError(f"module {name} was not flattened into its block")
+            category = design.category(inst)
+            rtl.setdefault(category, set()).add(design.fingerprint(inst))
+            # Each Amaranth submodule is its own module; count how often the top uses it.
+            mult = modules[top].get("num_cells_by_type", {}).get(name,
+                   modules[top].get("num_cells_by_type", {}).get("\\" + name, 0))
+            instances[category] = instances.get(category, 0) + mult
+        else:
+            raise ToolError(f"unexpected module {name} in {top}")
+        add(category, comb * mult)
+        add(REGISTERS, seq * mult)
+        cells += n_cells * mult
+        flops += n_flops * mult
+    if unmapped:
+        raise ToolError(f"cells left unmapped by {library.info.name}: "
+                        f"{', '.join(sorted(unmapped))} (the library may lack a flip-flop "
+                        "with asynchronous reset)")
+    total = sum(blocks.values())
+    return {"total_um2": total, "blocks_um2": blocks, "instances": instances,
+            "cells": cells, "flip_flops": flops,
+            "rtl_sha256": {k: sorted(v) for k, v in rtl.items()}}
+
+
+def _yosys_total_area(stat_txt: str) -> float | None:
+    mt = re.search(r"Chip area for top module '[^']*':\s*([\d.]+)", stat_txt)
+    if not mt:
+        mt = re.search(r"Chip area for module '[^']*':\s*([\d.]+)", stat_txt)
+    return float(mt.group(1)) if mt else None
+
+
+def synth_asic(design: Design, library: Library, workdir: Path, *,
+               clock_ps: float | None = None, abc_delay_target: bool = False,
+               timeout: float | None = 1800) -> dict:
+    """Synthesise ``design`` to ``library`` in ``workdir`` and time it.
+
+    ``clock_ps`` sets the STA clock (default :data:`DEFAULT_CLOCK_PS`); with
+    ``abc_delay_target`` it is also ABC's delay target (``abc -D``), which makes the mapping
+    timing-driven (and larger). Returns a JSON-ready dict of area and timing.
+    """
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    yosys = find_tool("yosys")
+    info = library.info
+    verilog = workdir / f"{design.name}.v"
+    verilog.write_text(design.verilog)
+    netlist = workdir / f"{design.name}.netlist.v"
+    stat_json = workdir / "yosys_stat.json"
+    stat_txt = workdir / "yosys_stat.txt"
+    for stale in (netlist, stat_json, stat_txt):
+        stale.unlink(missing_ok=True)
+    children = design.child_modules()
+    keep = ("setattr -mod -set keep_hierarchy 1 " + " ".join(children)) if children else ""
+    hi, lo = info.tie_high, info.tie_low
+    hilomap = (f"hilomap -singleton -hicell {hi[0]} {hi[1]} -locell {lo[0]} {lo[1]}"
+               if hi and lo else "")
+    period_ps = float(clock_ps) if clock_ps else DEFAULT_CLOCK_PS
+    if period_ps <= 0:
+        raise ValueError(f"clock period must be positive, got {clock_ps!r} ps")
+    constr = workdir / "abc.constr"
+    # Fanout-of-four load on each module output, in the library's capacitance unit.
+    nand2_cap = max(info.nand2.input_caps.values(), default=0.0)
+    constr.write_text(f"set_driving_cell {info.buffer.name}\nset_load {4 * nand2_cap:.6g}\n")
+    abc_options = ((f"-D {period_ps:g} " if abc_delay_target else "")
+                   + f"-constr {constr.name} -script {ABC_SCRIPT}")
+    script = workdir / "synth_asic.ys"
+    script.write_text(YOSYS_ASIC.substitute(
+        top=design.name, library_name=info.name, verilog=verilog.name, keep_hierarchy=keep,
+        liberty=info.path, abc_options=abc_options, hilomap=hilomap,
+        stat_json=stat_json.name, stat_txt=stat_txt.name, netlist=netlist.name))
+    log = workdir / "yosys_asic.log"
+    t0 = time.monotonic()
+    run_tool([yosys, "-q", "-l", log.name, "-s", script.name], log=workdir / "yosys_asic.out",
+             cwd=workdir, timeout=timeout)
+    synth_s = time.monotonic() - t0
+    require_file(netlist, "Yosys netlist", log)
+    require_file(stat_json, "Yosys statistics", log)
+    stat = json.loads(stat_json.read_text())
+    area = area_breakdown(stat, design, library)
+    yosys_area = _yosys_total_area(stat_txt.read_text() if stat_txt.exists() else "")
+    if yosys_area is None or abs(yosys_area - area["total_um2"]) > 1e-6 * max(1.0, yosys_area) + 0.01:
+        raise ToolError(f"area cross-check failed: cells x Liberty areas give "
+                        f"{area['total_um2']:.3f}, Yosys stat -liberty says {yosys_area}")
+    nand2 = library.nand2_area
+    t1 = time.monotonic()
+    timing = run_sta(netlist=netlist, top=design.name, liberty=info.path,
+                     library_name=info.name, clock=design.clock, reset=design.reset,
+                     period_ns=period_ps / 1000.0, wire_load=info.default_wire_load or None,
+                     time_unit_ps=info.time_unit_ps,
+                     category=lambda inst: design.category(inst) if inst else CONTROL,
+                     workdir=workdir, timeout=timeout)
+    sta_s = time.monotonic() - t1
+    return {
+        "target": "asic",
+        "library": {
+            "key": library.key, "name": info.name, "title": library.title,
+            "corner": library.corner, "source": library.source,
+            "nand2_cell": info.nand2.name, "nand2_area_um2": nand2,
+            "wire_load": info.default_wire_load or "none",
+        },
+        "flow": ("Yosys: flatten below the top's children, synth, dfflibmap, abc -liberty "
+                 f"(&nf mapping, then buffer/upsize/dnsize with ports driven by {info.buffer.name}"
+                 + (f", delay target {period_ps:g} ps" if abc_delay_target else "") + "); "
+                 f"OpenSTA: ideal clock, wire load {info.default_wire_load or 'none'}, I/O delays 0, "
+                 "asynchronous reset a false path"),
+        "area": {
+            "total_um2": round(area["total_um2"], 3),
+            "total_nand2": round(area["total_um2"] / nand2, 1),
+            "blocks_um2": {k: round(v, 3) for k, v in area["blocks_um2"].items()},
+            "blocks_nand2": {k: round(v / nand2, 1) for k, v in area["blocks_um2"].items()},
+            "instances": area["instances"],
+            # Per block, the fingerprints of its instances' RTL (see Design.fingerprint).
+            "rtl_sha256": area["rtl_sha256"],
+            "cells": area["cells"],
+            "flip_flops": area["flip_flops"],
+            "yosys_stat_um2": yosys_area,
+        },
+        "timing": timing,
+        "runtime_s": {"yosys": round(synth_s, 1), "sta": round(sta_s, 1)},
+    }

@@ -1,0 +1,148 @@
+"""``if4mac synth`` and ``if4mac report``: the synthesis flows from the command line.
+
+Registered on the main ``if4mac`` group in :mod:`if4mac.cli`. Errors a user can cause (a
+bad option, a Liberty file the tools cannot use, a missing tool) end with one line and exit
+status 2; a tool that fails on a valid input ends with its log's last lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from if4mac.golden import UNITS
+from if4mac.golden.mac import REDUCTIONS
+
+from .designs import DESIGN_KINDS
+from .flow import TARGETS, summary, synthesize, write_result
+from .libraries import LIBRARIES
+from .liberty import LibertyError
+from .tools import ToolError
+
+__all__ = ["synth", "report"]
+
+
+class SynthError(click.ClickException):
+    """A user-caused or tool failure: printed as ``Error: ...``, exit status 2."""
+
+    exit_code = 2
+
+
+def _positive_int(ctx, param, value):
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(ctx, param, value):
+    if value is not None and not value > 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
+
+
+@click.command()
+@click.option("--unit", type=click.Choice(UNITS), default="if4", show_default=True,
+              help="MAC unit (and element format of --design lane_mul / scale_mul).")
+@click.option("--design", type=click.Choice(DESIGN_KINDS), default="mac", show_default=True,
+              help="mac: the MAC top; regmul: a registered multiplier (calibration); "
+                   "lane_mul / scale_mul: one sub-block between registers.")
+@click.option("--block-size", type=int, default=16, show_default=True, callback=_positive_int,
+              help="MAC lanes B.")
+@click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
+              show_default=True, help="Tree reduction of the MAC.")
+@click.option("--width", type=int, default=8, show_default=True, callback=_positive_int,
+              help="Operand width of --design regmul.")
+@click.option("--target", type=click.Choice(TARGETS), required=True,
+              help="asic: standard cells + OpenSTA; ecp5: Lattice ECP5 + nextpnr.")
+@click.option("--library", type=click.Choice(LIBRARIES), default=None,
+              help="Named open library for --target asic [default: nangate45].")
+@click.option("--liberty", type=click.Path(dir_okay=False), default=None,
+              help="Any Liberty file for --target asic, instead of --library.")
+@click.option("--clock-ps", type=float, default=None, callback=_positive_float,
+              help="STA clock period in ps (slack is against it; delays are reported "
+                   "regardless) [default: 10000].")
+@click.option("--abc-delay-target/--no-abc-delay-target", default=False, show_default=True,
+              help="Also give --clock-ps to ABC as its delay target (abc -D).")
+@click.option("--freq-mhz", type=float, default=None, callback=_positive_float,
+              help="nextpnr target frequency for --target ecp5 [default: 40].")
+@click.option("--workdir", type=click.Path(file_okay=False), default="build/synth",
+              show_default=True, help="Where the tools run and leave their logs.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Result JSON (a .txt summary is written beside it) "
+                   "[default: WORKDIR/NAME.json].")
+@click.option("--timeout", type=float, default=3600, show_default=True,
+              callback=_positive_float, help="Seconds each tool may run.")
+def synth(unit, design, block_size, reduction, width, target, library, liberty, clock_ps,
+          abc_delay_target, freq_mhz, workdir, output, timeout):
+    """Synthesise one configuration; write JSON and a summary, print the summary."""
+    if target == "ecp5" and (library or liberty or clock_ps or abc_delay_target):
+        raise SynthError("--library, --liberty, --clock-ps and --abc-delay-target apply to "
+                         "--target asic only")
+    if target == "asic" and freq_mhz is not None:
+        raise SynthError("--freq-mhz applies to --target ecp5 only")
+    if abc_delay_target and clock_ps is None:
+        raise SynthError("--abc-delay-target needs --clock-ps")
+    kwargs = dict(target=target, design=design, unit=unit, block_size=block_size,
+                  reduction=reduction, width=width, workdir=workdir, timeout=timeout)
+    if target == "asic":
+        kwargs.update(library=library, liberty=liberty, clock_ps=clock_ps,
+                      abc_delay_target=abc_delay_target)
+    elif freq_mhz is not None:
+        kwargs["freq_mhz"] = freq_mhz
+    try:
+        record = synthesize(**kwargs)
+    except (ValueError, LibertyError, ToolError) as err:
+        raise SynthError(str(err)) from None
+    path = Path(output) if output else Path(workdir) / f"{record['name']}.json"
+    json_path, txt_path = write_result(record, path)
+    click.echo(summary(record))
+    click.echo(f"-> {json_path}, {txt_path}")
+
+
+@click.command()
+@click.option("--block-size", type=int, default=16, show_default=True, callback=_positive_int,
+              help="MAC lanes B (the committed reports/ are B = 16; smaller is quicker).")
+@click.option("--target", "targets", type=click.Choice(TARGETS), multiple=True,
+              help="Repeat to choose targets [default: both].")
+@click.option("--library", type=click.Choice(LIBRARIES), default=None,
+              help="Named open library for the ASIC runs [default: nangate45].")
+@click.option("--liberty", type=click.Path(dir_okay=False), default=None,
+              help="Any Liberty file for the ASIC runs, instead of --library.")
+@click.option("--output-dir", type=click.Path(file_okay=False), default="reports",
+              show_default=True, help="Where the report, JSON and figures go.")
+@click.option("--workdir", type=click.Path(file_okay=False), default="build/report",
+              show_default=True, help="Tool runs and per-run JSON (reused when still valid).")
+@click.option("--jobs", type=int, default=2, show_default=True, callback=_positive_int,
+              help="Configurations synthesised at once.")
+@click.option("--reuse/--no-reuse", default=True, show_default=True,
+              help="Reuse runs in WORKDIR whose design, library and tools still match.")
+@click.option("--render-only", is_flag=True,
+              help="Only re-render the report from OUTPUT_DIR/synthesis.json.")
+@click.option("--timeout", type=float, default=3600, show_default=True,
+              callback=_positive_float, help="Seconds each tool may run.")
+def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reuse,
+           render_only, timeout):
+    """Synthesise NVFP4 and IF4 (both reductions, both targets) and write the report."""
+    import json
+
+    from .report import collect, render
+
+    try:
+        if render_only:
+            src = Path(output_dir) / "synthesis.json"
+            try:
+                data = json.loads(src.read_text())
+            except (OSError, ValueError) as err:
+                raise SynthError(f"cannot read {src}: {err}") from None
+        else:
+            data = collect(block_size=block_size, targets=tuple(targets) or TARGETS,
+                           library=library, liberty=liberty, workdir=workdir, jobs=jobs,
+                           reuse=reuse, timeout=timeout, log=lambda m: click.echo(m, err=True))
+        files = render(data, output_dir)
+    except (ValueError, LibertyError, ToolError) as err:
+        raise SynthError(str(err)) from None
+    for f in files:
+        click.echo(f"-> {f}")
+
+

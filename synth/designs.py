@@ -1,0 +1,368 @@
+"""What gets synthesised: the MAC tops, small calibration designs, and the FPGA pin wrapper.
+
+A :class:`Design` is Verilog text (Amaranth's output: one module per submodule, each named
+by its hierarchical path, e.g. ``if4_mac_b16_pipelined.lane_mul_3``) plus what the flows
+need to know about it: the clock and asynchronous reset ports, and how to sort the top's
+children into the blocks of the area breakdown.
+
+The ASIC flow keeps one level of hierarchy: the top's direct children (one per block
+instance) stay separate modules so their area can be read per block; everything below them
+is flattened into them so Yosys and ABC optimise each block as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Cat, ClockDomain, Module, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from if4mac.golden import check_unit
+from if4mac.golden.mac import check_reduction
+
+__all__ = [
+    "Design", "MAC_BLOCKS", "BLOCK_ORDER", "REGISTERS", "CONTROL", "mac_design",
+    "RegisteredMultiplier", "Registered", "SerialLoader", "registered_multiplier_design",
+    "lane_mul_design", "scale_mul_design", "serial_loader_design", "DESIGN_KINDS",
+    "make_design", "fpga_design", "SERIAL_WIDTH",
+]
+
+#: Area categories that are not blocks: every flip-flop, and the top's own glue logic.
+REGISTERS = "registers"
+CONTROL = "control and register enables"
+
+#: The MAC's blocks: category name and the pattern its instances' names match.
+MAC_BLOCKS = (
+    ("lane multipliers", r"lane_mul_\d+"),
+    ("scale path", r"scale_mul"),
+    ("product x scale multipliers", r"scaled_mul_\d+"),
+    ("lane accumulators", r"lane_acc_\d+"),
+    ("reduction", r"tree"),
+)
+#: Every area category in report order.
+BLOCK_ORDER = tuple(name for name, _ in MAC_BLOCKS) + (CONTROL, REGISTERS)
+
+#: Operand bits the FPGA wrapper loads per clock (one byte: two element codes).
+SERIAL_WIDTH = 8
+
+
+@dataclass
+class Design:
+    """Verilog of a top and the facts the flows need about it."""
+
+    name: str
+    verilog: str
+    params: dict = field(default_factory=dict)
+    clock: str = "clk"
+    reset: str | None = "rst_n"
+    #: (category, regex matching a child instance name of the top), first match wins.
+    blocks: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the Verilog without Amaranth's ``src`` attributes (which only say where a
+        line of Python was): what decides whether an earlier run is still this design."""
+        text = re.sub(r"\(\*\s*src\s*=\s*\"[^\"]*\"\s*\*\)", "", self.verilog)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def child_modules(self) -> list[str]:
+        """Names of the modules instantiated directly by the top (one per child instance)."""
+        prefix = self.name + "."
+        names = re.findall(r"^module\s+\\?(\S+)", self.verilog, re.M)
+        return [n for n in names if n.startswith(prefix) and "." not in n[len(prefix):]]
+
+    def fingerprint(self, instance: str) -> str:
+        """SHA-256 of the Verilog of child ``instance`` and everything below it, with the
+        top's name and Amaranth's numbered internal names (``$123``) normalised away.
+
+        Two designs whose children have equal fingerprints synthesise the same RTL there, so
+        any difference in their results is the tools' (ABC's choices depend on names and
+        order), not the hardware's.
+        """
+        prefix = f"{self.name}.{instance}"
+        chunks = []
+        for mt in re.finditer(r"^module\s+\\?(\S+).*?^endmodule", self.verilog, re.S | re.M):
+            name = mt.group(1)
+            if name == prefix or name.startswith(prefix + "."):
+                text = mt.group(0).replace(self.name + ".", "TOP.")
+                chunks.append(re.sub(r"\$\d+", "$", text))
+        return hashlib.sha256("\n".join(sorted(chunks)).encode()).hexdigest()
+
+    def category(self, instance: str) -> str:
+        """Area category of a child instance (``lane_mul_3``), or :data:`CONTROL`."""
+        for name, pattern in self.blocks:
+            if re.fullmatch(pattern, instance):
+                return name
+        return CONTROL
+
+
+def _convert(component, name: str) -> str:
+    # Amaranth's `src` attributes carry absolute paths; made relative to the repository,
+    # the Verilog (and its hash) is the same in every clone.
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return verilog.convert(component, name=name).replace(root, "")
+
+
+# --- The MAC tops ------------------------------------------------------------------------------
+
+def mac_design(unit: str, block_size: int = 16, reduction: str = "pipelined") -> Design:
+    """The NVFP4 or IF4 MAC top (``if4mac.hdl.mac``) as a :class:`Design`."""
+    from if4mac.hdl.mac import mac_unit
+
+    check_unit(unit)
+    check_reduction(reduction)
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block size must be a positive integer, got {block_size!r}")
+    top = mac_unit(unit, block_size, reduction)
+    params = {"design": "mac", "unit": unit, "block_size": block_size, "reduction": reduction,
+              "latency": top.latency}
+    return Design(top.name, _convert(top, top.name), params, blocks=MAC_BLOCKS)
+
+
+# --- Calibration designs -------------------------------------------------------------------------
+
+def _local_domain(m: Module, clk, rst_n, name: str = "sync"):
+    # Explicit clk / rst_n ports (asynchronous, active low), as the MAC tops have.
+    cd = ClockDomain(name, async_reset=True, local=True)
+    m.domains += cd
+    m.d.comb += [cd.clk.eq(clk), cd.rst.eq(~rst_n)]
+    return name
+
+
+class _Multiplier(wiring.Component):
+    """``p = a * b``, unsigned, combinational (latency 0)."""
+
+    def __init__(self, width: int):
+        self._width = width
+        super().__init__({"a": In(width), "b": In(width), "p": Out(2 * width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.p.eq(self.a * self.b)
+        return m
+
+
+class RegisteredMultiplier(wiring.Component):
+    """An unsigned ``width`` x ``width`` multiplier between input and output registers.
+
+    The smallest design with a real register-to-register path: it calibrates the flows and
+    checks that a library parses in ABC and OpenSTA. Latency 2 (input and output
+    registers), throughput one product per cycle.
+
+    Parameters
+    ----------
+    width : int
+        Operand bits (1..64).
+    """
+
+    def __init__(self, width: int = 8):
+        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= 64:
+            raise ValueError(f"multiplier width must be an integer in 1..64, got {width!r}")
+        self._width = width
+        super().__init__({"clk": In(1), "rst_n": In(1), "a": In(width), "b": In(width),
+                          "p": Out(2 * width)})
+
+    @property
+    def latency(self) -> int:
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        d = _local_domain(m, self.clk, self.rst_n)
+        m.submodules.mul = mul = _Multiplier(self._width)
+        a_q, b_q = Signal(self._width, name="a_q"), Signal(self._width, name="b_q")
+        m.d[d] += [a_q.eq(self.a), b_q.eq(self.b), self.p.eq(mul.p)]
+        m.d.comb += [mul.a.eq(a_q), mul.b.eq(b_q)]
+        return m
+
+
+class Registered(wiring.Component):
+    """A combinational component (instance ``dut``) between input and output registers.
+
+    Every ``In`` port of the component is registered on the way in and every ``Out`` port
+    on the way out, so synthesis sees register-to-register paths through it alone.
+    Latency 2, throughput one operation per cycle.
+    """
+
+    def __init__(self, dut: wiring.Component):
+        self._dut = dut
+        ports = {"clk": In(1), "rst_n": In(1)}
+        for pname, member in dut.signature.members.items():
+            ports[pname] = member
+        super().__init__(ports)
+
+    @property
+    def latency(self) -> int:
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        d = _local_domain(m, self.clk, self.rst_n)
+        m.submodules.dut = dut = self._dut
+        for pname, member in dut.signature.members.items():
+            width = Shape.cast(member.shape).width
+            reg = Signal(width, name=f"{pname}_q")
+            port, inner = getattr(self, pname), getattr(dut, pname)
+            if member.flow == In:
+                m.d[d] += reg.eq(port)
+                m.d.comb += inner.eq(reg)
+            else:
+                m.d[d] += reg.eq(inner)
+                m.d.comb += port.eq(reg)
+        return m
+
+
+class SerialLoader(wiring.Component):
+    """FPGA pin wrapper: loads the wrapped design's inputs through a narrow port.
+
+    An FPGA package has a few hundred pins; a block-16 MAC has 148 input bits. The wrapper
+    keeps every data input of ``inner`` (all ``In`` ports but ``clk``, ``rst_n`` and
+    ``en``) in one ``frame`` register, loaded ``SERIAL_WIDTH`` bits per clock through
+    ``din`` while ``shift`` is high (the first bits shifted in end up at the top). ``go``
+    drives the inner design's ``en`` (where it has one), so a beat is issued from the
+    frame in one cycle, exactly as the inner design's own input registers would see it.
+    Outputs pass straight to pins.
+
+    The frame feeds the inner design's input registers directly, so the inner design's
+    register-to-register timing is unchanged; the wrapper adds ``frame`` flip-flops (about
+    one per input bit, none where an input is unused) and no logic in the inner paths.
+
+    Ports: ``clk``, ``rst_n``, ``din`` (SERIAL_WIDTH), ``shift``, ``go``, and ``inner``'s
+    outputs.
+    """
+
+    def __init__(self, inner: wiring.Component, serial_width: int = SERIAL_WIDTH):
+        if isinstance(serial_width, bool) or not isinstance(serial_width, int) \
+                or serial_width < 1:
+            raise ValueError(f"serial width must be a positive integer, got {serial_width!r}")
+        self._inner = inner
+        self._serial_width = serial_width
+        members = inner.signature.members
+        for required in ("clk", "rst_n"):
+            if required not in members:
+                raise ValueError(f"SerialLoader needs an inner design with a {required!r} port")
+        self._loaded = [(n, Shape.cast(mb.shape).width) for n, mb in members.items()
+                        if mb.flow == In and n not in ("clk", "rst_n", "en")]
+        ports = {"clk": In(1), "rst_n": In(1), "din": In(serial_width), "shift": In(1),
+                 "go": In(1)}
+        for pname, member in members.items():
+            if member.flow == Out:
+                ports[pname] = member
+        super().__init__(ports)
+
+    @property
+    def frame_width(self) -> int:
+        """Bits loaded per beat."""
+        return sum(w for _, w in self._loaded)
+
+    @property
+    def pins(self) -> int:
+        """Package pins the wrapper needs (inputs and outputs)."""
+        return sum(Shape.cast(mb.shape).width for mb in self.signature.members.values())
+
+    def elaborate(self, platform):
+        m = Module()
+        d = _local_domain(m, self.clk, self.rst_n, name="io")
+        m.submodules.mac = inner = self._inner
+        frame = Signal(self.frame_width, name="frame")
+        with m.If(self.shift):
+            m.d[d] += frame.eq(Cat(self.din, frame)[:self.frame_width])
+        m.d.comb += [inner.clk.eq(self.clk), inner.rst_n.eq(self.rst_n)]
+        if "en" in inner.signature.members:
+            m.d.comb += inner.en.eq(self.go)
+        lo = 0
+        for pname, width in self._loaded:
+            m.d.comb += getattr(inner, pname).eq(frame[lo:lo + width])
+            lo += width
+        for pname, member in inner.signature.members.items():
+            if member.flow == Out:
+                m.d.comb += getattr(self, pname).eq(getattr(inner, pname))
+        return m
+
+
+def registered_multiplier_design(width: int = 8) -> Design:
+    """:class:`RegisteredMultiplier` as a :class:`Design` (block "multiplier")."""
+    top = RegisteredMultiplier(width)
+    name = f"regmul_{width}x{width}"
+    return Design(name, _convert(top, name), {"design": "regmul", "width": width},
+                  blocks=(("multiplier", r"mul"),))
+
+
+def lane_mul_design(unit: str) -> Design:
+    """One lane multiplier (``if4mac.hdl.lane_mul.LaneMul``) between registers."""
+    from if4mac.hdl.lane_mul import LaneMul
+
+    name = f"{check_unit(unit)}_lane_mul_reg"
+    return Design(name, _convert(Registered(LaneMul(unit)), name),
+                  {"design": "lane_mul", "unit": unit},
+                  blocks=(("lane multipliers", r"dut"),))
+
+
+def scale_mul_design(unit: str) -> Design:
+    """The scale-product unit (``if4mac.hdl.scale_mul.ScaleMul``) between registers."""
+    from if4mac.hdl.scale_mul import ScaleMul
+
+    name = f"{check_unit(unit)}_scale_mul_reg"
+    return Design(name, _convert(Registered(ScaleMul(unit)), name),
+                  {"design": "scale_mul", "unit": unit},
+                  blocks=(("scale path", r"dut"),))
+
+
+def serial_loader_design(inner: wiring.Component, name: str, params: dict) -> Design:
+    """``inner`` inside a :class:`SerialLoader`, for the FPGA flow."""
+    wrapper = SerialLoader(inner)
+    params = dict(params, serial_width=wrapper._serial_width,
+                  frame_width=wrapper.frame_width, pins=wrapper.pins)
+    return Design(name, _convert(wrapper, name), params)
+
+
+#: The designs the CLI can build, besides the MAC tops (``--unit nvfp4|if4``).
+DESIGN_KINDS = ("mac", "regmul", "lane_mul", "scale_mul")
+
+
+def make_design(kind: str, *, unit: str = "if4", block_size: int = 16,
+                reduction: str = "pipelined", width: int = 8) -> Design:
+    """Build the design ``kind`` (one of :data:`DESIGN_KINDS`)."""
+    if kind == "mac":
+        return mac_design(unit, block_size, reduction)
+    if kind == "regmul":
+        return registered_multiplier_design(width)
+    if kind == "lane_mul":
+        return lane_mul_design(unit)
+    if kind == "scale_mul":
+        return scale_mul_design(unit)
+    raise ValueError(f"unknown design {kind!r}; choose one of {', '.join(DESIGN_KINDS)}")
+
+
+def fpga_design(kind: str, **kwargs) -> Design:
+    """The design ``kind`` inside the :class:`SerialLoader` pin wrapper."""
+    if kind == "mac":
+        from if4mac.hdl.mac import mac_unit
+
+        unit, block_size = kwargs.get("unit", "if4"), kwargs.get("block_size", 16)
+        reduction = kwargs.get("reduction", "pipelined")
+        check_unit(unit)
+        check_reduction(reduction)
+        inner = mac_unit(unit, block_size, reduction)
+        params = {"design": "mac", "unit": unit, "block_size": block_size,
+                  "reduction": reduction, "latency": inner.latency}
+        return serial_loader_design(inner, f"ecp5_{inner.name}", params)
+    if kind == "regmul":
+        width = kwargs.get("width", 8)
+        return serial_loader_design(RegisteredMultiplier(width), f"ecp5_regmul_{width}x{width}",
+                                    {"design": "regmul", "width": width})
+    if kind in ("lane_mul", "scale_mul"):
+        from if4mac.hdl.lane_mul import LaneMul
+        from if4mac.hdl.scale_mul import ScaleMul
+
+        unit = check_unit(kwargs.get("unit", "if4"))
+        cls = LaneMul if kind == "lane_mul" else ScaleMul
+        return serial_loader_design(Registered(cls(unit)), f"ecp5_{unit}_{kind}_reg",
+                                    {"design": kind, "unit": unit})
+    raise ValueError(f"unknown design {kind!r}; choose one of {', '.join(DESIGN_KINDS)}")
+

