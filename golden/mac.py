@@ -126,10 +126,15 @@ def scale_product_table(unit: str) -> np.ndarray:
 
 
 def _lane_index(a, w, a_sf, w_sf) -> np.ndarray:
-    a = np.asarray(a, dtype=np.intp)
-    w = np.asarray(w, dtype=np.intp)
-    flags = (scale_is_int(a_sf).astype(np.intp) * 2 + scale_is_int(w_sf)) * 256
-    return flags[..., None] + a * ELEMENT_CODES + w
+    """Flat index ``[a_int, w_int, a, w]`` into a lane-product table.
+
+    Built in uint16 (10 bits needed): an intp index costs 4x the memory traffic, which
+    dominated the model's run time.
+    """
+    flags = (scale_is_int(a_sf).astype(np.uint16) << 9) | (scale_is_int(w_sf).astype(np.uint16) << 8)
+    index = (np.asarray(a, dtype=np.uint16) << 4) | np.asarray(w, dtype=np.uint16)
+    index |= flags[..., None]
+    return index
 
 
 def lane_products(unit: str, a, w, a_sf, w_sf) -> np.ndarray:
