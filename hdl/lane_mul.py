@@ -24,11 +24,9 @@ from amaranth.lib.wiring import In, Out
 
 from if4mac.golden import check_unit
 
-from .fp import BINARY16, LeadingZeroCounter
-
 __all__ = [
     "ELEMENT_WIDTH", "RAW_EXP_WIDTH", "RAW_EXP_BIAS", "E2M1_SIG_WIDTH", "INT4_SIG_WIDTH",
-    "RawElementLayout", "ElementDecode", "LaneMul", "leading_zeros",
+    "Float16Layout", "RawElementLayout", "ElementDecode", "LaneMul", "leading_zeros",
 ]
 
 #: Element codes are 4 bits in both formats.
@@ -50,6 +48,13 @@ F16_EXP_WIDTH = 5
 F16_BIAS = 15
 
 
+class Float16Layout(data.StructLayout):
+    """IEEE 754 binary16 fields, least significant first, so the packing is the IEEE one."""
+
+    def __init__(self):
+        super().__init__({"mant": F16_MANT_WIDTH, "exp": F16_EXP_WIDTH, "sign": 1})
+
+
 class RawElementLayout(data.StructLayout):
     """A decoded element: value = (-1)^sign * sig * 2^(exp - RAW_EXP_BIAS)."""
 
@@ -67,11 +72,14 @@ def _sig_max(unit: str) -> int:
 
 
 def leading_zeros(m: Module, value, width: int) -> Signal:
-    """Add the shared leading-zero counter to ``m``: zeros above ``value[:width]``'s top one."""
-    lzc = LeadingZeroCounter(width)
-    m.submodules += lzc
-    m.d.comb += lzc.value.eq(value[:width])
-    return lzc.count
+    """Add to ``m`` a priority encoder: leading zeros of ``value[:width]`` (``width`` if 0)."""
+    count = Signal(range(width + 1))
+    m.d.comb += count.eq(width)
+    # Later assignments win in Amaranth, so scanning upwards leaves the highest set bit's count.
+    for i in range(width):
+        with m.If(value[i]):
+            m.d.comb += count.eq(width - 1 - i)
+    return count
 
 
 class ElementDecode(wiring.Component):
@@ -200,14 +208,14 @@ class LaneMul(wiring.Component):
         # the biased binary16 exponent is exp_offset + ea + ew - lz; it spans 13 (0.25) to
         # 21 (64), always normal.
         exp_offset = F16_BIAS - 2 * RAW_EXP_BIAS + prod_width - 1
-        p = data.View(BINARY16.layout, self.p)
+        p = data.View(Float16Layout(), self.p)
         m.d.comb += p.sign.eq(a.sign ^ w.sign)
         with m.If(prod == 0):
             # Bypass: +-0, the sign already set above (E2M1 0x8 is -0, INT4 0 is +0).
-            m.d.comb += [p.exp.eq(0), p.man.eq(0)]
+            m.d.comb += [p.exp.eq(0), p.mant.eq(0)]
         with m.Else():
             m.d.comb += [
                 p.exp.eq(exp_offset + a.exp + w.exp - lz),
-                p.man.eq(norm[:prod_width - 1] << (F16_MANT_WIDTH - (prod_width - 1))),
+                p.mant.eq(norm[:prod_width - 1] << (F16_MANT_WIDTH - (prod_width - 1))),
             ]
         return m

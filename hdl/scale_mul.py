@@ -29,12 +29,11 @@ from amaranth.lib.wiring import In, Out
 
 from if4mac.golden import INT_EXPANSION, INT_EXPANSION_SQUARED, SCALE_INT_FLAG, check_unit
 
-from .fp import BINARY32
 from .lane_mul import leading_zeros
 
 __all__ = [
     "SCALE_WIDTH", "INT_FLAG_BIT", "E4M3_WIDTH", "E4M3_MAN_WIDTH", "E4M3_BIAS",
-    "RAW_SCALE_EXP_WIDTH", "PROD_WIDTH", "PROD_FRAC_WIDTH", "RawScaleLayout",
+    "RAW_SCALE_EXP_WIDTH", "PROD_WIDTH", "PROD_FRAC_WIDTH", "Float32Layout", "RawScaleLayout",
     "ScaleDecode", "IntExpansionRom", "ScaleMul", "expansion_entry", "reachable_product_fractions",
 ]
 
@@ -62,6 +61,13 @@ F32_BIAS = 127
 
 #: The two IF4 factors, in ROM select order: exactly one INT4 block, both INT4 blocks.
 _FACTORS = (INT_EXPANSION, INT_EXPANSION_SQUARED)
+
+
+class Float32Layout(data.StructLayout):
+    """IEEE 754 binary32 fields, least significant first, so the packing is the IEEE one."""
+
+    def __init__(self):
+        super().__init__({"mant": F32_MANT_WIDTH, "exp": F32_EXP_WIDTH, "sign": 1})
 
 
 class RawScaleLayout(data.StructLayout):
@@ -258,13 +264,13 @@ class ScaleMul(wiring.Component):
         exp = Signal(signed(RAW_SCALE_EXP_WIDTH + 1))
         m.d.comb += exp.eq(a.exp + w.exp + carry)
 
-        sf = data.View(BINARY32.layout, self.sf)
+        sf = data.View(Float32Layout(), self.sf)
         # Scales are unsigned, so the sign is + and a zero scale gives +0: the bypass is
         # simply "leave sf at 0".
         m.d.comb += sf.eq(0)
         with m.If(~a.zero & ~w.zero):
             m.d.comb += [
-                sf.man.eq(frac << (F32_MANT_WIDTH - PROD_FRAC_WIDTH)),
+                sf.mant.eq(frac << (F32_MANT_WIDTH - PROD_FRAC_WIDTH)),
                 sf.exp.eq(F32_BIAS + exp),
             ]
             if self._unit == "if4":
@@ -274,5 +280,5 @@ class ScaleMul(wiring.Component):
                 m.d.comb += [rom.frac.eq(frac), rom.squared.eq(a_int & w_int)]
                 # Any INT4 block replaces the exact product by its rounded, expanded one.
                 with m.If(a_int | w_int):
-                    m.d.comb += [sf.man.eq(rom.mant), sf.exp.eq(F32_BIAS + exp - rom.dec)]
+                    m.d.comb += [sf.mant.eq(rom.mant), sf.exp.eq(F32_BIAS + exp - rom.dec)]
         return m
