@@ -112,12 +112,15 @@ def _yosys_total_area(stat_txt: str) -> float | None:
 
 def synth_asic(design: Design, library: Library, workdir: Path, *,
                clock_ps: float | None = None, abc_delay_target: bool = False,
-               timeout: float | None = 1800) -> dict:
+               flat: bool = False, timeout: float | None = 1800) -> dict:
     """Synthesise ``design`` to ``library`` in ``workdir`` and time it.
 
     ``clock_ps`` sets the STA clock (default :data:`DEFAULT_CLOCK_PS`); with
     ``abc_delay_target`` it is also ABC's delay target (``abc -D``), which makes the mapping
-    timing-driven (and larger). Returns a JSON-ready dict of area and timing.
+    timing-driven (and larger). ``flat`` flattens the whole design before synthesis: no
+    per-block area (everything but flip-flops is "control"), but constants and narrow
+    values propagate across block boundaries, as in a production flow. Returns a JSON-ready
+    dict of area and timing.
     """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +133,7 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
     stat_txt = workdir / "yosys_stat.txt"
     for stale in (netlist, stat_json, stat_txt):
         stale.unlink(missing_ok=True)
-    children = design.child_modules()
+    children = [] if flat else design.child_modules()
     keep = ("setattr -mod -set keep_hierarchy 1 " + " ".join(children)) if children else ""
     hi, lo = info.tie_high, info.tie_low
     hilomap = (f"hilomap -singleton -hicell {hi[0]} {hi[1]} -locell {lo[0]} {lo[1]}"
@@ -179,7 +182,8 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
             "nand2_cell": info.nand2.name, "nand2_area_um2": nand2,
             "wire_load": info.default_wire_load or "none",
         },
-        "flow": ("Yosys: flatten below the top's children, synth, dfflibmap, abc -liberty "
+        "flow": (("Yosys: flatten all, " if flat else
+                  "Yosys: flatten below the top's children, ") + "synth, dfflibmap, abc -liberty "
                  f"(&nf mapping, then buffer/upsize/dnsize with ports driven by {info.buffer.name}"
                  + (f", delay target {period_ps:g} ps" if abc_delay_target else "") + "); "
                  f"OpenSTA: ideal clock, wire load {info.default_wire_load or 'none'}, I/O delays 0, "

@@ -64,6 +64,9 @@ def _positive_float(ctx, param, value):
                    "regardless) [default: 10000].")
 @click.option("--abc-delay-target/--no-abc-delay-target", default=False, show_default=True,
               help="Also give --clock-ps to ABC as its delay target (abc -D).")
+@click.option("--flat", is_flag=True,
+              help="Flatten the whole design (--target asic): no per-block area, but "
+                   "optimisation across block boundaries.")
 @click.option("--freq-mhz", type=float, default=None, callback=_positive_float,
               help="nextpnr target frequency for --target ecp5 [default: 40].")
 @click.option("--workdir", type=click.Path(file_okay=False), default="build/synth",
@@ -74,11 +77,11 @@ def _positive_float(ctx, param, value):
 @click.option("--timeout", type=float, default=3600, show_default=True,
               callback=_positive_float, help="Seconds each tool may run.")
 def synth(unit, design, block_size, reduction, width, target, library, liberty, clock_ps,
-          abc_delay_target, freq_mhz, workdir, output, timeout):
+          abc_delay_target, flat, freq_mhz, workdir, output, timeout):
     """Synthesise one configuration; write JSON and a summary, print the summary."""
-    if target == "ecp5" and (library or liberty or clock_ps or abc_delay_target):
-        raise SynthError("--library, --liberty, --clock-ps and --abc-delay-target apply to "
-                         "--target asic only")
+    if target == "ecp5" and (library or liberty or clock_ps or abc_delay_target or flat):
+        raise SynthError("--library, --liberty, --clock-ps, --abc-delay-target and --flat "
+                         "apply to --target asic only")
     if target == "asic" and freq_mhz is not None:
         raise SynthError("--freq-mhz applies to --target ecp5 only")
     if abc_delay_target and clock_ps is None:
@@ -87,7 +90,7 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
                   reduction=reduction, width=width, workdir=workdir, timeout=timeout)
     if target == "asic":
         kwargs.update(library=library, liberty=liberty, clock_ps=clock_ps,
-                      abc_delay_target=abc_delay_target)
+                      abc_delay_target=abc_delay_target, flat=flat)
     elif freq_mhz is not None:
         kwargs["freq_mhz"] = freq_mhz
     try:

@@ -39,7 +39,8 @@ def run_name(design: str, target: str, *, unit: str = "if4", block_size: int = 1
 def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_size: int = 16,
                reduction: str = "pipelined", width: int = 8, library: str | None = None,
                liberty: str | None = None, clock_ps: float | None = None,
-               abc_delay_target: bool = False, freq_mhz: float = DEFAULT_FREQ_MHZ,
+               abc_delay_target: bool = False, flat: bool = False,
+               freq_mhz: float = DEFAULT_FREQ_MHZ,
                workdir: str | Path = "build/synth", timeout: float | None = 3600) -> dict:
     """Run one configuration on one target; return its record (see module docstring)."""
     if target not in TARGETS:
@@ -48,13 +49,13 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_siz
     if target == "asic":
         lib = resolve_library(library, liberty)
         des = make_design(design, **kwargs)
-        name = run_name(design, target, library=lib.key, **kwargs)
+        name = run_name(design, target, library=lib.key, **kwargs) + ("-flat" if flat else "")
         result = synth_asic(des, lib, Path(workdir) / name, clock_ps=clock_ps,
-                            abc_delay_target=abc_delay_target, timeout=timeout)
+                            abc_delay_target=abc_delay_target, flat=flat, timeout=timeout)
         tools = {k: v for k, v in tool_versions().items() if not k.startswith("yowasp")}
     else:
-        if library or liberty:
-            raise ValueError("--library/--liberty apply to --target asic only")
+        if library or liberty or flat:
+            raise ValueError("--library, --liberty and --flat apply to --target asic only")
         des = fpga_design(design, **kwargs)
         name = run_name(design, target, **kwargs)
         result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout)

@@ -30,6 +30,9 @@ $hilomap
 opt_clean -purge
 tee -q -o $stat_json stat -json
 tee -q -o $stat_txt stat -liberty $liberty
+# Bit-level nets: OpenSTA's Verilog reader rejects assignments to concatenations.
+splitnets
+opt_clean -purge
 write_verilog -noattr -noexpr -nohex -nodec $netlist
 """)
 

@@ -26,7 +26,7 @@ from .tools import ToolError, find_tool, run_tool
 __all__ = ["run_sta", "group_key", "parse_full_path", "parse_summary", "stage_levels"]
 
 _BIT = re.compile(r"\[\d+\]")
-_LANE = re.compile(r"_\d+(?=/|$)")
+_LANE = re.compile(r"_\d+(?=[/.]|$)")
 
 
 def group_key(instance: str) -> str:

@@ -146,3 +146,17 @@ def test_synth_cli_errors_are_one_line(tmp_path, args, message):
     assert res.exit_code == 2
     assert message in res.output
     assert "Traceback" not in res.output
+
+
+def test_flat_flow_has_no_blocks_but_the_same_cells(tmp_path):
+    rec = synthesize(target="asic", design="regmul", width=8, library="nangate45",
+                     workdir=tmp_path, flat=True)
+    assert rec["name"].endswith("-flat") and rec["flow"].startswith("Yosys: flatten all")
+    area = rec["area"]
+    assert set(k for k, v in area["blocks_um2"].items() if v > 0) == {
+        "control and register enables", REGISTERS}
+    netlist = tmp_path / rec["name"] / f"{rec['design']['top']}.netlist.v"
+    assert area["total_um2"] == pytest.approx(
+        ref_netlist_area(netlist, rec["design"]["top"], find_library("nangate45").info.cells),
+        rel=1e-9)
+    _check_timing(rec["timing"])
