@@ -120,11 +120,13 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
               help="Configurations synthesised at once.")
 @click.option("--reuse/--no-reuse", default=True, show_default=True,
               help="Reuse runs in WORKDIR whose design, library and tools still match.")
+@click.option("--flat/--no-flat", default=True, show_default=True,
+              help="Also synthesise each ASIC design flattened (its true total).")
 @click.option("--render-only", is_flag=True,
               help="Only re-render the report from OUTPUT_DIR/synthesis.json.")
 @click.option("--timeout", type=float, default=3600, show_default=True,
               callback=_positive_float, help="Seconds each tool may run.")
-def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reuse,
+def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reuse, flat,
            render_only, timeout):
     """Synthesise NVFP4 and IF4 (both reductions, both targets) and write the report."""
     import json
@@ -141,7 +143,8 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reu
         else:
             data = collect(block_size=block_size, targets=tuple(targets) or TARGETS,
                            library=library, liberty=liberty, workdir=workdir, jobs=jobs,
-                           reuse=reuse, timeout=timeout, log=lambda m: click.echo(m, err=True))
+                           reuse=reuse, flat=flat, timeout=timeout,
+                           log=lambda m: click.echo(m, err=True))
         files = render(data, output_dir)
     except (ValueError, LibertyError, ToolError) as err:
         raise SynthError(str(err)) from None

@@ -64,6 +64,7 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_siz
         "schema": SCHEMA,
         "name": name,
         "design": {"top": des.name, **des.params},
+        "flat": bool(flat),
         "verilog_sha256": des.sha256,
         **result,
         "tools": tools,

@@ -24,14 +24,15 @@ def small_report(tmp_path_factory):
 
 def test_collect_runs_every_configuration(small_report):
     _, data, logs = small_report
-    runs = {(r["design"]["unit"], r["design"]["reduction"]) for r in data["runs"]}
-    assert runs == {(u, red) for u in ("nvfp4", "if4") for red in ("pipelined", "shared")}
+    runs = {(r["design"]["unit"], r["design"]["reduction"], r["flat"]) for r in data["runs"]}
+    assert runs == {(u, red, flat) for u in ("nvfp4", "if4") for red in ("pipelined", "shared")
+                    for flat in (False, True)}
     assert all(r["target"] == "asic" and r["design"]["block_size"] == 1 for r in data["runs"])
-    assert sum("synthesising" in m for m in logs) == 4
+    assert sum("synthesising" in m for m in logs) == 8
     assert data["git"]["commit"] and data["tools"]["opensta"].startswith("OpenSTA")
     # IF4 differs from NVFP4 only in the lane multipliers and the scale path.
     for red in ("pipelined", "shared"):
-        nv, if4 = (next(r for r in data["runs"] if r["design"]["unit"] == u
+        nv, if4 = (next(r for r in data["runs"] if r["design"]["unit"] == u and not r["flat"]
                         and r["design"]["reduction"] == red) for u in ("nvfp4", "if4"))
         for block in ("lane multipliers", "scale path"):
             assert if4["area"]["blocks_um2"][block] > nv["area"]["blocks_um2"][block], block
@@ -44,10 +45,10 @@ def test_collect_reuses_matching_runs(small_report):
     work, data, _ = small_report
     logs = []
     again = collect(block_size=1, targets=("asic",), workdir=work, jobs=2, log=logs.append)
-    assert sum("reusing" in m for m in logs) == 4 and not any("synthesising" in m for m in logs)
+    assert sum("reusing" in m for m in logs) == 8 and not any("synthesising" in m for m in logs)
     assert again["runs"] == data["runs"]
     # A run whose record no longer matches its design is redone, not reused.
-    path = next((work / "runs").glob("if4_mac_b1_shared-asic-*.json"))
+    path = work / "runs" / "if4_mac_b1_shared-asic-nangate45.json"
     rec = json.loads(path.read_text())
     rec["verilog_sha256"] = "0" * 64
     path.write_text(json.dumps(rec))
@@ -70,11 +71,12 @@ def test_render_writes_report_json_and_figures(small_report, tmp_path):
     for needle in ("block size 1", "IF4 / NVFP4", "lane multipliers", "scale path",
                    "NangateOpenCellLibrary", "typical, 1.1 V", data["git"]["commit"],
                    "+4.7 %", "![area by block](area.png)", "### shared reduction",
-                   "Yosys 0.23", "OpenSTA", "| same |", "| **differs** |"):
+                   "Yosys 0.23", "OpenSTA", "| same |", "| **differs** |",
+                   "ASIC area (whole design, flat)", "whole design flat: area"):
         assert needle in md, needle
     # Every IF4/NVFP4 ratio in the summary table is a number, not a placeholder.
     summary = md.split("## Summary")[1].split("##")[0]
-    assert "ASIC area, um^2" in summary and "n/a" not in summary
+    assert "ASIC area (blocks kept apart), um^2" in summary and "n/a" not in summary
 
 
 def test_report_cli_render_only(small_report, tmp_path):
