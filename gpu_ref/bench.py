@@ -6,8 +6,9 @@ bench`` from a bare checkout). Times are CUDA-event medians after a warm-up, ker
 
 * ``exhaustive`` -- the 2**24 single-beat lane results (one thread each, 64 MiB written);
 * ``random``     -- generator segments, inputs made in registers (arithmetic-bound);
-* ``stream``     -- a beat stream in device memory shaped like a matrix product's dot products
-  (segments of K/16 beats), one thread per segment (reads 34 bytes per beat).
+* ``stream``     -- a raw beat stream in device memory shaped like a matrix product's dot
+  products (segments of K/16 beats, then one closing beat), one thread per row: each closing
+  beat's thread finds its segment and sums it (reads 35 bytes per beat).
 """
 
 from __future__ import annotations
@@ -20,22 +21,6 @@ import numpy as np
 from if4mac.golden import UNITS
 
 __all__ = ["benchmark", "main"]
-
-
-def _median_ms(fn, repeats: int) -> float:
-    import cupy
-
-    fn()
-    cupy.cuda.Device().synchronize()
-    times = []
-    for _ in range(repeats):
-        begin, end = cupy.cuda.Event(), cupy.cuda.Event()
-        begin.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(begin, end))
-    return float(np.median(times))
 
 
 def benchmark(units=UNITS, *, random_segments: int = 1 << 24, stream_segments: int = 1 << 16,
@@ -53,23 +38,27 @@ def benchmark(units=UNITS, *, random_segments: int = 1 << 24, stream_segments: i
     def draw(high, shape):
         return cupy.random.randint(0, high, size=shape, dtype=cupy.int32).astype(cupy.uint8)
 
-    a, w = draw(16, (beats, 16)), draw(16, (beats, 16))
-    a_sf, w_sf = draw(256, beats), draw(256, beats)
-    start = cupy.arange(stream_segments + 1, dtype=cupy.int64) * beats_per_segment
+    n_rows = beats + 1                     # the segments' beats, then one closing beat
+    a, w = draw(16, (n_rows, 16)), draw(16, (n_rows, 16))
+    a_sf, w_sf = draw(256, n_rows), draw(256, n_rows)
+    # Every row a beat; first=1 on each segment's first beat, the last row's included.
+    flags = cupy.full(n_rows, device.BEAT_EN, dtype=cupy.uint8)
+    flags[::beats_per_segment] |= device.BEAT_FIRST
     random_beats = int(segment_lengths(segment_headers(seed, 0, random_segments)).sum())
     for unit in units:
         out = cupy.empty(device.EXHAUSTIVE_CASES, dtype=cupy.uint32)
-        ms = _median_ms(lambda: device.exhaustive_lanes(unit, out=out), repeats)
+        ms = device.kernel_ms(lambda: device.exhaustive_lanes(unit, out=out), repeats)
         rows.append({"unit": unit, "workload": "exhaustive",
                      "lane_products": device.EXHAUSTIVE_CASES, "ms": ms})
         out = cupy.empty(random_segments, dtype=cupy.uint32)
-        ms = _median_ms(lambda: device.random_segments(unit, seed, 0, random_segments, out=out),
-                        repeats)
+        ms = device.kernel_ms(
+            lambda: device.random_segments(unit, seed, 0, random_segments, out=out), repeats)
         rows.append({"unit": unit, "workload": f"random ({random_segments:,} segments)",
                      "lane_products": random_beats * 16, "ms": ms})
-        ms = _median_ms(lambda: device.stream_segments(unit, a, w, a_sf, w_sf, start), repeats)
+        ms = device.kernel_ms(lambda: device.stream_beats(unit, a, w, a_sf, w_sf, flags),
+                              repeats)
         rows.append({"unit": unit, "workload": f"stream ({stream_segments:,} x K={stream_k})",
-                     "lane_products": beats * 16, "ms": ms, "bytes": beats * 34})
+                     "lane_products": beats * 16, "ms": ms, "bytes": beats * 35})
     for row in rows:
         row["lane_products_per_s"] = row["lane_products"] / (row["ms"] * 1e-3)
         if "bytes" in row:

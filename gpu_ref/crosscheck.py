@@ -9,14 +9,18 @@ Three sweeps per unit, each compared bit for bit with ``if4mac.golden``:
   codes, scale bytes and flag mixes all random), computed on the GPU where they are generated
   and by golden on every CPU core, in chunks. The canonical stream is the segment results in
   segment order, little-endian uint32.
-* **stream** -- golden's own ``random_stream`` with bubbles (en=0 beats of garbage), reset
-  pulses and power-up segments, through the general beat-stream kernel (:func:`.device.run`),
+* **stream** -- raw beat streams through the general beat-stream kernel (:func:`.device.run`),
+  which finds the segments itself from the en/first/reset inputs: golden's own
+  ``random_stream`` with bubbles (en=0 beats of garbage), reset pulses and power-up segments,
+  and every en/first/reset pattern of ``PATTERN_ROWS`` rows (:func:`flag_pattern_stream`),
   comparing results and segment positions.
 
 The record (tests/data/gpu_crosscheck.json) holds, per unit, the device and software, the
-seeds and counts, SHA-256 digests of the canonical streams and the mismatch counts. CI has no
-GPU: its test recomputes the exhaustive digests (and the random sweep's first
-``PREFIX_SEGMENTS`` segments) with golden and compares them with the recorded GPU digests.
+SHA-256 of every file the results depend on (:data:`RECORD_SOURCES`), the seeds and counts,
+SHA-256 digests of the canonical streams and the mismatch counts. CI has no GPU: its test
+recomputes the exhaustive digests, the random sweep's first ``PREFIX_SEGMENTS`` segments and
+every stream case with golden and compares them with the recorded GPU digests, and fails when
+any file in :data:`RECORD_SOURCES` differs from the one the record names.
 """
 
 from __future__ import annotations
@@ -34,18 +38,24 @@ import numpy as np
 
 from if4mac.golden import UNITS, Stream, check_unit, random_stream, run, scaled_products
 
+from . import device
 from .generator import GENERATOR, MAX_SEGMENT_LENGTH, random_segment_stream, segment_headers, \
     segment_lengths
 
-__all__ = ["SCHEMA", "EXHAUSTIVE_ORDER", "RANDOM_ORDER", "PREFIX_SEGMENTS", "DEFAULT_SEGMENTS",
-           "DEFAULT_SEED", "DEFAULT_CHUNK", "DEFAULT_OUTPUT", "REPO_ROOT", "exhaustive_golden",
-           "summary_lines", "digest", "random_golden", "stream_case", "run_crosscheck",
+__all__ = ["SCHEMA", "EXHAUSTIVE_ORDER", "RANDOM_ORDER", "STREAM_ORDER", "PREFIX_SEGMENTS",
+           "DEFAULT_SEGMENTS", "DEFAULT_SEED", "DEFAULT_CHUNK", "DEFAULT_OUTPUT", "REPO_ROOT",
+           "RECORD_SOURCES", "PATTERN_ROWS", "exhaustive_golden", "summary_lines", "digest",
+           "stream_digest", "source_digests", "random_golden", "stream_case",
+           "flag_pattern_stream", "stream_cases", "build_stream_case", "run_crosscheck",
            "merge_record", "write_record", "load_record"]
 
-SCHEMA = "if4mac-gpu-crosscheck/1"
+#: Version 2: per-file source digests of RECORD_SOURCES, and per-case stream digests.
+SCHEMA = "if4mac-gpu-crosscheck/2"
 EXHAUSTIVE_ORDER = ("m = rne32(p * sf) as little-endian uint32, index "
                     "((a_sf * 256 + w_sf) * 16 + a) * 16 + w")
 RANDOM_ORDER = "segment results as little-endian uint32, in segment order"
+STREAM_ORDER = ("results as little-endian uint32, then their opening beats' rows and their "
+                "closing beats' rows as little-endian int64, in result order")
 #: The random sweep's leading segments whose digest CI recomputes with golden (~1 s on a CPU).
 PREFIX_SEGMENTS = 1 << 16
 #: Segments per unit in a full run: the issue asks for at least 10**8.
@@ -58,6 +68,14 @@ DEFAULT_OUTPUT = Path("tests/data/gpu_crosscheck.json")
 #: Golden streams for the stream-kernel check: streams per unit and segments in each.
 STREAM_CASES = 16
 STREAM_SEGMENTS = 20_000
+#: Rows of each en/first/reset pattern in :func:`flag_pattern_stream` (131,072 patterns).
+PATTERN_ROWS = 6
+#: Every file whose change could change what a GPU run records: the kernels and their host
+#: side, the generator, the sweeps themselves, and the golden model they are compared with.
+#: The record holds each one's SHA-256; CI fails when a file differs from it.
+RECORD_SOURCES = ("gpu_ref/mac.cu", "gpu_ref/device.py", "gpu_ref/generator.py",
+                  "gpu_ref/crosscheck.py", "golden/__init__.py", "golden/formats.py",
+                  "golden/mac.py", "golden/random_streams.py")
 #: Mismatches listed in the record (the count is always complete).
 MISMATCH_EXAMPLES = 8
 
@@ -65,6 +83,14 @@ MISMATCH_EXAMPLES = 8
 def digest(bits) -> str:
     """SHA-256 (hex) of uint32 values written little-endian."""
     return hashlib.sha256(np.ascontiguousarray(bits, dtype="<u4").tobytes()).hexdigest()
+
+
+def stream_digest(results) -> str:
+    """SHA-256 (hex) of a stream's results and segment positions, in :data:`STREAM_ORDER`."""
+    h = hashlib.sha256(np.ascontiguousarray(results.bits, dtype="<u4").tobytes())
+    h.update(np.ascontiguousarray(results.start_beat, dtype="<i8").tobytes())
+    h.update(np.ascontiguousarray(results.close_beat, dtype="<i8").tobytes())
+    return h.hexdigest()
 
 
 def exhaustive_golden(unit: str) -> np.ndarray:
@@ -99,41 +125,63 @@ def stream_case(unit: str, seed: int, segments: int = STREAM_SEGMENTS) -> Stream
     return Stream(unit, stream.en, first, stream.a, stream.w, stream.a_sf, stream.w_sf, reset)
 
 
-def _stream_golden(job: tuple[str, int]):
-    unit, seed = job
-    stream = stream_case(unit, seed)
-    results = run(stream)
-    return seed, results.bits, results.start_beat, results.close_beat, len(stream)
+def flag_pattern_stream(unit: str, seed: int, rows: int = PATTERN_ROWS) -> Stream:
+    """Every en/first/reset pattern of ``rows`` rows, back to back, each after a reset pulse.
+
+    A reset puts the MAC in its power-up state (nothing open, +0 lane registers), so each
+    pattern is a stream of its own: en and first take every value on every row and reset every
+    value on rows 1.. (on row 0 it is the pulse that separates the patterns). A segment still
+    open at a pattern's end is discarded by the next pattern's reset, as at a stream's end.
+    Codes and scale bytes are uniform over all values (seeded by ``seed``).
+    """
+    check_unit(unit)
+    if not 1 <= rows <= 8:
+        raise ValueError(f"rows must be in 1..8, got {rows}")
+    patterns = np.arange(4**rows * 2**(rows - 1), dtype=np.int64)[:, None]
+    bit = np.arange(rows)
+    en = ((patterns >> bit) & 1).astype(bool)
+    first = ((patterns >> (rows + bit)) & 1).astype(bool)
+    reset = np.ones_like(en)
+    reset[:, 1:] = (patterns >> (2 * rows + bit[:-1])) & 1
+    n = en.size
+    rng = np.random.default_rng([seed, 2])
+    codes = rng.integers(0, 16, size=(2, n, 16), dtype=np.uint8)
+    scales = rng.integers(0, 256, size=(2, n), dtype=np.uint8)
+    return Stream(unit, en.reshape(-1), first.reshape(-1), codes[0], codes[1], scales[0],
+                  scales[1], reset.reshape(-1))
 
 
-def _source_digests() -> dict:
-    files = ["gpu_ref/mac.cu", "golden/formats.py", "golden/mac.py"]
-    return {f: hashlib.sha256((REPO_ROOT / f).read_bytes()).hexdigest() for f in files}
+def stream_cases(seed: int) -> list[dict]:
+    """The stream sweep's cases, as the record lists them (:func:`build_stream_case`)."""
+    cases = [{"kind": "random", "seed": seed * 1000 + k} for k in range(STREAM_CASES)]
+    cases.append({"kind": "flag-patterns", "seed": seed, "pattern_rows": PATTERN_ROWS})
+    return cases
+
+
+def build_stream_case(unit: str, case: dict) -> Stream:
+    """The stream of one case of :func:`stream_cases`."""
+    if case["kind"] == "random":
+        return stream_case(unit, case["seed"])
+    if case["kind"] == "flag-patterns":
+        return flag_pattern_stream(unit, case["seed"], case["pattern_rows"])
+    raise ValueError(f"unknown stream case kind {case['kind']!r}")
+
+
+def _stream_golden(job: tuple[str, dict]):
+    unit, case = job
+    return run(build_stream_case(unit, case))
+
+
+def source_digests() -> dict:
+    """SHA-256 of each file in :data:`RECORD_SOURCES`, as they are now."""
+    return {f: hashlib.sha256((REPO_ROOT / f).read_bytes()).hexdigest() for f in RECORD_SOURCES}
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _kernel_ms(fn, repeats: int = 5) -> float:
-    """Median device time of ``fn()`` in milliseconds (CUDA events, after one warm-up)."""
-    import cupy
-
-    fn()
-    times = []
-    for _ in range(repeats):
-        begin, end = cupy.cuda.Event(), cupy.cuda.Event()
-        begin.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(begin, end))
-    return float(np.median(times))
-
-
 def _check_exhaustive(unit: str, golden_bits: np.ndarray) -> dict:
-    from . import device
-
     out = device.exhaustive_lanes(unit)
     gpu_bits = out.get()
     bad = np.flatnonzero(gpu_bits != golden_bits)
@@ -146,13 +194,11 @@ def _check_exhaustive(unit: str, golden_bits: np.ndarray) -> dict:
         "mismatch_examples": [
             {"index": int(i), "gpu": f"0x{int(gpu_bits[i]):08x}",
              "golden": f"0x{int(golden_bits[i]):08x}"} for i in bad[:MISMATCH_EXAMPLES]],
-        "kernel_ms": _kernel_ms(lambda: device.exhaustive_lanes(unit, out=out)),
+        "kernel_ms": device.kernel_ms(lambda: device.exhaustive_lanes(unit, out=out)),
     }
 
 
 def _random_sweep(pool, unit: str, seed: int, segments: int, chunk: int, progress) -> dict:
-    from . import device
-
     jobs = [(unit, seed, start, min(chunk, segments - start))
             for start in range(0, segments, chunk)]
     gpu_hash, golden_hash = hashlib.sha256(), hashlib.sha256()
@@ -185,7 +231,7 @@ def _random_sweep(pool, unit: str, seed: int, segments: int, chunk: int, progres
         if progress is not None:
             progress.update(1)
     timed = min(segments, 1 << 22)
-    timed_ms = _kernel_ms(lambda: device.random_segments(unit, seed, 0, timed), repeats=3)
+    timed_ms = device.kernel_ms(lambda: device.random_segments(unit, seed, 0, timed), repeats=3)
     return {
         "generator": GENERATOR,
         "seed": seed,
@@ -207,25 +253,27 @@ def _random_sweep(pool, unit: str, seed: int, segments: int, chunk: int, progres
     }
 
 
-def _stream_check(pool, unit: str, seed: int) -> dict:
-    from . import device
+def _same_results(x, y) -> int:
+    """How many results differ between ``x`` and ``y`` (value or position); all if counts differ."""
+    if len(x) != len(y):
+        return max(len(x), len(y))
+    return int(np.count_nonzero((x.bits != y.bits) | (x.start_beat != y.start_beat)
+                                | (x.close_beat != y.close_beat)))
 
-    seeds = [seed * 1000 + k for k in range(STREAM_CASES)]
-    mismatches, segments, beats = 0, 0, 0
-    for case_seed, bits, start_beat, close_beat, n_beats in pool.imap(
-            _stream_golden, [(unit, s) for s in seeds]):
-        gpu = device.run(stream_case(unit, case_seed))
-        same_shape = len(gpu) == len(bits)
-        if same_shape:
-            differ = ((gpu.bits != bits) | (gpu.start_beat != start_beat)
-                      | (gpu.close_beat != close_beat))
-            mismatches += int(np.count_nonzero(differ))
-        else:
-            mismatches += max(len(gpu), len(bits))
-        segments += len(bits)
-        beats += n_beats
-    return {"cases": STREAM_CASES, "seeds": seeds, "segments": segments, "beats": beats,
-            "bubble_prob": 0.1, "reset_prob": 0.002, "mismatches": mismatches}
+
+def _stream_check(pool, unit: str, seed: int) -> dict:
+    cases = stream_cases(seed)
+    entries = []
+    for case, golden in zip(cases, pool.imap(_stream_golden, [(unit, c) for c in cases])):
+        stream = build_stream_case(unit, case)
+        gpu = device.run(stream)
+        entries.append({**case, "rows": len(stream), "segments": len(golden),
+                        "sha256": stream_digest(gpu), "golden_sha256": stream_digest(golden),
+                        "mismatches": _same_results(gpu, golden)})
+    return {"order": STREAM_ORDER, "bubble_prob": 0.1, "reset_prob": 0.002,
+            "segments": sum(e["segments"] for e in entries),
+            "rows": sum(e["rows"] for e in entries),
+            "mismatches": sum(e["mismatches"] for e in entries), "cases": entries}
 
 
 def run_crosscheck(units=UNITS, *, segments: int = DEFAULT_SEGMENTS, seed: int = DEFAULT_SEED,
@@ -237,8 +285,6 @@ def run_crosscheck(units=UNITS, *, segments: int = DEFAULT_SEGMENTS, seed: int =
     Golden runs in a pool of ``workers`` processes (default: every CPU), started with "spawn"
     so that no worker inherits CUDA state.
     """
-    from . import device
-
     units = [check_unit(u) for u in units]
     if segments < 1 or chunk < 1:
         raise ValueError(f"segments and chunk must be positive, got {segments} and {chunk}")
@@ -254,7 +300,7 @@ def run_crosscheck(units=UNITS, *, segments: int = DEFAULT_SEGMENTS, seed: int =
                 "device": info,
                 "host": {"python": platform.python_version(), "numpy": np.__version__,
                          "cpus": os.cpu_count(), "golden_workers": workers},
-                "sources_sha256": _source_digests(),
+                "sources_sha256": source_digests(),
                 "nvrtc_options": list(device.NVRTC_OPTIONS),
             }}
             entry["exhaustive"] = _check_exhaustive(unit, exhaustive_golden(unit))
@@ -312,6 +358,6 @@ def summary_lines(units: dict) -> list[str]:
                      f"kernel {ex['kernel_ms']:.3f} ms, sha256 {ex['sha256'][:16]}")
         lines.append(f"{unit}: random {rnd['segments']:,} segments ({rnd['beats']:,} beats), "
                      f"{rnd['mismatches']} mismatches, sha256 {rnd['sha256'][:16]}")
-        lines.append(f"{unit}: stream {st['segments']:,} segments with bubbles/resets, "
-                     f"{st['mismatches']} mismatches")
+        lines.append(f"{unit}: stream {len(st['cases'])} cases, {st['segments']:,} segments "
+                     f"with bubbles/resets, {st['mismatches']} mismatches")
     return lines

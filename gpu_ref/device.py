@@ -1,12 +1,14 @@
 """The CUDA reference on a GPU: gpu_ref/mac.cu compiled by NVRTC through CuPy.
 
-Everything here needs CuPy and an NVIDIA GPU; :func:`gpu_available` says whether both are there
-without raising, and every other function raises :class:`GpuUnavailable` (one line) if not.
-CuPy is imported lazily, so this module imports on machines without it.
+Everything here but :func:`beat_flags` (a host-side packing) needs CuPy and an NVIDIA GPU;
+:func:`gpu_available` says whether both are there without raising, and every other function
+raises :class:`GpuUnavailable` (one line) if not. CuPy is imported lazily, so this module
+imports on machines without it.
 
 The functions mirror the golden model's: :func:`exhaustive_lanes` is
-``golden.scaled_products`` over every single-beat input, :func:`run` is ``golden.run``, and
-:func:`random_segments` computes the results of the generator in :mod:`.generator`.
+``golden.scaled_products`` over every single-beat input, :func:`run` is ``golden.run`` (the
+kernel reads the raw rows and finds the segments itself), and :func:`random_segments`
+computes the results of the generator in :mod:`.generator`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 __all__ = ["SOURCE", "NVRTC_OPTIONS", "EXHAUSTIVE_CASES", "GpuUnavailable", "gpu_available",
            "no_gpu_message", "NO_GPU_MESSAGE",
            "require_gpu", "module", "device_info", "exhaustive_lanes", "random_segments",
-           "stream_segments", "compact", "run", "UNIT_CODES"]
+           "beat_flags", "stream_beats", "run", "kernel_ms", "UNIT_CODES", "BEAT_EN",
+           "BEAT_FIRST", "BEAT_RESET"]
 
 #: The CUDA source, a real file beside this module.
 SOURCE = Path(__file__).with_name("mac.cu")
@@ -34,6 +37,8 @@ NVRTC_OPTIONS = ("--fmad=false", "--std=c++17")
 EXHAUSTIVE_CASES = 1 << 24
 #: The ``unit`` argument of every kernel (UNIT_NVFP4 / UNIT_IF4 in mac.cu).
 UNIT_CODES = {"nvfp4": 0, "if4": 1}
+#: Bits of the per-row flags byte of :func:`stream_beats` (BEAT_* in mac.cu).
+BEAT_EN, BEAT_FIRST, BEAT_RESET = 1, 2, 4
 #: Threads per block: any multiple of the warp size works; 256 keeps many blocks per SM.
 THREADS = 256
 
@@ -153,93 +158,85 @@ def random_segments(unit: str, seed: int, start: int, count: int, *, out=None):
     return out
 
 
-def stream_segments(unit: str, a, w, a_sf, w_sf, start, implicit=None):
-    """Segment results (CuPy uint32) from compacted beats, one row per beat.
+def beat_flags(stream: Stream) -> np.ndarray:
+    """The stream's en/first/reset inputs packed into one byte per row (``BEAT_*`` bits).
 
-    ``a``/``w``: (beats, 16) uint8 codes; ``a_sf``/``w_sf``: (beats,) uint8; ``start``:
-    (segments + 1,) int64 row offsets; ``implicit``: (segments,) bool, segments whose first beat
-    adds onto +0 lane registers instead of loading them. Inputs may be numpy or CuPy arrays.
+    Only a packing: which beats open, close or belong to a segment is decided by the kernel.
+    """
+    flags = np.where(np.asarray(stream.en, dtype=bool), BEAT_EN, 0).astype(np.uint8)
+    flags |= np.where(np.asarray(stream.first, dtype=bool), BEAT_FIRST, 0).astype(np.uint8)
+    if stream.reset is not None:
+        flags |= np.where(np.asarray(stream.reset, dtype=bool), BEAT_RESET, 0).astype(np.uint8)
+    return flags
+
+
+def stream_beats(unit: str, a, w, a_sf, w_sf, flags):
+    """Run the raw beat-stream kernel; returns CuPy ``(bits, start, closers)``.
+
+    ``a``/``w``: (rows, 16) uint8 codes; ``a_sf``/``w_sf``: (rows,) uint8; ``flags``: (rows,)
+    uint8 of :func:`beat_flags` bits. ``closers`` lists the rows with en=1 and first=1, the
+    candidate closing beats; where row ``closers[t]`` closes a segment with a result,
+    ``start[t]`` is the row of its opening beat and ``bits[t]`` the result, elsewhere
+    ``start[t]`` is -1 (the kernel decides). Inputs may be numpy or CuPy arrays.
     """
     unit = check_unit(unit)
     cupy = require_gpu()
     a = cupy.ascontiguousarray(cupy.asarray(a, dtype=cupy.uint8))
     w = cupy.ascontiguousarray(cupy.asarray(w, dtype=cupy.uint8))
     if a.ndim != 2 or a.shape[1] != DEFAULT_BLOCK_SIZE or w.shape != a.shape:
-        raise ValueError(f"a and w must both have shape (beats, {DEFAULT_BLOCK_SIZE}); got "
+        raise ValueError(f"a and w must both have shape (rows, {DEFAULT_BLOCK_SIZE}); got "
                          f"{a.shape} and {w.shape}")
-    beats = a.shape[0]
-    a_sf = cupy.ascontiguousarray(cupy.asarray(a_sf, dtype=cupy.uint8))
-    w_sf = cupy.ascontiguousarray(cupy.asarray(w_sf, dtype=cupy.uint8))
-    if a_sf.shape != (beats,) or w_sf.shape != (beats,):
-        raise ValueError(f"a_sf and w_sf must have shape ({beats},)")
-    start = cupy.ascontiguousarray(cupy.asarray(start, dtype=cupy.int64))
-    segments = start.shape[0] - 1
-    if start.ndim != 1 or segments < 0:
-        raise ValueError("start must be a 1-D array of segments + 1 row offsets")
-    if implicit is None:
-        implicit = cupy.zeros(segments, dtype=cupy.uint8)
-    implicit = cupy.ascontiguousarray(cupy.asarray(implicit).astype(cupy.uint8))
-    if implicit.shape != (segments,):
-        raise ValueError(f"implicit must have shape ({segments},)")
-    out = cupy.empty(segments, dtype=cupy.uint32)
-    if beats == 0:
-        a = cupy.zeros((1, DEFAULT_BLOCK_SIZE), dtype=cupy.uint8)   # a valid pointer for uint4
-        w = a
-    _launch("stream_segments", segments,
-            (np.int32(UNIT_CODES[unit]), a, w, a_sf, w_sf, start, implicit, np.int64(segments),
-             out))
-    return out
-
-
-def compact(stream: Stream):
-    """The stream reduced to the beats of segments that emit a result, with their bounds.
-
-    Returns ``(rows, start, implicit, start_beat, close_beat)``: ``rows`` indexes the stream's
-    beats to keep, ``start`` the segment offsets into ``rows`` (length segments + 1),
-    ``implicit`` segments opened without ``first=1``, and the stream positions of each
-    segment's first and closing beat. Follows golden's rules for bubbles, resets and the
-    segment still open at the end (which emits nothing).
-    """
-    en = np.asarray(stream.en, dtype=bool)
-    enabled = np.flatnonzero(en)
-    n = len(enabled)
-    first = np.asarray(stream.first, dtype=bool)[enabled]
-    reset_here = np.zeros(n, dtype=bool)
-    if stream.reset is not None:
-        # A reset pulse lands on the next enabled beat at or after it.
-        landing = np.searchsorted(enabled, np.flatnonzero(np.asarray(stream.reset, dtype=bool)))
-        reset_here[landing[landing < n]] = True
-    opens = first | reset_here
-    if n:
-        opens[0] = True                # power-up: the first enabled beat opens a segment
-    starts = np.flatnonzero(opens)
-    closers = starts[1:]
-    emits = first[closers] & ~reset_here[closers]
-    seg = np.flatnonzero(emits)
-    seg_begin, seg_end = starts[seg], starts[seg + 1]
-    lengths = seg_end - seg_begin
-    rows = enabled[np.repeat(seg_begin, lengths) + (np.arange(lengths.sum()) -
-                                                     np.repeat(np.cumsum(lengths) - lengths,
-                                                               lengths))]
-    start = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    implicit = ~first[seg_begin]
-    return rows, start, implicit, enabled[seg_begin], enabled[seg_end]
+    rows = a.shape[0]
+    arrays = {}
+    for name, value in (("a_sf", a_sf), ("w_sf", w_sf), ("flags", flags)):
+        arrays[name] = cupy.ascontiguousarray(cupy.asarray(value, dtype=cupy.uint8))
+        if arrays[name].shape != (rows,):
+            raise ValueError(f"{name} must have shape ({rows},), got {arrays[name].shape}")
+    en_first = BEAT_EN | BEAT_FIRST
+    closers = cupy.flatnonzero((arrays["flags"] & en_first) == en_first).astype(cupy.int64)
+    count = closers.shape[0]
+    bits = cupy.zeros(count, dtype=cupy.uint32)
+    start = cupy.full(count, -1, dtype=cupy.int64)
+    _launch("stream_beats", count,
+            (np.int32(UNIT_CODES[unit]), a, w, arrays["a_sf"], arrays["w_sf"], arrays["flags"],
+             closers, np.int64(count), bits, start))
+    return bits, start, closers
 
 
 def run(stream: Stream) -> Results:
     """``golden.run(stream)`` computed on the GPU: every completed segment's result, in order.
 
-    Block size must be 16 (the kernels keep 16 lane registers). Codes are not validated: like
-    the hardware, an INT4 block's 0x8 is computed as -8.
+    The kernel reads the stream's rows as they are, bubbles and reset pulses included, and
+    finds the segments itself. Block size must be 16 (the kernels keep 16 lane registers).
+    Codes are not validated beyond 0..15: like the hardware, an INT4 block's 0x8 is -8.
     """
     if stream.block_size != DEFAULT_BLOCK_SIZE:
         raise ValueError(f"the CUDA reference supports block size {DEFAULT_BLOCK_SIZE}, "
                          f"got {stream.block_size}")
-    rows, start, implicit, start_beat, close_beat = compact(stream)
     a = np.asarray(stream.a)
     w = np.asarray(stream.w)
-    if rows.size and (max(a.max(initial=0), w.max(initial=0)) >= 16):
+    enabled = np.asarray(stream.en, dtype=bool)
+    if enabled.any() and max(a[enabled].max(), w[enabled].max()) >= 16:
         raise ValueError("element codes must be in 0..15")
-    bits = stream_segments(stream.unit, a[rows], w[rows], np.asarray(stream.a_sf)[rows],
-                           np.asarray(stream.w_sf)[rows], start, implicit)
-    return Results(bits.get(), start_beat.astype(np.int64), close_beat.astype(np.int64))
+    bits, start, closers = stream_beats(stream.unit, a, w, stream.a_sf, stream.w_sf,
+                                        beat_flags(stream))
+    start, closers = start.get(), closers.get()
+    emitted = start >= 0
+    return Results(bits.get()[emitted], start[emitted], closers[emitted])
+
+
+def kernel_ms(fn, repeats: int = 5) -> float:
+    """Median device time of ``fn()`` in milliseconds: CUDA events around each of ``repeats``
+    calls, after one untimed warm-up call."""
+    cupy = require_gpu()
+    fn()
+    cupy.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeats):
+        begin, end = cupy.cuda.Event(), cupy.cuda.Event()
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(begin, end))
+    return float(np.median(times))

@@ -142,30 +142,66 @@ extern "C" __global__ void exhaustive_lanes(int unit, unsigned* __restrict__ out
     out[index] = __float_as_uint(scaled_product(sf, a, w, a_int, w_int));
 }
 
-// Segments of an arbitrary beat stream, one thread per segment. The host has dropped bubbles
-// and beats of segments that emit no result: segment s is rows [start[s], start[s + 1]) of the
-// compacted arrays. `implicit[s]` marks a segment opened without first=1 (at power-up or after
-// a reset), whose first beat adds onto the +0 lane registers instead of loading them.
-extern "C" __global__ void stream_segments(int unit, const uint4* __restrict__ a_rows,
-                                           const uint4* __restrict__ w_rows,
-                                           const unsigned char* __restrict__ a_sf,
-                                           const unsigned char* __restrict__ w_sf,
-                                           const long long* __restrict__ start,
-                                           const unsigned char* __restrict__ implicit,
-                                           long long segments, unsigned* __restrict__ out) {
-    const long long s = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (s >= segments) return;
-    float lane[LANES];
-    const long long begin = start[s], end = start[s + 1];
-    for (long long row = begin; row < end; ++row) {
-        const bool load = row == begin && !implicit[s];
-        if (row == begin && implicit[s]) {
-#pragma unroll
-            for (int i = 0; i < LANES; ++i) lane[i] = 0.0f;
+// The control inputs of one stream row, packed by the host into one byte per row exactly as the
+// driver presents them to the MAC (gpu_ref/device.py, beat_flags).
+#define BEAT_EN 1u      // en: the row is a beat; en=0 rows (bubbles) are ignored entirely
+#define BEAT_FIRST 2u   // first: the beat opens a segment and closes the open one
+#define BEAT_RESET 4u   // rst_n is pulsed before this row
+
+// A raw beat stream, bubbles and reset pulses included. One thread per candidate closing beat:
+// `closers` lists the rows with en=1 and first=1 (the host lists them, so that every thread of
+// a warp has a segment to sum even when segments are long). The thread finds the segment its
+// row closes by walking back from it under the MAC's rules, and computes its result:
+//
+// * a reset pulsed before the closing beat, or before any row after the open segment's last
+//   beat, leaves nothing open: the reset discarded the segment, and no result comes out;
+// * otherwise the segment runs back to its opening beat: the nearest earlier beat with first=1,
+//   or, with no such beat since the last reset (or power-up), the first beat after that reset,
+//   which adds onto the +0 lane registers instead of loading them ("implicit").
+//
+// Outputs per candidate t: `start[t]` is the row of the opening beat of the segment that row
+// closers[t] closes with a result, else -1; `out[t]` is the result's bit pattern where
+// start[t] >= 0.
+extern "C" __global__ void stream_beats(int unit, const uint4* __restrict__ a_rows,
+                                        const uint4* __restrict__ w_rows,
+                                        const unsigned char* __restrict__ a_sf,
+                                        const unsigned char* __restrict__ w_sf,
+                                        const unsigned char* __restrict__ flags,
+                                        const long long* __restrict__ closers, long long count,
+                                        unsigned* __restrict__ out,
+                                        long long* __restrict__ start) {
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= count) return;
+    start[t] = -1;
+    const long long r = closers[t];
+    const unsigned closing = flags[r];
+    if ((closing & (BEAT_EN | BEAT_FIRST)) != (BEAT_EN | BEAT_FIRST) || (closing & BEAT_RESET))
+        return;
+    // Walk back. `begin` is the earliest beat seen so far: the opening beat once the walk stops.
+    long long begin = -1;
+    bool implicit = true;               // stopped by power-up or a reset, not by a first=1 beat
+    for (long long k = r - 1; k >= 0; --k) {
+        const unsigned f = flags[k];
+        if (f & BEAT_EN) {
+            begin = k;
+            if (f & BEAT_FIRST) {
+                implicit = false;
+                break;
+            }
         }
-        beat(unit, lane, load, pack_row(a_rows[row]), pack_row(w_rows[row]), a_sf[row], w_sf[row]);
+        if (f & BEAT_RESET) break;      // the reset came before row k: nothing earlier counts
     }
-    out[s] = __float_as_uint(tree_sum(lane));
+    if (begin < 0) return;              // nothing open: power-up or a reset, then this beat
+    float lane[LANES];
+#pragma unroll
+    for (int i = 0; i < LANES; ++i) lane[i] = 0.0f;    // the +0 registers after reset/power-up
+    for (long long k = begin; k < r; ++k) {
+        if (!(flags[k] & BEAT_EN)) continue;
+        beat(unit, lane, k == begin && !implicit, pack_row(a_rows[k]), pack_row(w_rows[k]),
+             a_sf[k], w_sf[k]);
+    }
+    out[t] = __float_as_uint(tree_sum(lane));
+    start[t] = begin;
 }
 
 // --------------------------------------------------------------------------------------------

@@ -2,19 +2,25 @@
 
 CI has no GPU, so agreement with the GPU is re-proved from the provenance record that a real GPU
 run wrote (tests/data/gpu_crosscheck.json): golden recomputes the exhaustive sweep's digest for
-each unit (all 2**24 single-beat lane results) and the random sweep's leading segments, and both
-must equal what the GPU produced. The rest checks the CPU halves of the cross-check: the
-generator against a plain-integer SplitMix64, the canonical order against an exact rational
-model, the stream bookkeeping against golden, and that mac.cu still compiles where nvcc exists.
+each unit (all 2**24 single-beat lane results), the random sweep's leading segments and every
+stream case (bubbles, resets, every en/first/reset pattern of six rows), and each must equal
+what the GPU produced. Every file the record depends on must be byte for byte the one the
+record names, so a change to golden, the kernels or the sweeps fails here until the GPU run
+is repeated. The rest checks the CPU halves of the cross-check: the generator against a
+plain-integer SplitMix64, the canonical order against an exact rational model, and that mac.cu
+still compiles where nvcc exists.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from fractions import Fraction
 from pathlib import Path
 
@@ -215,6 +221,13 @@ def test_record_reports_a_clean_full_run(record, unit):
     assert rnd["lane_products"] == 16 * rnd["beats"] and rnd["beats"] > 4 * rnd["segments"]
     st = entry["stream"]
     assert st["segments"] > 0 and st["mismatches"] == 0
+    assert st["order"] == crosscheck.STREAM_ORDER
+    # The cases are the defined ones, each clean, each with its GPU and golden digests equal.
+    strip = [{k: c[k] for k in ("kind", "seed", "pattern_rows") if k in c} for c in st["cases"]]
+    assert strip == crosscheck.stream_cases(rnd["seed"])
+    for case in st["cases"]:
+        assert case["mismatches"] == 0 and case["sha256"] == case["golden_sha256"], case
+    assert st["segments"] == sum(c["segments"] for c in st["cases"])
     assert "--fmad=false" in entry["run"]["nvrtc_options"]
 
 
@@ -232,11 +245,62 @@ def test_golden_reproduces_gpu_random_prefix_digest(record, unit):
     assert crosscheck.digest(bits) == rnd["prefix_sha256"]
 
 
-def test_cuda_source_is_the_one_the_record_checked(record):
-    now = hashlib.sha256(device.SOURCE.read_bytes()).hexdigest()
+@pytest.mark.parametrize("unit", UNITS)
+def test_golden_reproduces_gpu_stream_digests(record, unit):
+    """Every stream case: golden's results and segment positions hash to what the GPU gave."""
+    differ = []
+    for case in record["units"][unit]["stream"]["cases"]:
+        results = run(crosscheck.build_stream_case(unit, case))
+        if crosscheck.stream_digest(results) != case["sha256"]:
+            differ.append({k: case[k] for k in ("kind", "seed")})
+    assert not differ, f"golden no longer agrees with the GPU on {unit} stream cases {differ}"
+
+
+@pytest.mark.parametrize("path", crosscheck.RECORD_SOURCES)
+def test_record_source_is_unchanged(record, path):
+    """Each file the GPU record depends on is byte for byte the one the run checked."""
+    now = hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
     for unit in UNITS:
-        assert record["units"][unit]["run"]["sources_sha256"]["gpu_ref/mac.cu"] == now, (
-            "gpu_ref/mac.cu changed since the recorded GPU run: rerun `if4mac gpu-check` on a GPU")
+        recorded = record["units"][unit]["run"]["sources_sha256"].get(path)
+        assert recorded == now, (
+            f"{path} differs from the file the GPU record checked ({unit}: sha256 now "
+            f"{now[:16]}, recorded {str(recorded)[:16]}): rerun `if4mac gpu-check` on a GPU "
+            f"and commit tests/data/gpu_crosscheck.json")
+
+
+def test_record_names_exactly_the_record_sources(record):
+    for unit in UNITS:
+        assert sorted(record["units"][unit]["run"]["sources_sha256"]) == sorted(
+            crosscheck.RECORD_SOURCES), f"{unit}: the record's source list is out of date"
+
+
+#: Repository modules that `if4mac gpu-check` imports but that cannot change what it records,
+#: each with the reason; every other module it imports must be in RECORD_SOURCES.
+NOT_RECORD_SOURCES = {
+    "if4mac/__init__.py": "the package's docstring and version string",
+    "gpu_ref/__init__.py": "a docstring",
+    "gpu_ref/cli.py": "parses options and writes the record that crosscheck returns",
+    "golden/stimulus.py": "JSON stimulus files, which the sweeps never read or write",
+}
+
+
+def test_record_sources_cover_every_module_gpu_check_imports():
+    code = ("import json, sys; import if4mac.gpu_ref.cli; "
+            "print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) "
+            "if getattr(m, '__file__', None))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    # The project's own modules: files in the folders pyproject maps the package onto.
+    package_dir = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"]
+    folders = {ROOT / folder for folder in package_dir.values()}
+    ours = {str(f.relative_to(ROOT)) for f in map(Path, json.loads(out)) if f.parent in folders}
+    unlisted = ours - set(crosscheck.RECORD_SOURCES) - set(NOT_RECORD_SOURCES)
+    assert not unlisted, (f"{sorted(unlisted)} imported by `if4mac gpu-check` but neither in "
+                          f"crosscheck.RECORD_SOURCES nor exempted in NOT_RECORD_SOURCES")
+    listed_py = {f for f in crosscheck.RECORD_SOURCES if f.endswith(".py")}
+    assert listed_py <= ours, f"{sorted(listed_py - ours)} listed but never imported"
+    assert set(NOT_RECORD_SOURCES) <= ours, "an exemption names a module that is not imported"
 
 
 def test_merge_record_keeps_other_units(record):
@@ -249,29 +313,31 @@ def test_merge_record_keeps_other_units(record):
 # ---------------------------------------------------------------------------------------------
 # Host-side bookkeeping of the stream kernel, the CLI and the build.
 
-@pytest.mark.parametrize("seed", [3, 4])
-def test_compact_matches_golden_segments(seed):
-    stream = crosscheck.stream_case("if4", seed, segments=300)
+def test_beat_flags_pack_en_first_reset():
+    a = np.zeros((4, 16), dtype=np.uint8)
+    sf = np.zeros(4, dtype=np.uint8)
+    stream = Stream("if4", np.array([1, 0, 1, 1], bool), np.array([1, 1, 0, 1], bool), a, a,
+                    sf, sf, np.array([0, 1, 1, 0], bool))
+    assert list(device.beat_flags(stream)) == [3, 6, 5, 3]
+    no_reset = Stream("if4", stream.en, stream.first, a, a, sf, sf)
+    assert list(device.beat_flags(no_reset)) == [3, 2, 1, 3]
+
+
+def test_flag_pattern_stream_holds_every_pattern():
+    rows = 3
+    stream = crosscheck.flag_pattern_stream("nvfp4", 5, rows=rows)
+    flags = device.beat_flags(stream).reshape(-1, rows)
+    assert (flags[:, 0] & device.BEAT_RESET).all()     # each pattern starts from power-up
+    patterns = {tuple(p) for p in flags}
+    assert len(patterns) == len(flags) == 4**rows * 2**(rows - 1)
+    # Edge cases the kernel must get right: a reset on a bubble just before a closing beat,
+    # a closing beat right after power-up, and a stream opened without first=1.
+    en_first, en, bubble_reset = 3, 1, 4
+    for p in [(en_first | 4, bubble_reset, en_first), (en_first | 4, en, en_first),
+              (en | 4, en, en_first)]:
+        assert p in patterns
     results = run(stream)
-    rows, start, implicit, start_beat, close_beat = device.compact(stream)
-    assert np.array_equal(start_beat, results.start_beat)
-    assert np.array_equal(close_beat, results.close_beat)
-    en = np.asarray(stream.en, dtype=bool)
-    for s in range(len(results)):
-        seg_rows = rows[start[s]:start[s + 1]]
-        expected = np.flatnonzero(en[start_beat[s]:close_beat[s]]) + start_beat[s]
-        assert np.array_equal(seg_rows, expected)
-        assert implicit[s] == (not stream.first[start_beat[s]])
-    # Seed 3's stream opens without first=1; resets open implicit segments in both.
-    assert implicit.any()
-
-
-def test_compact_of_empty_and_unclosed_streams():
-    a = np.zeros((3, 16), dtype=np.uint8)
-    sf = np.zeros(3, dtype=np.uint8)
-    open_only = Stream("nvfp4", np.ones(3, bool), np.array([True, False, False]), a, a, sf, sf)
-    rows, start, implicit, start_beat, close_beat = device.compact(open_only)
-    assert rows.size == 0 and list(start) == [0] and implicit.size == 0
+    assert 0 < len(results) < len(flags)
 
 
 def test_without_gpu_functions_raise_one_line():
