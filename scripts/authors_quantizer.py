@@ -242,6 +242,15 @@ def main(argv=None) -> int:
     devices = args.devices.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     inputs, outputs = {}, {}
+
+    def run(x, dev, fmt):
+        """The reference's (packed codes, scale bytes, amax) as numpy arrays."""
+        codes, scales, amax = reference.quantize(
+            x.to(dev), fp4_format=enums.DataType(fmt), scale_rule=rules[fmt],
+            use_blackwell_scale_layout=False)
+        return (codes.cpu().numpy().astype(np.uint8), scales.cpu().view(torch.uint8).numpy(),
+                amax.cpu().float().numpy().reshape(()))
+
     for name in TENSORS:
         x32 = make_tensor(name)
         for dtype in DTYPES:
@@ -253,28 +262,20 @@ def main(argv=None) -> int:
                 inputs[f"{name}.{dtype}"] = x32
             for dev in devices:
                 for fmt in FORMATS:
-                    codes, scales, amax = reference.quantize(
-                        xt.to(dev), fp4_format=enums.DataType(fmt), scale_rule=rules[fmt],
-                        use_blackwell_scale_layout=False)
                     key = f"{name}.{dtype}.{dev}.{fmt}"
-                    outputs[f"{key}.codes"] = codes.cpu().numpy().astype(np.uint8)
-                    outputs[f"{key}.scales"] = scales.cpu().view(torch.uint8).numpy()
-                    outputs[f"{key}.amax"] = amax.cpu().float().numpy().reshape(())
-                    print(key, tuple(codes.shape), flush=True)
+                    (outputs[f"{key}.codes"], outputs[f"{key}.scales"],
+                     outputs[f"{key}.amax"]) = run(xt, dev, fmt)
+                    print(key, flush=True)
     xt = torch.from_numpy(make_large())
     for dev in devices:
         for fmt in FORMATS:
-            codes, scales, amax = reference.quantize(
-                xt.to(dev), fp4_format=enums.DataType(fmt), scale_rule=rules[fmt],
-                use_blackwell_scale_layout=False)
             key = f"large.float32.{dev}.{fmt}"
-            scales = scales.cpu().view(torch.uint8).numpy()
-            outputs[f"{key}.codes_sha256"] = np.array(sha256(codes.cpu().numpy()))
+            codes, scales, outputs[f"{key}.amax"] = run(xt, dev, fmt)
+            outputs[f"{key}.codes_sha256"] = np.array(sha256(codes))
             outputs[f"{key}.scales_sha256"] = np.array(sha256(scales))
-            outputs[f"{key}.amax"] = amax.cpu().float().numpy().reshape(())
             if fmt == "if4":
                 outputs[f"{key}.scales"] = scales
-            print(key, tuple(codes.shape), flush=True)
+            print(key, flush=True)
     np.savez_compressed(args.out / "inputs.npz", **inputs)
     np.savez_compressed(args.out / "outputs.npz", **outputs)
     provenance = {
