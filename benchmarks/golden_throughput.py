@@ -1,6 +1,7 @@
 """Golden-model throughput in lane-products per second (target: >= 2e7 on one core).
 
     python benchmarks/golden_throughput.py [--segments 1000000] [--unit if4] [--max-len 40]
+                                           [--arch reference|fused-fp32|fused-exact]
 
 Streams are generated up front (not timed) in chunks; only ``golden.run`` is timed. One
 lane-product is one lane of one enabled beat: decode, product, scale, accumulate, and its
@@ -20,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from if4mac.golden import random_stream, run  # noqa: E402
+from if4mac.golden import ARCHS, random_stream, run  # noqa: E402
 
 
 def main(argv=None):
@@ -30,18 +31,20 @@ def main(argv=None):
     parser.add_argument("--unit", choices=("nvfp4", "if4"), default="if4")
     parser.add_argument("--max-len", type=int, default=40, help="segment lengths 1..N")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arch", choices=ARCHS, default="reference",
+                        help="MAC architecture (fused-exact uses its default accumulator)")
     args = parser.parse_args(argv)
 
     elapsed = 0.0
     lane_products = 0
     results = 0
     done = 0
-    with tqdm(total=args.segments, unit="seg", desc=f"golden {args.unit}") as bar:
+    with tqdm(total=args.segments, unit="seg", desc=f"golden {args.unit} {args.arch}") as bar:
         while done < args.segments:
             n = min(args.chunk, args.segments - done)
             stream = random_stream(args.unit, n, seed=args.seed + done, max_len=args.max_len)
             start = time.perf_counter()
-            out = run(stream)
+            out = run(stream, arch=args.arch)
             elapsed += time.perf_counter() - start
             lane_products += int(stream.en.sum()) * stream.block_size
             results += len(out)
@@ -49,9 +52,10 @@ def main(argv=None):
             bar.update(n)
     assert results == args.segments, "every closed segment must produce a result"
     rate = lane_products / elapsed
-    print(f"| unit | segments | lane-products | golden.run time | lane-products/s |")
-    print(f"|---|---|---|---|---|")
-    print(f"| {args.unit} | {args.segments:,} | {lane_products:,} | {elapsed:.2f} s | {rate:.3g} |")
+    print(f"| unit | arch | segments | lane-products | golden.run time | lane-products/s |")
+    print(f"|---|---|---|---|---|---|")
+    print(f"| {args.unit} | {args.arch} | {args.segments:,} | {lane_products:,} | "
+          f"{elapsed:.2f} s | {rate:.3g} |")
     print(f"({platform.processor() or platform.machine()}, numpy {np.__version__}, "
           f"segment lengths 1..{args.max_len}, one process)")
     return rate

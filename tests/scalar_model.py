@@ -133,3 +133,93 @@ def run(unit, beats) -> list[int]:
         else:
             lanes = [add(acc, v) for acc, v in zip(lanes, m)]
     return results
+
+
+# -- the fused architectures (docs/spec.md, section "Fused architectures") --------------------
+
+def element_value(unit: str, code: int, scale_byte: int) -> Fraction:
+    return element(unit, code, scale_byte)[0]
+
+
+def block_dot(unit, a, w, a_sf, w_sf) -> Fraction:
+    """The beat's exact element dot product sum a_i * w_i (S * 2^-k in the spec's terms)."""
+    return sum((element_value(unit, ai, a_sf) * element_value(unit, wi, w_sf)
+                for ai, wi in zip(a, w)), Fraction(0))
+
+
+def exact_factor(unit: str, a_sf: int, w_sf: int) -> Fraction:
+    """IF4's INT4 factor by its definition: (6/7) per INT4 operand, no rounding."""
+    if unit != "if4":
+        return Fraction(1)
+    return Fraction(6, 7) ** ((a_sf >> 7) + (w_sf >> 7))
+
+
+def fused_fp32_beat(unit, a, w, a_sf, w_sf) -> Value:
+    dot = block_dot(unit, a, w, a_sf, w_sf)
+    sf = scale_product(unit, a_sf, w_sf)
+    # dot is exact in binary32 (an integer zero is +0); IEEE signs a zero product by xor.
+    return mul((dot, False), sf)
+
+
+def fused_exact_beat(unit, a, w, a_sf, w_sf) -> Fraction:
+    return (block_dot(unit, a, w, a_sf, w_sf) * e4m3(a_sf & 0x7F) * e4m3(w_sf & 0x7F)
+            * exact_factor(unit, a_sf, w_sf))
+
+
+def exact_lsb(unit: str) -> Fraction:
+    """The accumulator's unit: 2^-20 (smallest element product 1/4 times smallest scale
+    product 2^-18), and for IF4 a 49th of it, so 6/7 and 36/49 are whole numbers of units."""
+    return Fraction(1, 1 << 20) / (49 if unit == "if4" else 1)
+
+
+def exact_max_segment(unit: str, block_size: int, acc_width: int) -> int:
+    """Longest segment a two's complement accumulator of ``acc_width`` bits always holds."""
+    kinds = [(0, 0)] + ([(0x80, 0), (0x80, 0x80)] if unit == "if4" else [])
+    worst = max(block_size * max(abs(element_value(unit, c, af)) for c in range(16))
+                * max(abs(element_value(unit, c, wf)) for c in range(16))
+                * e4m3(0x7E) ** 2 * exact_factor(unit, af, wf) for af, wf in kinds)
+    units = worst / exact_lsb(unit)
+    assert units.denominator == 1
+    return ((1 << (acc_width - 1)) - 1) // int(units)
+
+
+QNAN = 0x7FC00000
+
+
+def run_fused(arch: str, unit: str, beats, *, acc_width: int | None = None) -> list[int]:
+    """Results (bit patterns) of a fused architecture over beat dicts, as :func:`run`."""
+    block = len(next(b for b in beats if "a" in b)["a"]) if beats else 1
+    limit = exact_max_segment(unit, block, acc_width) if acc_width is not None else None
+    results = []
+    state = None          # fp32: the register Value; exact: [Fraction sum, beat count]
+    for beat in beats:
+        if beat.get("reset"):
+            state = None
+        if not beat.get("en", 1):
+            continue
+        args = (unit, beat["a"], beat["w"], beat["a_sf"], beat["w_sf"])
+        if arch == "fused-fp32":
+            m = fused_fp32_beat(*args)
+            if beat.get("first"):
+                if state is not None and not beat.get("reset"):
+                    results.append(to_bits(state))
+                state = m
+            else:
+                state = add((Fraction(0), False) if state is None else state, m)
+        elif arch == "fused-exact":
+            term = fused_exact_beat(*args)
+            if beat.get("first"):
+                if state is not None and not beat.get("reset"):
+                    total, count = state
+                    if limit is not None and count > limit:
+                        results.append(QNAN)
+                    else:
+                        results.append(to_bits((round_binary32(total), False)))
+                state = [term, 1]
+            elif state is None:
+                state = [term, 1]
+            else:
+                state = [state[0] + term, state[1] + 1]
+        else:
+            raise ValueError(f"unknown arch {arch!r}")
+    return results
