@@ -40,7 +40,7 @@ from .mac import (
 )
 
 __all__ = [
-    "ARCHS", "check_arch", "FusedResults", "QNAN_BITS", "DEFAULT_SEGMENT_BEATS",
+    "ARCHS", "check_arch", "MAX_ACC_WIDTH", "exact_divisor", "FusedResults", "QNAN_BITS", "DEFAULT_SEGMENT_BEATS",
     "ELEMENT_Q", "element_q_table", "q_bound", "dot_bound", "KIND_SHIFT", "KIND_WEIGHT",
     "EXACT_LSB_EXP", "scale_int_parts", "exact_beat_bound", "exact_acc_width",
     "exact_max_segment", "block_dots", "run_fused", "exact_to_binary32",
@@ -55,6 +55,10 @@ QNAN_BITS = 0x7FC00000
 #: The default fused-exact accumulator is the narrowest that takes this many beats per
 #: segment (K = 65536 elements at B = 16).
 DEFAULT_SEGMENT_BEATS = 4096
+
+#: Widest fused-exact accumulator: 2^(128 - 1 + EXACT_LSB_EXP) stays far inside binary32's
+#: range, and 2^107 lane-sums are more than any stream holds.
+MAX_ACC_WIDTH = 128
 
 #: Binary point of S by kind (number of INT4 operands, 0..2): q is twice an E2M1 value.
 KIND_SHIFT = (2, 1, 0)
@@ -198,6 +202,8 @@ def exact_acc_width(unit: str, block_size: int, acc_width: int | None = None) ->
     if isinstance(acc_width, bool) or not isinstance(acc_width, (int, np.integer)):
         raise ValueError(f"acc_width must be an integer, got {acc_width!r}")
     least = exact_beat_bound(unit, block_size).bit_length() + 1
+    if acc_width > MAX_ACC_WIDTH:
+        raise ValueError(f"acc_width {acc_width} is above {MAX_ACC_WIDTH}")
     if acc_width < least:
         raise ValueError(f"acc_width {acc_width} cannot hold one beat: {unit} at block size "
                          f"{block_size} needs at least {least} bits")

@@ -1,0 +1,307 @@
+"""The fused architectures' integer front end: elements as integers, the block dot product S,
+scales as integers, and S as a small float.
+
+A beat's B lanes share one kind (FP.FP, FP.INT or INT.INT: a block's elements share a type),
+so the fused MACs sum the lane products as one exact integer (docs/spec.md, section "Fused
+architectures"):
+
+* :class:`ElementQ` -- a 4-bit code to its integer ``q``: twice an E2M1 value (0.5 -> 1,
+  6 -> 12), or the INT4 value (0x8 -> -8, as the hardware decodes it).
+* :class:`BlockDot` -- ``S = sum_i q_a,i * q_w,i``: B small multipliers and an adder tree.
+* :class:`ScaleIntDecode` -- an E4M3 scale as ``sig * 2^(ebias - 9)``, integers, no
+  normalisation (so subnormal scales cost nothing here).
+* :class:`KindShift` -- the binary point of S per kind, ``k`` = 2, 1 or 0 INT4 operands away.
+* :class:`IntToFloat` -- ``S * 2^-k`` packed as a small exact float, for :class:`~.fp.FPMul`.
+
+Every piece is combinational (latency 0, one beat per cycle); the MAC tops place registers.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from if4mac.golden import check_unit, dot_bound, q_bound
+
+from .fp import FloatFormat, LeadingZeroCounter, signed_width, unsigned_width
+from .lane_mul import ELEMENT_WIDTH
+from .mac import _check_lanes
+from .scale_mul import E4M3_MAN_WIDTH, E4M3_SIG_WIDTH, E4M3_WIDTH
+
+__all__ = [
+    "Q_WIDTH", "Q_PRODUCT_WIDTH", "SCALE_EXP_WIDTH", "SCALE_EXP_OFFSET", "S_MAX_KIND_SHIFT",
+    "dot_width", "ElementQ", "BlockDot", "ScaleIntDecode", "KindShift", "IntToFloat",
+    "int_float_format",
+]
+
+#: |q| <= 12 (E2M1 6.0 doubled; INT4 reaches only 8): a signed 5-bit integer.
+Q_WIDTH = signed_width(-max(q_bound(False), q_bound(True)), max(q_bound(False), q_bound(True)))
+#: |q_a * q_w| <= 144 (12 * 12): signed 9 bits.
+Q_PRODUCT_WIDTH = signed_width(-q_bound(False) ** 2, q_bound(False) ** 2)
+#: E4M3's biased exponent with the subnormals' 0 read as 1: 1..15 minus 1, so 0..14.
+SCALE_EXP_WIDTH = unsigned_width(14)
+#: dec(scale) = sig * 2^(SCALE_EXP - SCALE_EXP_OFFSET): bias 7 plus the 3 fraction bits, less
+#: the 1 folded in above.
+SCALE_EXP_OFFSET = 9
+#: The largest binary point of S: FP.FP, where q is twice the element.
+S_MAX_KIND_SHIFT = 2
+
+
+def _kinds(unit: str) -> tuple[int, ...]:
+    return (0, 1, 2) if unit == "if4" else (0,)
+
+
+def dot_width(unit: str, block_size: int) -> int:
+    """Signed width of S: its bound B * 144 (FP.FP is the largest kind), both signs."""
+    bound = max(dot_bound(block_size, n) for n in _kinds(check_unit(unit)))
+    return signed_width(-bound, bound)
+
+
+class ElementQ(wiring.Component):
+    """One element code to its integer ``q``: 2 * E2M1 value, or the INT4 value.
+
+    Combinational: latency 0. E2M1 ``s e1 e0 m``: ``|q| = m`` for e = 0, else
+    ``(2 + m) << (e - 1)``; negated when ``s``. E2M1's -0 (0x8) is q = 0: an integer has
+    no signed zero. INT4 is the code read as two's complement.
+
+    Parameters
+    ----------
+    unit : "nvfp4" or "if4"  (``is_int`` exists only for IF4)
+
+    Ports
+    -----
+    code : In(4)
+    is_int : In(1), IF4 only
+    q : Out(signed(Q_WIDTH))
+    """
+
+    def __init__(self, unit: str):
+        self._unit = check_unit(unit)
+        ports = {"code": In(ELEMENT_WIDTH)}
+        if unit == "if4":
+            ports["is_int"] = In(1)
+        ports["q"] = Out(signed(Q_WIDTH))
+        super().__init__(ports)
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        code = self.code
+        man, exp, sign = code[0], code[1:3], code[3]
+        # |q| is 4 bits (up to 12): the hidden bit and the mantissa bit, shifted by exp - 1.
+        mag = Signal(Q_WIDTH - 1)
+        with m.Switch(exp):
+            with m.Case(0):
+                m.d.comb += mag.eq(man)
+            for e in (1, 2, 3):
+                with m.Case(e):
+                    m.d.comb += mag.eq(Cat(man, 1) << (e - 1))
+        fp_q = Mux(sign, -mag, mag)
+        if self._unit == "if4":
+            m.d.comb += self.q.eq(Mux(self.is_int, code.as_signed(), fp_q))
+        else:
+            m.d.comb += self.q.eq(fp_q)
+        return m
+
+
+class BlockDot(wiring.Component):
+    """``S = sum_i q_a,i * q_w,i`` over the B lanes of a beat, exact.
+
+    Combinational: latency 0, one beat per cycle. B signed 5 x 5-bit multipliers and a
+    pairwise adder tree of ceil(log2 B) levels, each level one bit wider; S is
+    :func:`dot_width` bits (|S| <= 144 B).
+
+    Parameters
+    ----------
+    unit : "nvfp4" or "if4"
+    block_size : int
+
+    Ports
+    -----
+    a, w : In(ArrayLayout(4, B))
+    a_int, w_int : In(1), IF4 only
+    s : Out(signed(dot_width(unit, B)))
+    """
+
+    def __init__(self, unit: str, block_size: int):
+        self._unit = check_unit(unit)
+        self._block_size = _check_lanes("block_size", block_size)
+        ports = {"a": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                 "w": In(data.ArrayLayout(ELEMENT_WIDTH, block_size))}
+        if unit == "if4":
+            ports["a_int"] = In(1)
+            ports["w_int"] = In(1)
+        ports["s"] = Out(signed(dot_width(unit, block_size)))
+        super().__init__(ports)
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        level = []
+        for i in range(self._block_size):
+            qs = []
+            for name, codes, flag in (("a", self.a, "a_int"), ("w", self.w, "w_int")):
+                dec = ElementQ(self._unit)
+                m.submodules[f"q_{name}_{i}"] = dec
+                m.d.comb += dec.code.eq(codes[i])
+                if self._unit == "if4":
+                    m.d.comb += dec.is_int.eq(getattr(self, flag))
+                qs.append(dec.q)
+            product = Signal(signed(Q_PRODUCT_WIDTH), name=f"qq_{i}")
+            m.d.comb += product.eq(qs[0] * qs[1])
+            level.append(product)
+        k = 0
+        while len(level) > 1:
+            k += 1
+            nxt = []
+            for j in range(len(level) // 2):
+                a, b = level[2 * j], level[2 * j + 1]
+                total = Signal(signed(max(len(a), len(b)) + 1), name=f"sum_l{k}_{j}")
+                m.d.comb += total.eq(a + b)
+                nxt.append(total)
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        # The tree's natural width can exceed the bound's; the bound is what S can reach.
+        m.d.comb += self.s.eq(level[0])
+        return m
+
+
+class ScaleIntDecode(wiring.Component):
+    """An E4M3 scale as integers: ``dec = sig * 2^(exp - SCALE_EXP_OFFSET)``.
+
+    Combinational: latency 0. ``sig`` is the significand with its hidden bit explicit
+    (0..15: the subnormals keep their leading zeros), ``exp`` the biased exponent with 0 read
+    as 1, minus 1 (0..14). The 448 rule (0x7F reads as 0x7E) applies here. A zero scale is
+    ``sig == 0``.
+
+    Ports
+    -----
+    code : In(7)
+    sig : Out(4)
+    exp : Out(SCALE_EXP_WIDTH)
+    """
+
+    def __init__(self):
+        super().__init__({"code": In(E4M3_WIDTH), "sig": Out(E4M3_SIG_WIDTH),
+                          "exp": Out(SCALE_EXP_WIDTH)})
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        man = self.code[:E4M3_MAN_WIDTH]
+        exp = self.code[E4M3_MAN_WIDTH:]
+        top = (1 << (E4M3_WIDTH - E4M3_MAN_WIDTH)) - 1
+        man_448 = Mux((exp == top) & (man == (1 << E4M3_MAN_WIDTH) - 1),
+                      (1 << E4M3_MAN_WIDTH) - 2, man)
+        m.d.comb += [
+            self.sig.eq(Cat(man_448, exp != 0)),
+            self.exp.eq(Mux(exp == 0, 0, exp - 1)),
+        ]
+        return m
+
+
+class KindShift(wiring.Component):
+    """The binary point of S: ``k = 2 - (number of INT4 operands)`` (NVFP4: always 2).
+
+    Combinational: latency 0.
+
+    Ports
+    -----
+    a_int, w_int : In(1), IF4 only
+    k : Out(2)
+    """
+
+    def __init__(self, unit: str):
+        self._unit = check_unit(unit)
+        ports = {"a_int": In(1), "w_int": In(1)} if unit == "if4" else {}
+        ports["k"] = Out(unsigned_width(S_MAX_KIND_SHIFT))
+        super().__init__(ports)
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._unit == "if4":
+            m.d.comb += self.k.eq(S_MAX_KIND_SHIFT - self.a_int - self.w_int)
+        else:
+            m.d.comb += self.k.eq(S_MAX_KIND_SHIFT)
+        return m
+
+
+def int_float_format(unit: str, block_size: int) -> FloatFormat:
+    """The packed format that holds every ``S * 2^-k`` exactly and normal.
+
+    Fraction bits: |S|'s width less the hidden bit. Exponent: the bias must reach the top
+    (|S| < 2^(bits)) and the bottom (2^-2, FP.FP's |S| = 1), and at least 3 bits so the
+    format is IEEE-like.
+    """
+    mag_width = dot_width(unit, block_size) - 1
+    exp_bits = 3
+    while (1 << (exp_bits - 1)) - 1 < max(mag_width - 1, S_MAX_KIND_SHIFT + 1):
+        exp_bits += 1
+    return FloatFormat(exp_bits, max(1, mag_width - 1))
+
+
+class IntToFloat(wiring.Component):
+    """``S * 2^-k`` as an exact float in :func:`int_float_format` (IEEE packing, +0 for 0).
+
+    Combinational: latency 0. Sign and magnitude, a leading-zero count, a normalising shift.
+
+    Ports
+    -----
+    s : In(signed(dot_width))
+    k : In(2)
+    result : Out(int_float_format(unit, B).width)
+    """
+
+    def __init__(self, unit: str, block_size: int):
+        self._fmt = int_float_format(unit, block_size)
+        self._s_width = dot_width(unit, block_size)
+        super().__init__({"s": In(signed(self._s_width)),
+                          "k": In(unsigned_width(S_MAX_KIND_SHIFT)),
+                          "result": Out(self._fmt.width)})
+
+    @property
+    def fmt(self) -> FloatFormat:
+        return self._fmt
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self._fmt
+        mag_width = self._s_width - 1
+        neg = self.s[-1]
+        mag = Signal(mag_width)
+        # |S| <= 144 B < 2^(width - 1): the negation never overflows.
+        m.d.comb += mag.eq(Mux(neg, -self.s, self.s))
+        m.submodules.lzc = lzc = LeadingZeroCounter(mag_width)
+        m.d.comb += lzc.value.eq(mag)
+        norm = Signal(mag_width)
+        m.d.comb += norm.eq(mag << lzc.count)
+        packed = data.View(fmt.layout, self.result)
+        with m.If(~lzc.zero):
+            frac = norm[:mag_width - 1]
+            m.d.comb += [
+                packed.sign.eq(neg),
+                # The leading one's weight is 2^(mag_width - 1 - lz - k).
+                packed.exp.eq(fmt.bias + mag_width - 1 - lzc.count - self.k),
+                packed.man.eq(Cat(Const(0, fmt.man_bits - len(frac)), frac)
+                              if len(frac) < fmt.man_bits else frac),
+            ]
+        return m

@@ -1,0 +1,616 @@
+"""The fused block dot-product MAC tops: ``fused-fp32`` and ``fused-exact`` (docs/spec.md).
+
+Both compute a beat's element dot product as one exact integer S (:mod:`.block_dot`) and
+round late, instead of the reference's 16 binary32 multiply-accumulate lanes and tree:
+
+``fused-fp32`` (:class:`FusedFp32Mac`, what tensor cores do)::
+
+    edge 0   input registers capture an enabled beat (en=1)
+    edge 1   S (BlockDot), k (KindShift), sf (ScaleMul, the reference's scale product)
+    edge 2   m = rne32((S * 2^-k) * sf)   (IntToFloat, FPMul reduced mode)
+    edge 3   acc = first ? m : rne32(acc + m)   (FPAdd); a closing beat moves the old acc
+             to the output register with ``done``
+
+``fused-exact`` (:class:`FusedExactMac`, Kulisch style)::
+
+    edge 0   input registers
+    edge 1   S, the scale integers' product times the kind's weight (49, 42, 36 for IF4),
+             and the term's shift
+    edge 2   term = (S * weight) << shift   (ExactTerm)
+    edge 3   A = first ? term : A + term   (WideAccumulator, acc_width bits, beat counter,
+             sticky overflow); a closing beat starts ExactToBinary32 on the old A
+    edge 4   normalised window of |A|
+    edge 5   IF4 only: window / 49 with a sticky remainder
+    edge +1  one RNE to binary32 into the output register with ``done``
+
+so ``latency`` is 3 (fused-fp32), 4 (fused-exact NVFP4) or 5 (fused-exact IF4) edges from
+a closing beat's sampling edge to ``done``, for any block size. One beat per cycle; a
+segment may close on every cycle and every result comes out.
+
+Ports are the reference tops' (:class:`~.mac.MacUnit`, pipelined) plus, for fused-exact, a
+sticky ``overflow``. Only the accumulator's beat counter limits a segment: a segment longer
+than :attr:`FusedExactMac.max_segment` beats gives the quiet NaN as its result and raises
+``overflow`` at the edge its first beat too many reaches the accumulator (edge 3 of that beat).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, ClockDomain, Const, DomainRenamer, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from if4mac.golden import (
+    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, check_unit, exact_acc_width, exact_beat_bound,
+    exact_max_segment,
+)
+from if4mac.golden.fused import exact_divisor
+from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
+
+from .block_dot import (
+    S_MAX_KIND_SHIFT, SCALE_EXP_OFFSET, BlockDot, IntToFloat, KindShift, ScaleIntDecode,
+    dot_width,
+)
+from .fp import BINARY32, FPAdd, FPMul, FPRound, LeadingZeroCounter, signed_width, unsigned_width
+from .fp._signals import wire
+from .lane_mul import ELEMENT_WIDTH
+from .mac import WORD_WIDTH, _check_lanes
+from .scale_mul import E4M3_SIG_WIDTH, E4M3_WIDTH, INT_FLAG_BIT, SCALE_WIDTH, ScaleMul
+
+__all__ = [
+    "ACC_STAGE", "FUSED_ARCHS", "SHIFT_MAX", "SHIFT_WIDTH", "DIV_WINDOW", "ScaleWeight",
+    "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32", "FusedMac",
+    "FusedFp32Mac", "FusedExactMac", "fused_mac", "fused_verilog",
+]
+
+#: The edge (from the one that samples a beat, edge 0) at which the beat reaches the
+#: accumulator: input, S and product/term registers come first.
+ACC_STAGE = 3
+FUSED_ARCHS = ("fused-fp32", "fused-exact")
+#: A term's shift over the accumulator's LSB (2^-20): both scale exponents at their largest
+#: (14 each, biased) plus the S_MAX_KIND_SHIFT that k = 0 leaves over: 14 + 14 + 2.
+SHIFT_MAX = 2 * 14 + S_MAX_KIND_SHIFT
+SHIFT_WIDTH = unsigned_width(SHIFT_MAX)
+#: shift = (ea - 9) + (ew - 9) - k - EXACT_LSB_EXP with ea, ew the biased scale exponents:
+#: the constants fold to + 2, which keeps the smallest shift (FP.FP, k = 2) at 0.
+_SHIFT_BIAS = -2 * SCALE_EXP_OFFSET - EXACT_LSB_EXP
+assert _SHIFT_BIAS == S_MAX_KIND_SHIFT, "the accumulator's LSB no longer matches the scales"
+#: Bits of |A| kept for the division by 49: a quotient of at least 26 bits (24 kept, round
+#: and one more above the sticky) needs 26 + 6 = 32 (49 < 2^6).
+DIV_WINDOW = 32
+#: Without a division (NVFP4) the window only needs the 24 kept bits, round and one more.
+ROUND_WINDOW = BINARY32.precision + 2
+
+
+def _weights(unit: str) -> tuple[int, ...]:
+    return KIND_WEIGHT if unit == "if4" else (1,)
+
+
+class ScaleWeight(wiring.Component):
+    """A beat's scale part in fused-exact: ``weight = sig_a * sig_w * c`` and the shift.
+
+    The beat's term is ``S * weight * 2^(shift + EXACT_LSB_EXP)`` (in the accumulator's
+    unit, times 49 for IF4), with ``c`` = 49, 42, 36 for 0, 1, 2 INT4 operands (IF4) or 1
+    (NVFP4), and ``shift = exp_a + exp_w + 2 - k`` in 0..30.
+
+    Combinational: latency 0.
+
+    Ports
+    -----
+    a_sf, w_sf : In(8)
+    weight : Out(unsigned_width(225 * max c))
+    shift : Out(SHIFT_WIDTH)
+    """
+
+    def __init__(self, unit: str):
+        self._unit = check_unit(unit)
+        sig_max = (1 << E4M3_SIG_WIDTH) - 1
+        self._weight_width = unsigned_width(sig_max * sig_max * max(_weights(unit)))
+        super().__init__({"a_sf": In(SCALE_WIDTH), "w_sf": In(SCALE_WIDTH),
+                          "weight": Out(self._weight_width), "shift": Out(SHIFT_WIDTH)})
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dec_a = dec_a = ScaleIntDecode()
+        m.submodules.dec_w = dec_w = ScaleIntDecode()
+        m.submodules.kind = kind = KindShift(self._unit)
+        m.d.comb += [dec_a.code.eq(self.a_sf[:E4M3_WIDTH]), dec_w.code.eq(self.w_sf[:E4M3_WIDTH])]
+        sig_product = wire(m, "sig_product", dec_a.sig * dec_w.sig)
+        if self._unit == "if4":
+            a_int, w_int = self.a_sf[INT_FLAG_BIT], self.w_sf[INT_FLAG_BIT]
+            m.d.comb += [kind.a_int.eq(a_int), kind.w_int.eq(w_int)]
+            c = Mux(a_int & w_int, KIND_WEIGHT[2], Mux(a_int | w_int, KIND_WEIGHT[1],
+                                                        KIND_WEIGHT[0]))
+            m.d.comb += self.weight.eq(sig_product * c)
+        else:
+            m.d.comb += self.weight.eq(sig_product)
+        m.d.comb += self.shift.eq(dec_a.exp + dec_w.exp + _SHIFT_BIAS - kind.k)
+        return m
+
+
+class ExactTerm(wiring.Component):
+    """``term = (S * weight) << shift``, exact, signed; its width from the bound.
+
+    Combinational: latency 0. |term| <= ``golden.exact_beat_bound(unit, B)``.
+
+    Ports
+    -----
+    s : In(signed(dot_width))
+    weight : In(ScaleWeight's width)
+    shift : In(SHIFT_WIDTH)
+    term : Out(signed(term_width))
+    """
+
+    def __init__(self, unit: str, block_size: int, weight_width: int):
+        bound = exact_beat_bound(unit, block_size)
+        self._term_width = signed_width(-bound, bound)
+        super().__init__({"s": In(signed(dot_width(unit, block_size))),
+                          "weight": In(weight_width), "shift": In(SHIFT_WIDTH),
+                          "term": Out(signed(self._term_width))})
+
+    @property
+    def term_width(self) -> int:
+        return self._term_width
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        product = wire(m, "product", self.s * self.weight)
+        m.d.comb += self.term.eq(product << self.shift)
+        return m
+
+
+class WideAccumulator(wiring.Component):
+    """The fused-exact accumulator: ``A = first ? term : A + term`` in two's complement.
+
+    Latency 1 (``acc`` is the register), one term per cycle. A beat counter (saturating at
+    ``max_segment``) guards the width: a non-first beat arriving with ``max_segment`` beats
+    already in the segment sets ``segment_overflow`` (until the next first) and the sticky
+    ``overflow`` (until reset). Below that count no input can leave ``width`` bits, so
+    ``A`` never wraps silently. Reset gives A = 0 and a count of 0.
+
+    Parameters
+    ----------
+    width : int
+        Bits of A.
+    term_width : int
+    max_segment : int
+        Beats a segment may hold (``golden.exact_max_segment``).
+
+    Ports
+    -----
+    term : In(signed(term_width))
+    load, first : In(1)
+    acc : Out(signed(width))
+    segment_overflow, overflow : Out(1)
+    """
+
+    def __init__(self, width: int, term_width: int, max_segment: int):
+        self._width, self._max_segment = width, max_segment
+        super().__init__({"term": In(signed(term_width)), "load": In(1), "first": In(1),
+                          "acc": Out(signed(width)), "segment_overflow": Out(1),
+                          "overflow": Out(1)})
+
+    @property
+    def latency(self) -> int:
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(range(self._max_segment + 1))
+        with m.If(self.load):
+            with m.If(self.first):
+                m.d.sync += [self.acc.eq(self.term), count.eq(1),
+                             self.segment_overflow.eq(0)]
+            with m.Else():
+                m.d.sync += self.acc.eq(self.acc + self.term)
+                with m.If(count == self._max_segment):
+                    m.d.sync += [self.segment_overflow.eq(1), self.overflow.eq(1)]
+                with m.Else():
+                    m.d.sync += count.eq(count + 1)
+        return m
+
+
+class ConstDivider(wiring.Component):
+    """``quotient, remainder = divmod(value, divisor)`` for a constant divisor, restoring.
+
+    Combinational: latency 0. One compare-subtract of ``bits(divisor)`` + 1 bits per
+    quotient bit, from the top.
+
+    Ports
+    -----
+    value : In(width)
+    quotient : Out(width)
+    remainder : Out(bits(divisor))
+    """
+
+    def __init__(self, width: int, divisor: int):
+        if divisor < 1:
+            raise ValueError(f"divisor must be positive, got {divisor}")
+        self._width, self._divisor = width, divisor
+        super().__init__({"value": In(width), "quotient": Out(width),
+                          "remainder": Out(unsigned_width(divisor))})
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        rem_width = unsigned_width(self._divisor)
+        rem = Const(0, rem_width)
+        bits = []
+        for i in reversed(range(self._width)):
+            trial = wire(m, f"trial_{i}", Cat(self.value[i], rem))
+            fits = wire(m, f"fits_{i}", trial >= self._divisor)
+            rem = wire(m, f"rem_{i}", Mux(fits, trial - self._divisor, trial)[:rem_width])
+            bits.append(fits)
+        m.d.comb += [self.quotient.eq(Cat(*reversed(bits))), self.remainder.eq(rem)]
+        return m
+
+
+def _converter_latency(divisor: int) -> int:
+    # Normalise, (divide,) round: one register each.
+    return 3 if divisor > 1 else 2
+
+
+class ExactToBinary32(wiring.Component):
+    """``rne32(A * 2^EXACT_LSB_EXP / divisor)`` of a two's complement accumulator, pipelined.
+
+    At the ``start`` edge: sign and magnitude, a leading-zero count and the normalising shift
+    keep the top bits of |A| as a window with a sticky bit. With ``divisor`` 49 (IF4), the
+    next edge divides the 32-bit window (:class:`ConstDivider`) and ORs the remainder into the
+    sticky bit; the window's quotient has at least 26 bits, so the sticky lies below the
+    round bit. The last edge rounds once (:class:`~.fp.FPRound`, ties to even) into
+    ``result``. A = 0 gives +0; ``nan`` gives the quiet NaN 0x7fc00000.
+
+    Latency 2 (divisor 1) or 3 (divisor 49) edges from ``start`` to ``valid``; one
+    conversion per cycle.
+
+    Ports
+    -----
+    value : In(signed(width))
+    nan, start : In(1)
+    result : Out(32)
+    valid : Out(1)
+    """
+
+    def __init__(self, width: int, divisor: int):
+        if divisor not in (1, KIND_WEIGHT[0]):
+            raise ValueError(f"divisor must be 1 or {KIND_WEIGHT[0]}, got {divisor}")
+        self._width, self._divisor = width, divisor
+        super().__init__({"value": In(signed(width)), "nan": In(1), "start": In(1),
+                          "result": Out(WORD_WIDTH), "valid": Out(1)})
+
+    @property
+    def latency(self) -> int:
+        return _converter_latency(self._divisor)
+
+    def elaborate(self, platform):
+        m = Module()
+        mag_width = self._width - 1
+        window = DIV_WINDOW if self._divisor > 1 else ROUND_WINDOW
+        # Edge 1: normalise |A| into the window.
+        neg = self.value[-1]
+        mag = wire(m, "magnitude", Mux(neg, -self.value, self.value)[:mag_width])
+        m.submodules.lzc = lzc = LeadingZeroCounter(mag_width)
+        m.d.comb += lzc.value.eq(mag)
+        pad = max(0, window - mag_width)
+        norm = wire(m, "normalised", Cat(Const(0, pad), mag) << lzc.count)
+        norm_width = mag_width + pad
+        below = norm_width - window
+        valid1, sign1, zero1, nan1 = (Signal(name=n) for n in ("valid1", "sign1", "zero1", "nan1"))
+        x1 = Signal(window, name="window1")
+        sticky1 = Signal(name="sticky1")
+        lead1 = Signal(range(mag_width), name="lead1")     # position of |A|'s leading one
+        m.d.sync += valid1.eq(self.start)
+        with m.If(self.start):
+            m.d.sync += [
+                sign1.eq(neg), zero1.eq(lzc.zero), nan1.eq(self.nan),
+                x1.eq(norm[below:below + window]),
+                sticky1.eq(norm[:below] != 0 if below > 0 else 0),
+                lead1.eq(mag_width - 1 - lzc.count),
+            ]
+        # The window x1 (plus sticky) is |A| * 2^(window - 1 - lead).
+        if self._divisor > 1:
+            # Edge 2: the quotient window / divisor, top bit at window - 6 or window - 7.
+            q_width = window - unsigned_width(self._divisor) + 1
+            m.submodules.div = div = ConstDivider(window, self._divisor)
+            m.d.comb += div.value.eq(x1)
+            valid2, sign2, zero2, nan2 = (Signal(name=n) for n in ("valid2", "sign2", "zero2",
+                                                                 "nan2"))
+            q2 = Signal(q_width, name="quotient2")
+            sticky2 = Signal(name="sticky2")
+            lead2 = Signal.like(lead1, name="lead2")
+            m.d.sync += valid2.eq(valid1)
+            with m.If(valid1):
+                m.d.sync += [sign2.eq(sign1), zero2.eq(zero1), nan2.eq(nan1),
+                             q2.eq(div.quotient[:q_width]),
+                             sticky2.eq(sticky1 | (div.remainder != 0)), lead2.eq(lead1)]
+            top = q2[-1]
+            sig = Mux(top, Cat(sticky2, q2), Cat(Const(0, 1), sticky2, q2[:-1]))
+            sig_width = q_width + 1
+            # sig (normalised, sticky below) * 2^(exp - (sig_width - 1)) is the value:
+            # q2 = x1 / divisor, x1 = |A| * 2^(window - 1 - lead), |A|'s unit 2^EXACT_LSB_EXP.
+            exp = lead2 + EXACT_LSB_EXP - (window - 1) + (q_width - 1) - 1 + top
+            exp_lo = EXACT_LSB_EXP - (window - 1) + (q_width - 1) - 1
+            exp_hi = mag_width - 1 + EXACT_LSB_EXP - (window - 1) + (q_width - 1)
+            valid_r, sign_r, zero_r, nan_r = valid2, sign2, zero2, nan2
+        else:
+            sig = Cat(sticky1, x1)
+            sig_width = window + 1
+            exp = lead1 + EXACT_LSB_EXP
+            exp_lo, exp_hi = EXACT_LSB_EXP, mag_width - 1 + EXACT_LSB_EXP
+            valid_r, sign_r, zero_r, nan_r = valid1, sign1, zero1, nan1
+        # Last edge: one rounding.
+        m.submodules.round = rnd = FPRound(BINARY32, sig_width=sig_width,
+                                           exp_bounds=(exp_lo, exp_hi), ieee=False)
+        m.d.comb += [rnd.raw.sig.eq(sig), rnd.raw.exp.eq(exp), rnd.raw.sign.eq(sign_r & ~zero_r),
+                     rnd.raw.is_zero.eq(zero_r)]
+        m.d.sync += self.valid.eq(valid_r)
+        with m.If(valid_r):
+            m.d.sync += self.result.eq(Mux(nan_r, QNAN_BITS, rnd.result))
+        return m
+
+
+class FusedMac(wiring.Component):
+    """Ports, parameters and the input stage shared by the two fused tops.
+
+    Timing as the reference tops: a beat is sampled at a rising edge with ``en=1``;
+    ``first=1`` opens a segment and closes the previous one (if any beat came since reset);
+    for a closing beat sampled at edge E the result is on ``acc`` with ``done=1`` for the one
+    cycle after edge ``E + latency``, then held. ``en=0`` cycles change nothing. ``rst_n``
+    (asynchronous, active low) clears every register.
+
+    Ports
+    -----
+    clk, rst_n, en, first : In(1)
+    a_in, w_in : In(ArrayLayout(4, B))   (Verilog: lane i at bits [4*i+3 : 4*i])
+    a_sf, w_sf : In(8)
+    acc : Out(32)
+    done : Out(1)
+    overflow : Out(1), fused-exact only
+    """
+
+    arch = None
+
+    def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE, extra_ports=None):
+        self._unit = check_unit(unit)
+        self._block_size = _check_lanes("block_size", block_size)
+        super().__init__({
+            "clk": In(1), "rst_n": In(1), "en": In(1), "first": In(1),
+            "a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+            "a_sf": In(SCALE_WIDTH),
+            "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+            "w_sf": In(SCALE_WIDTH),
+            "acc": Out(WORD_WIDTH),
+            "done": Out(1),
+            **(extra_ports or {}),
+        })
+
+    @property
+    def unit(self) -> str:
+        return self._unit
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def reduction(self) -> str:
+        """Every result comes out, as the reference's pipelined tree."""
+        return "pipelined"
+
+    def _front(self, m: Module):
+        """The mac domain, edge 0 (input registers) and edge 1 (S, registered); returns
+        (valid0, first0, valid1, first1, s1, a_sf0, w_sf0)."""
+        m.domains.mac = cd = ClockDomain("mac", async_reset=True, local=True)
+        m.d.comb += [cd.clk.eq(self.clk), cd.rst.eq(~self.rst_n)]
+        B = self._block_size
+        valid0, first0 = Signal(name="valid0"), Signal(name="first0")
+        a0 = Signal(data.ArrayLayout(ELEMENT_WIDTH, B))
+        w0 = Signal(data.ArrayLayout(ELEMENT_WIDTH, B))
+        a_sf0, w_sf0 = Signal(SCALE_WIDTH, name="a_sf0"), Signal(SCALE_WIDTH, name="w_sf0")
+        m.d.mac += valid0.eq(self.en)
+        with m.If(self.en):
+            m.d.mac += [first0.eq(self.first), a0.eq(self.a_in), w0.eq(self.w_in),
+                        a_sf0.eq(self.a_sf), w_sf0.eq(self.w_sf)]
+        m.submodules.dot = dot = BlockDot(self._unit, B)
+        m.d.comb += [dot.a.eq(a0), dot.w.eq(w0)]
+        if self._unit == "if4":
+            m.d.comb += [dot.a_int.eq(a_sf0[INT_FLAG_BIT]), dot.w_int.eq(w_sf0[INT_FLAG_BIT])]
+        valid1, first1 = Signal(name="valid1"), Signal(name="first1")
+        s1 = Signal(signed(dot_width(self._unit, B)), name="s1")
+        m.d.mac += valid1.eq(valid0)
+        with m.If(valid0):
+            m.d.mac += [first1.eq(first0), s1.eq(dot.s)]
+        return valid0, first0, valid1, first1, s1, a_sf0, w_sf0
+
+
+class FusedFp32Mac(FusedMac):
+    """The ``fused-fp32`` MAC: ``m_b = rne32(S * 2^-k * sf_b)``, ``acc = rne32(acc + m_b)``.
+
+    Computes exactly ``golden.run(stream, arch="fused-fp32")``. Latency 3 edges for every
+    block size (see the module docstring); one beat per cycle; a segment may close on every
+    cycle. Area: B 5 x 5-bit multipliers and an integer tree, one scale-product unit, one
+    small-format x binary32 multiplier, one binary32 adder.
+
+    Parameters
+    ----------
+    unit : "nvfp4" or "if4"
+    block_size : int (>= 1, default 16)
+    """
+
+    arch = "fused-fp32"
+
+    @property
+    def latency(self) -> int:
+        return ACC_STAGE
+
+    @property
+    def name(self) -> str:
+        return f"{self._unit}_mac_b{self._block_size}_fused_fp32"
+
+    def elaborate(self, platform):
+        m = Module()
+        valid0, first0, valid1, first1, s1, a_sf0, w_sf0 = self._front(m)
+        # Edge 1 also registers sf and k.
+        m.submodules.scale_mul = scale_mul = ScaleMul(self._unit)
+        m.submodules.kind = kind = KindShift(self._unit)
+        m.d.comb += [scale_mul.a_sf.eq(a_sf0), scale_mul.w_sf.eq(w_sf0)]
+        if self._unit == "if4":
+            m.d.comb += [kind.a_int.eq(a_sf0[INT_FLAG_BIT]), kind.w_int.eq(w_sf0[INT_FLAG_BIT])]
+        sf1 = Signal(WORD_WIDTH, name="sf1")
+        k1 = Signal.like(kind.k, name="k1")
+        with m.If(valid0):
+            m.d.mac += [sf1.eq(scale_mul.sf), k1.eq(kind.k)]
+
+        # Edge 2: m = rne32((S * 2^-k) * sf).
+        m.submodules.to_float = to_float = IntToFloat(self._unit, self._block_size)
+        m.d.comb += [to_float.s.eq(s1), to_float.k.eq(k1)]
+        m.submodules.scaled = scaled = FPMul(to_float.fmt, BINARY32, BINARY32, ieee=False)
+        m.d.comb += [scaled.a.eq(to_float.result), scaled.b.eq(sf1)]
+        valid2, first2 = Signal(name="valid2"), Signal(name="first2")
+        m2 = Signal(WORD_WIDTH, name="m2")
+        m.d.mac += valid2.eq(valid1)
+        with m.If(valid1):
+            m.d.mac += [first2.eq(first1), m2.eq(scaled.result)]
+
+        # Edge 3: the binary32 accumulator; a closing beat hands its old value out.
+        segment_open = Signal()
+        acc3 = Signal(WORD_WIDTH, name="acc3")
+        m.submodules.add = add = FPAdd(BINARY32, ieee=False)
+        m.d.comb += [add.a.eq(acc3), add.b.eq(m2)]
+        closing = valid2 & first2 & segment_open
+        m.d.mac += self.done.eq(closing)
+        with m.If(valid2):
+            m.d.mac += [segment_open.eq(1), acc3.eq(Mux(first2, m2, add.result))]
+        with m.If(closing):
+            m.d.mac += self.acc.eq(acc3)
+        return m
+
+
+class FusedExactMac(FusedMac):
+    """The ``fused-exact`` MAC: the segment's exact sum in a wide integer, rounded once.
+
+    Computes exactly ``golden.run(stream, arch="fused-exact", acc_width=acc_width)``: for
+    IF4 the accumulator counts in 2^-20 / 49, so INT4's 6/7 and 36/49 are exact weights
+    (42, 36 against FP's 49), and the conversion divides by 49 once per result. Latency 4
+    (NVFP4) or 5 (IF4) edges for every block size; one beat per cycle; a segment may close
+    on every cycle.
+
+    Parameters
+    ----------
+    unit : "nvfp4" or "if4"
+    block_size : int (>= 1, default 16)
+    acc_width : int or None
+        Accumulator bits; None: the narrowest that takes 4096 beats per segment
+        (``golden.exact_acc_width``). :attr:`max_segment` follows from it.
+    """
+
+    arch = "fused-exact"
+
+    def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
+                 acc_width: int | None = None):
+        check_unit(unit)
+        _check_lanes("block_size", block_size)
+        self._acc_width = exact_acc_width(unit, block_size, acc_width)
+        self._max_segment = exact_max_segment(unit, block_size, self._acc_width)
+        super().__init__(unit, block_size, {"overflow": Out(1)})
+
+    @property
+    def acc_width(self) -> int:
+        return self._acc_width
+
+    @property
+    def max_segment(self) -> int:
+        """Longest segment (enabled beats) with a correct result."""
+        return self._max_segment
+
+    @property
+    def latency(self) -> int:
+        # The converter's first register loads at the accumulator's edge.
+        return ACC_STAGE - 1 + _converter_latency(exact_divisor(self._unit))
+
+    @property
+    def name(self) -> str:
+        return f"{self._unit}_mac_b{self._block_size}_fused_exact_w{self._acc_width}"
+
+    def elaborate(self, platform):
+        m = Module()
+        valid0, first0, valid1, first1, s1, a_sf0, w_sf0 = self._front(m)
+        m.submodules.scale_weight = sw = ScaleWeight(self._unit)
+        m.d.comb += [sw.a_sf.eq(a_sf0), sw.w_sf.eq(w_sf0)]
+        weight1 = Signal.like(sw.weight, name="weight1")
+        shift1 = Signal.like(sw.shift, name="shift1")
+        with m.If(valid0):
+            m.d.mac += [weight1.eq(sw.weight), shift1.eq(sw.shift)]
+
+        # Edge 2: the beat's term.
+        m.submodules.term = term = ExactTerm(self._unit, self._block_size, len(weight1))
+        m.d.comb += [term.s.eq(s1), term.weight.eq(weight1), term.shift.eq(shift1)]
+        valid2, first2 = Signal(name="valid2"), Signal(name="first2")
+        term2 = Signal.like(term.term, name="term2")
+        m.d.mac += valid2.eq(valid1)
+        with m.If(valid1):
+            m.d.mac += [first2.eq(first1), term2.eq(term.term)]
+
+        # Edge 3: the accumulator; a closing beat starts the conversion of its old value.
+        segment_open = Signal()
+        with m.If(valid2):
+            m.d.mac += segment_open.eq(1)
+        acc = WideAccumulator(self._acc_width, term.term_width, self._max_segment)
+        m.submodules.accumulator = DomainRenamer("mac")(acc)
+        m.d.comb += [acc.term.eq(term2), acc.load.eq(valid2), acc.first.eq(first2)]
+        conv = ExactToBinary32(self._acc_width, exact_divisor(self._unit))
+        m.submodules.convert = DomainRenamer("mac")(conv)
+        m.d.comb += [conv.value.eq(acc.acc), conv.nan.eq(acc.segment_overflow),
+                     conv.start.eq(valid2 & first2 & segment_open),
+                     self.acc.eq(conv.result), self.done.eq(conv.valid),
+                     self.overflow.eq(acc.overflow)]
+        return m
+
+
+def fused_mac(arch: str, unit: str, block_size: int = DEFAULT_BLOCK_SIZE, **options) -> FusedMac:
+    """The fused top for ``arch`` ("fused-fp32" or "fused-exact"; ``acc_width`` for the
+    latter)."""
+    if arch == "fused-fp32":
+        if options:
+            raise ValueError(f"fused-fp32 takes no options, got {', '.join(options)}")
+        return FusedFp32Mac(unit, block_size)
+    if arch == "fused-exact":
+        unknown = set(options) - {"acc_width"}
+        if unknown:
+            raise ValueError(f"fused-exact takes only acc_width, got {', '.join(sorted(unknown))}")
+        return FusedExactMac(unit, block_size, **options)
+    raise ValueError(f"unknown fused arch {arch!r}: expected one of {', '.join(FUSED_ARCHS)}")
+
+
+def fused_verilog(top: FusedMac) -> str:
+    """Verilog of a fused top, its module named ``top.name``, with a header stating it."""
+    if not isinstance(top, FusedMac):
+        raise ValueError(f"fused_verilog needs a FusedMac, got {type(top).__name__}")
+    from .tools import emit_verilog
+
+    body = emit_verilog(top, top.name)
+    extra = ""
+    ports = "clk, rst_n, en, first, a_in, a_sf, w_in, w_sf, acc, done"
+    if isinstance(top, FusedExactMac):
+        ports += ", overflow"
+        extra = (f"// Accumulator {top.acc_width} bits: segments up to {top.max_segment} beats; "
+                 f"a longer one gives NaN and raises the sticky overflow.\n")
+    header = (
+        f"// {top.name}: if4mac {top.unit.upper()} MAC, block size {top.block_size}, "
+        f"{top.arch} architecture.\n"
+        f"// Ports: {ports}. a_in/w_in are packed: lane i at [4*i+3:4*i].\n"
+        f"// rst_n is asynchronous, active low. Latency: done rises {top.latency} edges after "
+        f"the closing beat's edge.\n" + extra +
+        f"// See docs/spec.md (Fused architectures).\n"
+    )
+    return header + body

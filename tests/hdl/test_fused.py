@@ -1,0 +1,298 @@
+# amaranth: UnusedElaboratable=no
+"""The fused MAC tops (fused-fp32, fused-exact) cycle by cycle against golden.run(arch=...),
+plus their pieces (element integers, block dot product, constant divider, converter).
+
+The expected port trace comes from golden's results for the top's architecture: a ``done``
+pulse ``latency`` edges after each closing beat, the result on ``acc`` (held; 0 after reset)
+and, for fused-exact, the sticky ``overflow`` from edge ACC_STAGE of each beat golden lists
+in ``overflow_beat`` until the next reset. The driver is tests/hdl/test_mac.py's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment, Module, Signal
+from amaranth.sim import Simulator
+
+from if4mac.golden import (
+    QNAN_BITS, Stream, exact_beat_bound, exact_max_segment, run, stimulus_to_json,
+)
+from if4mac.golden.fused import ELEMENT_Q, block_dots
+from if4mac.hdl.block_dot import BlockDot, ElementQ
+from if4mac.hdl.fused import (
+    ACC_STAGE, ConstDivider, FusedExactMac, FusedFp32Mac, fused_mac, fused_verilog,
+)
+from tests import scalar_model
+from tests.hdl.test_mac import HALF_PERIOD, _packed, drive_schedule, edge_stream, hand_stream
+
+UNITS = ("nvfp4", "if4")
+ARCHS = ("fused-fp32", "fused-exact")
+
+
+@dataclasses.dataclass
+class Trace:
+    """Port values after every rising edge, and which edge sampled each stream row."""
+
+    done: np.ndarray
+    acc: np.ndarray
+    overflow: np.ndarray | None
+    row_edge: np.ndarray
+    reset_edge: np.ndarray
+
+
+def ref_trace(stream: Stream, top) -> Trace:
+    """The port trace golden.run(arch=top.arch) implies for ``top`` on ``stream``."""
+    kwargs = {"acc_width": top.acc_width} if top.arch == "fused-exact" else {}
+    results = run(stream, arch=top.arch, **kwargs)
+    row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
+    done = np.zeros(edges, dtype=bool)
+    acc = np.zeros(edges, dtype=np.uint32)
+    done_at = row_edge[results.close_beat] + top.latency
+    done[done_at] = True
+    events = sorted([(int(t), 1, int(b)) for t, b in zip(done_at, results.bits)]
+                    + [(int(t), 0, 0) for t in reset_edge])
+    value, cursor = 0, 0
+    for t, kind, bits in events:
+        acc[cursor:t] = value
+        value = bits if kind else 0
+        cursor = t
+    acc[cursor:] = value
+    overflow = None
+    if top.arch == "fused-exact":
+        overflow = np.zeros(edges, dtype=bool)
+        for row in results.overflow_beat:
+            t = row_edge[row] + ACC_STAGE
+            later = reset_edge[reset_edge >= t]
+            overflow[t:int(later[0]) if len(later) else edges] = True
+    return Trace(done, acc, overflow, row_edge, reset_edge)
+
+
+def rtl_trace(stream: Stream, top) -> Trace:
+    """Drive ``stream`` into ``top`` in pysim, as test_mac's driver; record the ports."""
+    row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
+    a_packed, w_packed = _packed(np.asarray(stream.a)), _packed(np.asarray(stream.w))
+    has_overflow = "overflow" in top.signature.members
+    done = np.zeros(edges, dtype=bool)
+    acc = np.zeros(edges, dtype=np.uint32)
+    overflow = np.zeros(edges, dtype=bool) if has_overflow else None
+    reset_set = set(reset_edge.tolist())
+    edge_row = {int(e): r for r, e in enumerate(row_edge)}
+
+    async def testbench(ctx):
+        ctx.set(top.rst_n, 0)
+        await ctx.delay(HALF_PERIOD)
+        ctx.set(top.rst_n, 1)
+        for edge in range(edges):
+            row = edge_row.get(edge)
+            ctx.set(top.rst_n, 0 if edge in reset_set else 1)
+            if row is None:
+                ctx.set(top.en, 0)
+            else:
+                ctx.set(top.en, int(stream.en[row]))
+                ctx.set(top.first, int(stream.first[row]))
+                ctx.set(top.a_in.as_value(), a_packed[row])
+                ctx.set(top.w_in.as_value(), w_packed[row])
+                ctx.set(top.a_sf, int(stream.a_sf[row]))
+                ctx.set(top.w_sf, int(stream.w_sf[row]))
+            await ctx.delay(HALF_PERIOD)
+            ctx.set(top.clk, 1)
+            done[edge] = ctx.get(top.done)
+            acc[edge] = ctx.get(top.acc)
+            if has_overflow:
+                overflow[edge] = ctx.get(top.overflow)
+            await ctx.delay(HALF_PERIOD)
+            ctx.set(top.clk, 0)
+
+    sim = Simulator(top)
+    sim.add_testbench(testbench)
+    sim.run()
+    return Trace(done, acc, overflow, row_edge, reset_edge)
+
+
+def check(stream: Stream, top) -> Trace:
+    want, got = ref_trace(stream, top), rtl_trace(stream, top)
+    for name in ("done", "acc", "overflow"):
+        w, g = getattr(want, name), getattr(got, name)
+        if w is None:
+            assert g is None
+            continue
+        if not np.array_equal(w, g):
+            t = int(np.flatnonzero(w != g)[0])
+            raise AssertionError(f"{name} differs first at edge {t}: rtl {int(g[t]):#x}, "
+                                 f"expected {int(w[t]):#x}")
+    return want
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+def _comb_values(dut, inputs: dict, outputs: list, vectors: list[dict]) -> list[dict]:
+    out = []
+
+    async def testbench(ctx):
+        for vec in vectors:
+            for name, value in vec.items():
+                ctx.set(inputs[name], value)
+            out.append({name: ctx.get(sig) for name, sig in outputs})
+
+    sim = Simulator(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    return out
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_element_q_exhaustive(unit):
+    dut = ElementQ(unit)
+    flags = (0, 1) if unit == "if4" else (0,)
+    vectors = [{"code": c, **({"is_int": f} if unit == "if4" else {})} for f in flags
+               for c in range(16)]
+    inputs = {"code": dut.code, **({"is_int": dut.is_int} if unit == "if4" else {})}
+    got = _comb_values(dut, inputs, [("q", dut.q)], vectors)
+    for vec, res in zip(vectors, got):
+        is_int = vec.get("is_int", 0)
+        value = scalar_model.element_value(unit, vec["code"], is_int << 7)
+        assert res["q"] == value * (1 if is_int else 2), vec
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_block_dot_random(unit):
+    B = 4
+    dut = BlockDot(unit, B)
+    rng = np.random.default_rng(11)
+    n = 400
+    a = rng.integers(0, 16, (n, B))
+    w = rng.integers(0, 16, (n, B))
+    # Every lane at its extreme too: E2M1 +-6 (0x7, 0xF) and INT4 -8 (0x8).
+    a[:6], w[:6] = [[7] * B, [0xF] * B, [8] * B] * 2, [[7] * B, [7] * B, [8] * B] * 2
+    a_int, w_int = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    a_int[:6], w_int[:6] = [0, 0, 1, 0, 1, 1], [0, 0, 1, 1, 0, 1]
+    inputs = {"a": dut.a.as_value(), "w": dut.w.as_value()}
+    vectors = [{"a": _packed(a[i:i + 1])[0], "w": _packed(w[i:i + 1])[0]} for i in range(n)]
+    if unit == "if4":
+        inputs.update(a_int=dut.a_int, w_int=dut.w_int)
+        for i, v in enumerate(vectors):
+            v.update(a_int=int(a_int[i]), w_int=int(w_int[i]))
+    got = [r["s"] for r in _comb_values(dut, inputs, [("s", dut.s)], vectors)]
+    # golden's S (its own tables) and the scalar model's Fractions: S = dot * 2^k.
+    want = block_dots(unit, a, w, a_int << 7, w_int << 7).tolist()
+    assert got == want
+    for i in range(8):
+        k = 2 - (int(a_int[i]) + int(w_int[i]) if unit == "if4" else 0)
+        dot = scalar_model.block_dot(unit, a[i].tolist(), w[i].tolist(), int(a_int[i]) << 7,
+                                     int(w_int[i]) << 7)
+        assert got[i] == dot * 4 / 2 ** (2 - k)
+    assert max(abs(x) for x in got) == 144 * B
+
+
+def test_const_divider_exhaustive_small_and_random():
+    dut = ConstDivider(12, 49)
+    values = list(range(1 << 12))
+    got = _comb_values(dut, {"value": dut.value},
+                       [("q", dut.quotient), ("r", dut.remainder)], [{"value": v} for v in values])
+    assert [(g["q"], g["r"]) for g in got] == [divmod(v, 49) for v in values]
+
+
+# -- the tops against golden ------------------------------------------------------------------
+
+CONFIGS = [(16, 24, 30), (16, 50, 4), (2, 60, 12), (1, 60, 12)]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("unit", UNITS)
+@pytest.mark.parametrize("block_size,segments,max_len", CONFIGS)
+def test_fused_against_golden(arch, unit, block_size, segments, max_len):
+    seed = 500 * block_size + max_len + 7 * UNITS.index(unit) + 3 * ARCHS.index(arch)
+    stream = edge_stream(unit, block_size, seed=seed, segments=segments, max_len=max_len)
+    top = fused_mac(arch, unit, block_size)
+    want = check(stream, top)
+    assert want.done.sum() >= 5 and len(want.reset_edge) >= 1
+    # The values, independently: the exact-arithmetic scalar model.
+    beats = stimulus_to_json(stream)["beats"]
+    width = top.acc_width if arch == "fused-exact" else None
+    assert [int(x) for x in want.acc[want.done]] == scalar_model.run_fused(
+        arch, unit, beats, acc_width=width)
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_fused_exact_overflow_small_accumulator(unit):
+    """B = 2 with an accumulator of a few beats: overflowed segments give NaN, the sticky
+    overflow rises at the first beat too many and stays until reset."""
+    width = exact_beat_bound(unit, 2).bit_length() + 3
+    top = FusedExactMac(unit, 2, acc_width=width)
+    limit = top.max_segment
+    assert limit == exact_max_segment(unit, 2, width) and 4 <= limit <= 8
+    stream = edge_stream(unit, 2, seed=42, segments=40, max_len=limit + 3, reset_prob=0.03)
+    # Largest scales so the sums are as wide as the bound allows.
+    stream = dataclasses.replace(stream, a_sf=np.array(stream.a_sf) | 0x7E,
+                                 w_sf=np.array(stream.w_sf) | 0x7E)
+    want = check(stream, top)
+    results = run(stream, arch="fused-exact", acc_width=width)
+    assert results.overflow and (results.bits == QNAN_BITS).any()
+    assert (results.bits != QNAN_BITS).sum() >= 5
+    assert want.overflow.any() and not want.overflow.all()
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_back_to_back_single_beat_segments(unit):
+    """A closing beat on every cycle: every result comes out, one per cycle."""
+    rows = [{"first": 1, "a": 0x2 + (r % 5), "w": 0x3 + (r % 3), "a_sf": 0x38 | (r % 2) << 7,
+             "w_sf": 0x40 | (r % 3 == 0) << 7} for r in range(12)]
+    stream = hand_stream(unit, rows, 16)
+    for arch in ARCHS:
+        top = fused_mac(arch, unit, 16)
+        want = check(stream, top)
+        assert np.flatnonzero(want.done).tolist() == [r + top.latency for r in range(1, 12)]
+
+
+def test_hand_values_and_latency():
+    """16 lanes of 1.0 * 1.5 at 0x7F (448) x 1.0 -> 16 * 1.5 * 448 = 10752 = 0x46280000 in both
+    architectures; -0 elements (0x8) give +0."""
+    rows = [{"first": 1, "a": 0x2, "w": 0x3, "a_sf": 0x7F}, {"first": 1, "a": 0x8},
+            {"first": 1}]
+    expected_latency = {("fused-fp32", "nvfp4"): 3, ("fused-fp32", "if4"): 3,
+                        ("fused-exact", "nvfp4"): 4, ("fused-exact", "if4"): 5}
+    for (arch, unit), latency in expected_latency.items():
+        top = fused_mac(arch, unit, 16)
+        assert top.latency == latency
+        want = check(hand_stream(unit, rows, 16), top)
+        assert np.flatnonzero(want.done).tolist() == [1 + latency, 2 + latency]
+        assert [int(want.acc[t]) for t in np.flatnonzero(want.done)] == [0x46280000, 0]
+
+
+# -- parameters, ports, Verilog ---------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fused_mac("fused", "if4"), "unknown fused arch 'fused'"),
+    (lambda: fused_mac("fused-fp32", "if4", acc_width=70), "fused-fp32 takes no options"),
+    (lambda: fused_mac("fused-exact", "if4", depth=2), "fused-exact takes only acc_width"),
+    (lambda: FusedExactMac("fp8"), "unknown unit 'fp8'"),
+    (lambda: FusedExactMac("if4", 0), "block_size must be a positive integer"),
+    (lambda: FusedFp32Mac("if4", 2.0), "block_size must be a positive integer"),
+    (lambda: FusedExactMac("if4", 16, acc_width=30), "acc_width 30 cannot hold one beat"),
+    (lambda: FusedExactMac("if4", 16, acc_width=200), "acc_width 200 is above 128"),
+])
+def test_bad_parameters(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_ports():
+    base = {"clk", "rst_n", "en", "first", "a_in", "a_sf", "w_in", "w_sf", "acc", "done"}
+    assert set(FusedFp32Mac("if4").signature.members) == base
+    assert set(FusedExactMac("nvfp4").signature.members) == base | {"overflow"}
+    top = FusedExactMac("if4")
+    assert top.acc_width == 66 and top.max_segment >= 4096 and top.block_size == 16
+    Fragment.get(top, None)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_verilog_emits(arch):
+    text = fused_verilog(fused_mac(arch, "if4", 2))
+    name = f"if4_mac_b2_{arch.replace('-', '_')}"
+    assert f"module {name}" in text and "endmodule" in text
+    assert "input rst_n" in text.replace("wire ", "") or "rst_n" in text
+    with pytest.raises(ValueError, match="needs a FusedMac"):
+        fused_verilog(Module())
