@@ -36,11 +36,11 @@ from .formats import (
 )
 from .mac import (
     REDUCTIONS, Results, Stream, _accumulate, _lane_index, _no_beats, _segment_bounds,
-    scale_product_table, validate,
+    _shared_tree_accepts, scale_product_table, validate,
 )
 
 __all__ = [
-    "ARCHS", "check_arch", "MAX_ACC_WIDTH", "exact_divisor", "FusedResults", "QNAN_BITS", "DEFAULT_SEGMENT_BEATS",
+    "ARCHS", "check_arch", "CONVERTERS", "SERIAL_CONVERTER_BUSY", "check_converter", "MAX_ACC_WIDTH", "exact_divisor", "FusedResults", "QNAN_BITS", "DEFAULT_SEGMENT_BEATS",
     "ELEMENT_Q", "element_q_table", "q_bound", "dot_bound", "KIND_SHIFT", "KIND_WEIGHT",
     "EXACT_LSB_EXP", "scale_int_parts", "exact_beat_bound", "exact_acc_width",
     "exact_max_segment", "block_dots", "run_fused", "exact_to_binary32",
@@ -69,6 +69,26 @@ KIND_WEIGHT = (49, 42, 36)
 EXACT_LSB_EXP = -20
 #: ``lo`` takes the beats whose weight is below 2^(EXACT_LSB_EXP + _SPLIT), ``hi`` the rest.
 _SPLIT = 16
+
+
+#: fused-exact's final conversion options: a pipelined /49 (a result every cycle) or a serial
+#: one that divides the 32-bit window 4 quotient bits per cycle.
+CONVERTERS = ("pipelined", "serial")
+#: Cycles the serial converter is busy after accepting a segment (32 bits / 4 per cycle):
+#: two closing beats must be at least this plus one cycles apart.
+SERIAL_CONVERTER_BUSY = 8
+
+
+def check_converter(unit: str, converter: str | None) -> str:
+    """The converter (None: "pipelined"); a one-line ``ValueError`` for a bad one."""
+    if converter is None:
+        return "pipelined"
+    if converter not in CONVERTERS:
+        raise ValueError(f"unknown converter {converter!r}: expected one of "
+                         f"{', '.join(CONVERTERS)}")
+    if converter == "serial" and check_unit(unit) != "if4":
+        raise ValueError("the serial converter shares IF4's /49; NVFP4 has no division")
+    return converter
 
 
 def check_arch(arch: str) -> str:
@@ -316,12 +336,16 @@ def _exact_beat_terms(unit: str, a, w, a_sf, w_sf):
 # -- the stream -------------------------------------------------------------------------------
 
 def run_fused(stream: Stream, arch: str, *, strict: bool = False,
-              reduction: str = "pipelined", acc_width: int | None = None) -> FusedResults:
+              reduction: str = "pipelined", acc_width: int | None = None,
+              converter: str | None = None) -> FusedResults:
     """Results of every completed segment under a fused architecture.
 
     ``acc_width`` (fused-exact only) is the accumulator width in bits; None takes the
-    default, :func:`exact_acc_width`. ``reduction`` must stay ``"pipelined"``: a fused unit
-    has no reduction tree to share.
+    default, :func:`exact_acc_width`. ``converter`` (fused-exact IF4 only) is
+    ``"pipelined"`` (default: every result) or ``"serial"`` (the /49 takes
+    :data:`SERIAL_CONVERTER_BUSY` cycles; a segment closing while it is busy loses its
+    result, listed in ``overrun_beat``, as the reference's shared tree). ``reduction`` must
+    stay ``"pipelined"``: a fused unit has no reduction tree to share.
     """
     check_arch(arch)
     if arch == "reference":
@@ -335,6 +359,9 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
                          f"unit has no reduction tree)")
     if arch != "fused-exact" and acc_width is not None:
         raise ValueError(f"acc_width applies only to arch 'fused-exact', not {arch!r}")
+    if arch != "fused-exact" and converter is not None:
+        raise ValueError(f"converter applies only to arch 'fused-exact', not {arch!r}")
+    serial = check_converter(stream.unit, converter) == "serial"
     if strict:
         validate(stream)
     unit = stream.unit
@@ -382,5 +409,14 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
         if implicit.any():
             m[c_starts[implicit]] = m[c_starts[implicit]] + np.float32(0.0)
         bits = float32_bits(_accumulate(m, c_starts, c_starts + lengths)).copy()
-    return FusedResults(bits, enabled[seg_starts], enabled[seg_stops],
+    close_beat = enabled[seg_stops]
+    start_beat = enabled[seg_starts]
+    overrun_beat = _no_beats()
+    if serial and len(close_beat) > 1:
+        reset_rows = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
+                      if stream.reset is not None else _no_beats())
+        accept = _shared_tree_accepts(close_beat, reset_rows, SERIAL_CONVERTER_BUSY + 1)
+        overrun_beat = close_beat[~accept]
+        bits, start_beat, close_beat = bits[accept], start_beat[accept], close_beat[accept]
+    return FusedResults(bits, start_beat, close_beat, overrun_beat,
                         overflow_beat=overflow_beat)

@@ -25,7 +25,10 @@ round late, instead of the reference's 16 binary32 multiply-accumulate lanes and
 
 so ``latency`` is 3 (fused-fp32), 4 (fused-exact NVFP4) or 5 (fused-exact IF4) edges from
 a closing beat's sampling edge to ``done``, for any block size. One beat per cycle; a
-segment may close on every cycle and every result comes out.
+segment may close on every cycle and every result comes out. The cheaper IF4 option
+``converter="serial"`` (:class:`SerialExactToBinary32`) divides by 49 four bits per cycle:
+latency 12, and closing beats must be 9 or more cycles apart (else that result is lost and
+the sticky ``overrun`` rises, as with the reference's shared tree).
 
 Ports are the reference tops' (:class:`~.mac.MacUnit`, pipelined) plus, for fused-exact, a
 sticky ``overflow``. Only the accumulator's beat counter limits a segment: a segment longer
@@ -40,7 +43,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from if4mac.golden import (
-    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, check_unit, exact_acc_width, exact_beat_bound,
+    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, SERIAL_CONVERTER_BUSY, check_converter, check_unit, exact_acc_width, exact_beat_bound,
     exact_max_segment,
 )
 from if4mac.golden.fused import exact_divisor
@@ -58,7 +61,7 @@ from .scale_mul import E4M3_SIG_WIDTH, E4M3_WIDTH, INT_FLAG_BIT, SCALE_WIDTH, Sc
 
 __all__ = [
     "ACC_STAGE", "FUSED_ARCHS", "SHIFT_MAX", "SHIFT_WIDTH", "DIV_WINDOW", "ScaleWeight",
-    "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32", "FusedMac",
+    "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32", "SerialExactToBinary32", "FusedMac",
     "FusedFp32Mac", "FusedExactMac", "fused_mac", "fused_verilog",
 ]
 
@@ -79,6 +82,9 @@ assert _SHIFT_BIAS == S_MAX_KIND_SHIFT, "the accumulator's LSB no longer matches
 DIV_WINDOW = 32
 #: Without a division (NVFP4) the window only needs the 24 kept bits, round and one more.
 ROUND_WINDOW = BINARY32.precision + 2
+#: Quotient bits the serial converter produces per cycle: DIV_WINDOW in golden's busy cycles.
+SERIAL_DIGITS = DIV_WINDOW // SERIAL_CONVERTER_BUSY
+assert SERIAL_DIGITS * SERIAL_CONVERTER_BUSY == DIV_WINDOW
 
 
 def _weights(unit: str) -> tuple[int, ...]:
@@ -260,6 +266,80 @@ def _converter_latency(divisor: int) -> int:
     return 3 if divisor > 1 else 2
 
 
+def _quotient_width(window: int, divisor: int) -> int:
+    """Bits of window // divisor for a window with its top bit set."""
+    return window - unsigned_width(divisor) + 1
+
+
+class _Stage:
+    """The registered fields that travel down the converter with a value."""
+
+    def __init__(self, m: Module, suffix: str, lead_shape):
+        self.valid = Signal(name=f"valid{suffix}")
+        self.sign = Signal(name=f"sign{suffix}")
+        self.zero = Signal(name=f"zero{suffix}")
+        self.nan = Signal(name=f"nan{suffix}")
+        self.sticky = Signal(name=f"sticky{suffix}")
+        self.lead = Signal(lead_shape, name=f"lead{suffix}")
+
+    def carry(self, src: "_Stage", sticky=None) -> list:
+        return [self.sign.eq(src.sign), self.zero.eq(src.zero), self.nan.eq(src.nan),
+                self.sticky.eq(src.sticky if sticky is None else sticky),
+                self.lead.eq(src.lead)]
+
+
+def _normalise(m: Module, value, nan, start, width: int, window: int):
+    """At the ``start`` edge: sign, |A|'s leading one, and its top ``window`` bits with a
+    sticky bit for the rest; the window is |A| * 2^(window - 1 - lead). Returns (stage, x)."""
+    mag_width = width - 1
+    neg = value[-1]
+    # |A| <= 2^(width-1) - 1 (the beat counter keeps A in range), so -A fits.
+    mag = wire(m, "magnitude", Mux(neg, -value, value)[:mag_width])
+    m.submodules.lzc = lzc = LeadingZeroCounter(mag_width)
+    m.d.comb += lzc.value.eq(mag)
+    pad = max(0, window - mag_width)
+    norm = wire(m, "normalised", Cat(Const(0, pad), mag) << lzc.count)
+    below = mag_width + pad - window
+    st = _Stage(m, "1", range(mag_width))
+    x = Signal(window, name="window1")
+    m.d.sync += st.valid.eq(start)
+    with m.If(start):
+        m.d.sync += [
+            st.sign.eq(neg), st.zero.eq(lzc.zero), st.nan.eq(nan),
+            x.eq(norm[below:below + window]),
+            st.sticky.eq(norm[:below] != 0 if below > 0 else 0),
+            st.lead.eq(mag_width - 1 - lzc.count),
+        ]
+    return st, x
+
+
+def _round_out(m: Module, st: "_Stage", valid, sig, sig_width: int, exp, exp_bounds,
+               result, result_valid):
+    """The last edge: one RNE to binary32 (or the NaN of an overflowed segment)."""
+    m.submodules.round = rnd = FPRound(BINARY32, sig_width=sig_width, exp_bounds=exp_bounds,
+                                       ieee=False)
+    m.d.comb += [rnd.raw.sig.eq(sig), rnd.raw.exp.eq(exp), rnd.raw.sign.eq(st.sign & ~st.zero),
+                 rnd.raw.is_zero.eq(st.zero)]
+    m.d.sync += result_valid.eq(valid)
+    with m.If(valid):
+        m.d.sync += result.eq(Mux(st.nan, QNAN_BITS, rnd.result))
+
+
+def _quotient_sig(q, sticky, lead, mag_width: int, window: int, divisor: int):
+    """(sig, sig_width, exp, exp_bounds) for FPRound from q = window // divisor.
+
+    q's top bit is at q_width - 1 or one lower; sig is normalised with the sticky below it.
+    sig * 2^(exp - (sig_width - 1)) is |A| * 2^EXACT_LSB_EXP / divisor, because the window
+    is |A| * 2^(window - 1 - lead) and |A|'s unit is 2^EXACT_LSB_EXP.
+    """
+    q_width = _quotient_width(window, divisor)
+    top = q[q_width - 1]
+    sig = Mux(top, Cat(sticky, q[:q_width]), Cat(Const(0, 1), sticky, q[:q_width - 1]))
+    base = EXACT_LSB_EXP - (window - 1) + (q_width - 1) - 1
+    exp = lead + base + top
+    return sig, q_width + 1, exp, (base, mag_width - 1 + base + 1)
+
+
 class ExactToBinary32(wiring.Component):
     """``rne32(A * 2^EXACT_LSB_EXP / divisor)`` of a two's complement accumulator, pipelined.
 
@@ -296,66 +376,96 @@ class ExactToBinary32(wiring.Component):
         m = Module()
         mag_width = self._width - 1
         window = DIV_WINDOW if self._divisor > 1 else ROUND_WINDOW
-        # Edge 1: normalise |A| into the window.
-        neg = self.value[-1]
-        mag = wire(m, "magnitude", Mux(neg, -self.value, self.value)[:mag_width])
-        m.submodules.lzc = lzc = LeadingZeroCounter(mag_width)
-        m.d.comb += lzc.value.eq(mag)
-        pad = max(0, window - mag_width)
-        norm = wire(m, "normalised", Cat(Const(0, pad), mag) << lzc.count)
-        norm_width = mag_width + pad
-        below = norm_width - window
-        valid1, sign1, zero1, nan1 = (Signal(name=n) for n in ("valid1", "sign1", "zero1", "nan1"))
-        x1 = Signal(window, name="window1")
-        sticky1 = Signal(name="sticky1")
-        lead1 = Signal(range(mag_width), name="lead1")     # position of |A|'s leading one
-        m.d.sync += valid1.eq(self.start)
-        with m.If(self.start):
-            m.d.sync += [
-                sign1.eq(neg), zero1.eq(lzc.zero), nan1.eq(self.nan),
-                x1.eq(norm[below:below + window]),
-                sticky1.eq(norm[:below] != 0 if below > 0 else 0),
-                lead1.eq(mag_width - 1 - lzc.count),
-            ]
-        # The window x1 (plus sticky) is |A| * 2^(window - 1 - lead).
+        st1, x1 = _normalise(m, self.value, self.nan, self.start, self._width, window)
         if self._divisor > 1:
-            # Edge 2: the quotient window / divisor, top bit at window - 6 or window - 7.
-            q_width = window - unsigned_width(self._divisor) + 1
+            # Edge 2: the quotient window / divisor, the remainder into the sticky bit.
+            q_width = _quotient_width(window, self._divisor)
             m.submodules.div = div = ConstDivider(window, self._divisor)
             m.d.comb += div.value.eq(x1)
-            valid2, sign2, zero2, nan2 = (Signal(name=n) for n in ("valid2", "sign2", "zero2",
-                                                                 "nan2"))
+            st2 = _Stage(m, "2", st1.lead.shape())
             q2 = Signal(q_width, name="quotient2")
-            sticky2 = Signal(name="sticky2")
-            lead2 = Signal.like(lead1, name="lead2")
-            m.d.sync += valid2.eq(valid1)
-            with m.If(valid1):
-                m.d.sync += [sign2.eq(sign1), zero2.eq(zero1), nan2.eq(nan1),
-                             q2.eq(div.quotient[:q_width]),
-                             sticky2.eq(sticky1 | (div.remainder != 0)), lead2.eq(lead1)]
-            top = q2[-1]
-            sig = Mux(top, Cat(sticky2, q2), Cat(Const(0, 1), sticky2, q2[:-1]))
-            sig_width = q_width + 1
-            # sig (normalised, sticky below) * 2^(exp - (sig_width - 1)) is the value:
-            # q2 = x1 / divisor, x1 = |A| * 2^(window - 1 - lead), |A|'s unit 2^EXACT_LSB_EXP.
-            exp = lead2 + EXACT_LSB_EXP - (window - 1) + (q_width - 1) - 1 + top
-            exp_lo = EXACT_LSB_EXP - (window - 1) + (q_width - 1) - 1
-            exp_hi = mag_width - 1 + EXACT_LSB_EXP - (window - 1) + (q_width - 1)
-            valid_r, sign_r, zero_r, nan_r = valid2, sign2, zero2, nan2
+            m.d.sync += st2.valid.eq(st1.valid)
+            with m.If(st1.valid):
+                m.d.sync += st2.carry(st1, st1.sticky | (div.remainder != 0))
+                m.d.sync += q2.eq(div.quotient[:q_width])
+            sig, sig_width, exp, bounds = _quotient_sig(q2, st2.sticky, st2.lead, mag_width,
+                                                        window, self._divisor)
+            _round_out(m, st2, st2.valid, sig, sig_width, exp, bounds, self.result, self.valid)
         else:
-            sig = Cat(sticky1, x1)
-            sig_width = window + 1
-            exp = lead1 + EXACT_LSB_EXP
-            exp_lo, exp_hi = EXACT_LSB_EXP, mag_width - 1 + EXACT_LSB_EXP
-            valid_r, sign_r, zero_r, nan_r = valid1, sign1, zero1, nan1
-        # Last edge: one rounding.
-        m.submodules.round = rnd = FPRound(BINARY32, sig_width=sig_width,
-                                           exp_bounds=(exp_lo, exp_hi), ieee=False)
-        m.d.comb += [rnd.raw.sig.eq(sig), rnd.raw.exp.eq(exp), rnd.raw.sign.eq(sign_r & ~zero_r),
-                     rnd.raw.is_zero.eq(zero_r)]
-        m.d.sync += self.valid.eq(valid_r)
-        with m.If(valid_r):
-            m.d.sync += self.result.eq(Mux(nan_r, QNAN_BITS, rnd.result))
+            # The window itself (plus sticky) is the significand: its leading one weighs
+            # 2^(lead + EXACT_LSB_EXP).
+            sig = Cat(st1.sticky, x1)
+            bounds = (EXACT_LSB_EXP, mag_width - 1 + EXACT_LSB_EXP)
+            _round_out(m, st1, st1.valid, sig, window + 1, st1.lead + EXACT_LSB_EXP, bounds,
+                       self.result, self.valid)
+        return m
+
+
+class SerialExactToBinary32(wiring.Component):
+    """IF4's conversion with a serial /49: the cheaper option, for segments of 9+ cycles.
+
+    As :class:`ExactToBinary32` with divisor 49, except that the 32-bit window is divided
+    in place, :data:`SERIAL_DIGITS` quotient bits per cycle (restoring: the window shifts
+    left, its top bits enter a 6-bit remainder, the quotient bits enter at the bottom), so
+    one small compare-subtract chain replaces the 32-step divider and its pipeline register.
+
+    Latency ``SERIAL_CONVERTER_BUSY + 2`` edges from ``start`` to ``valid`` (normalise, 8
+    division steps, round). It is busy for the ``SERIAL_CONVERTER_BUSY`` edges after an
+    accepted ``start``: a ``start`` then is refused (that result is lost) and the sticky
+    ``overrun`` rises at the next edge; only reset clears it. Two starts
+    ``SERIAL_CONVERTER_BUSY + 1`` or more cycles apart are both accepted.
+
+    Ports
+    -----
+    value : In(signed(width))
+    nan, start : In(1)
+    result : Out(32)
+    valid, overrun : Out(1)
+    """
+
+    def __init__(self, width: int):
+        self._width = width
+        super().__init__({"value": In(signed(width)), "nan": In(1), "start": In(1),
+                          "result": Out(WORD_WIDTH), "valid": Out(1), "overrun": Out(1)})
+
+    @property
+    def latency(self) -> int:
+        return SERIAL_CONVERTER_BUSY + 2
+
+    @property
+    def busy_cycles(self) -> int:
+        return SERIAL_CONVERTER_BUSY
+
+    def elaborate(self, platform):
+        m = Module()
+        divisor = KIND_WEIGHT[0]
+        window = DIV_WINDOW
+        rem_width = unsigned_width(divisor)
+        # Division steps left; 0 is idle (or the last step just done).
+        steps = Signal(range(SERIAL_CONVERTER_BUSY + 1))
+        busy = steps != 0
+        accept = self.start & ~busy
+        st1, x1 = _normalise(m, self.value, self.nan, accept, self._width, window)
+        rem = Signal(rem_width)
+        with m.If(accept):
+            m.d.sync += [steps.eq(SERIAL_CONVERTER_BUSY), rem.eq(0)]
+        with m.If(self.start & busy):
+            m.d.sync += self.overrun.eq(1)
+        # SERIAL_DIGITS restoring steps per cycle on (rem, window).
+        x, r = x1, rem
+        for j in range(SERIAL_DIGITS):
+            trial = wire(m, f"trial_{j}", Cat(x[window - 1], r))
+            fits = wire(m, f"fits_{j}", trial >= divisor)
+            r = wire(m, f"rem_{j}", Mux(fits, trial - divisor, trial)[:rem_width])
+            x = wire(m, f"shifted_{j}", Cat(fits, x[:window - 1]))
+        with m.If(busy):
+            m.d.sync += [x1.eq(x), rem.eq(r), steps.eq(steps - 1)]
+        # The edge after the last step rounds; x1 then holds the quotient (top bits 0).
+        finishing = Signal()
+        m.d.sync += finishing.eq(steps == 1)
+        sig, sig_width, exp, bounds = _quotient_sig(x1, st1.sticky | (rem != 0), st1.lead,
+                                                    self._width - 1, window, divisor)
+        _round_out(m, st1, finishing, sig, sig_width, exp, bounds, self.result, self.valid)
         return m
 
 
@@ -376,6 +486,7 @@ class FusedMac(wiring.Component):
     acc : Out(32)
     done : Out(1)
     overflow : Out(1), fused-exact only
+    overrun : Out(1), fused-exact with ``converter="serial"`` only
     """
 
     arch = None
@@ -512,17 +623,31 @@ class FusedExactMac(FusedMac):
     acc_width : int or None
         Accumulator bits; None: the narrowest that takes 4096 beats per segment
         (``golden.exact_acc_width``). :attr:`max_segment` follows from it.
+    converter : "pipelined" (default) or "serial" (IF4 only)
+        ``"serial"``: :class:`SerialExactToBinary32`, latency ``SERIAL_CONVERTER_BUSY + 4``
+        (12); a segment whose closing beat comes 1 .. SERIAL_CONVERTER_BUSY cycles (bubbles
+        included) after the previous accepted one loses its result, and the sticky
+        ``overrun`` output rises at edge ``E + ACC_STAGE`` of that closing beat (as the
+        reference's shared tree). Segments of 9 or more cycles never collide.
     """
 
     arch = "fused-exact"
 
     def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
-                 acc_width: int | None = None):
+                 acc_width: int | None = None, converter: str = "pipelined"):
         check_unit(unit)
         _check_lanes("block_size", block_size)
         self._acc_width = exact_acc_width(unit, block_size, acc_width)
         self._max_segment = exact_max_segment(unit, block_size, self._acc_width)
-        super().__init__(unit, block_size, {"overflow": Out(1)})
+        self._converter = check_converter(unit, converter)
+        extra = {"overflow": Out(1)}
+        if self._converter == "serial":
+            extra["overrun"] = Out(1)
+        super().__init__(unit, block_size, extra)
+
+    @property
+    def converter(self) -> str:
+        return self._converter
 
     @property
     def acc_width(self) -> int:
@@ -536,11 +661,14 @@ class FusedExactMac(FusedMac):
     @property
     def latency(self) -> int:
         # The converter's first register loads at the accumulator's edge.
+        if self._converter == "serial":
+            return ACC_STAGE - 1 + SERIAL_CONVERTER_BUSY + 2
         return ACC_STAGE - 1 + _converter_latency(exact_divisor(self._unit))
 
     @property
     def name(self) -> str:
-        return f"{self._unit}_mac_b{self._block_size}_fused_exact_w{self._acc_width}"
+        return (f"{self._unit}_mac_b{self._block_size}_fused_exact_w{self._acc_width}"
+                + ("_serial" if self._converter == "serial" else ""))
 
     def elaborate(self, platform):
         m = Module()
@@ -568,7 +696,11 @@ class FusedExactMac(FusedMac):
         acc = WideAccumulator(self._acc_width, term.term_width, self._max_segment)
         m.submodules.accumulator = DomainRenamer("mac")(acc)
         m.d.comb += [acc.term.eq(term2), acc.load.eq(valid2), acc.first.eq(first2)]
-        conv = ExactToBinary32(self._acc_width, exact_divisor(self._unit))
+        if self._converter == "serial":
+            conv = SerialExactToBinary32(self._acc_width)
+            m.d.comb += self.overrun.eq(conv.overrun)
+        else:
+            conv = ExactToBinary32(self._acc_width, exact_divisor(self._unit))
         m.submodules.convert = DomainRenamer("mac")(conv)
         m.d.comb += [conv.value.eq(acc.acc), conv.nan.eq(acc.segment_overflow),
                      conv.start.eq(valid2 & first2 & segment_open),
@@ -578,16 +710,17 @@ class FusedExactMac(FusedMac):
 
 
 def fused_mac(arch: str, unit: str, block_size: int = DEFAULT_BLOCK_SIZE, **options) -> FusedMac:
-    """The fused top for ``arch`` ("fused-fp32" or "fused-exact"; ``acc_width`` for the
-    latter)."""
+    """The fused top for ``arch`` ("fused-fp32" or "fused-exact"; ``acc_width`` and
+    ``converter`` for the latter)."""
     if arch == "fused-fp32":
         if options:
             raise ValueError(f"fused-fp32 takes no options, got {', '.join(options)}")
         return FusedFp32Mac(unit, block_size)
     if arch == "fused-exact":
-        unknown = set(options) - {"acc_width"}
+        unknown = set(options) - {"acc_width", "converter"}
         if unknown:
-            raise ValueError(f"fused-exact takes only acc_width, got {', '.join(sorted(unknown))}")
+            raise ValueError(f"fused-exact takes only acc_width and converter, got "
+                             f"{', '.join(sorted(unknown))}")
         return FusedExactMac(unit, block_size, **options)
     raise ValueError(f"unknown fused arch {arch!r}: expected one of {', '.join(FUSED_ARCHS)}")
 
@@ -602,7 +735,7 @@ def fused_verilog(top: FusedMac) -> str:
     extra = ""
     ports = "clk, rst_n, en, first, a_in, a_sf, w_in, w_sf, acc, done"
     if isinstance(top, FusedExactMac):
-        ports += ", overflow"
+        ports += ", overflow" + (", overrun" if top.converter == "serial" else "")
         extra = (f"// Accumulator {top.acc_width} bits: segments up to {top.max_segment} beats; "
                  f"a longer one gives NaN and raises the sticky overflow.\n")
     header = (

@@ -181,7 +181,10 @@ def test_overflow_at_small_accumulator(unit):
     ({"arch": "fused-exact", "reduction": "shared"}, "applies only to arch 'reference'"),
     ({"arch": "fused-exact", "reduction": "tree"}, "unknown reduction 'tree'"),
     ({"arch": "fused-fp32", "acc_width": 70}, "acc_width applies only to arch 'fused-exact'"),
-    ({"acc_width": 70}, "acc_width applies only to arch 'fused-exact'"),
+    ({"acc_width": 70}, "acc_width applies only to the fused architectures"),
+    ({"converter": "serial"}, "converter applies only to the fused architectures"),
+    ({"arch": "fused-fp32", "converter": "serial"}, "converter applies only to arch 'fused-exact'"),
+    ({"arch": "fused-exact", "converter": "slow"}, "unknown converter 'slow'"),
     ({"arch": "fused-exact", "acc_width": 20}, "acc_width 20 cannot hold one beat"),
     ({"arch": "fused-exact", "acc_width": 70.0}, "acc_width must be an integer"),
 ])
@@ -189,6 +192,35 @@ def test_bad_parameters(kwargs, message):
     stream = random_stream("if4", 2, seed=0)
     with pytest.raises(ValueError, match=message):
         run(stream, **kwargs)
+
+
+def test_serial_converter_rejects_nvfp4():
+    with pytest.raises(ValueError, match="NVFP4 has no division"):
+        run(random_stream("nvfp4", 2, seed=0), arch="fused-exact", converter="serial")
+
+
+def test_serial_converter_drops_close_results():
+    """Closing beats 1..8 cycles after an accepted one are refused (busy 8 cycles); 9 apart
+    are accepted. The values are the pipelined ones."""
+    rows = [0, 3, 9, 17, 18, 20, 30, 31]       # first=1 rows; every row is a beat
+    n = 33
+    first = np.zeros(n, bool)
+    first[rows] = True
+    reset = np.zeros(n, bool)
+    reset[31] = True                            # 31 follows 30 but reset comes between
+    rng = np.random.default_rng(8)
+    stream = Stream("if4", np.ones(n, bool), first, rng.integers(0, 16, (n, 16), dtype=np.uint8),
+                    rng.integers(0, 16, (n, 16), dtype=np.uint8), np.full(n, 0xB8, np.uint8),
+                    np.full(n, 0x38, np.uint8), reset)
+    pipelined = run(stream, arch="fused-exact")
+    serial = run(stream, arch="fused-exact", converter="serial")
+    # Closes at 3, 9, 17, 18, 20, 30 (31 is preceded by reset: no close). Accepted: 3; 9 is 6
+    # after 3 (refused); 17 is 14 after 3 (accepted); 18, 20 within 8 of 17 (refused);
+    # 30 is 13 after 17 (accepted).
+    assert pipelined.close_beat.tolist() == [3, 9, 17, 18, 20, 30]
+    assert serial.close_beat.tolist() == [3, 17, 30]
+    assert serial.overrun_beat.tolist() == [9, 18, 20] and serial.overrun
+    assert serial.bits.tolist() == pipelined.bits[[0, 2, 5]].tolist()
 
 
 def test_default_arch_is_reference():

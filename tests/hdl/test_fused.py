@@ -39,13 +39,15 @@ class Trace:
     done: np.ndarray
     acc: np.ndarray
     overflow: np.ndarray | None
+    overrun: np.ndarray | None
     row_edge: np.ndarray
     reset_edge: np.ndarray
 
 
 def ref_trace(stream: Stream, top) -> Trace:
     """The port trace golden.run(arch=top.arch) implies for ``top`` on ``stream``."""
-    kwargs = {"acc_width": top.acc_width} if top.arch == "fused-exact" else {}
+    kwargs = ({"acc_width": top.acc_width, "converter": top.converter}
+              if top.arch == "fused-exact" else {})
     results = run(stream, arch=top.arch, **kwargs)
     row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
     done = np.zeros(edges, dtype=bool)
@@ -60,14 +62,20 @@ def ref_trace(stream: Stream, top) -> Trace:
         value = bits if kind else 0
         cursor = t
     acc[cursor:] = value
-    overflow = None
-    if top.arch == "fused-exact":
-        overflow = np.zeros(edges, dtype=bool)
-        for row in results.overflow_beat:
+
+    def sticky(rows):
+        # From the edge the row reaches the accumulator until the next reset.
+        flag = np.zeros(edges, dtype=bool)
+        for row in rows:
             t = row_edge[row] + ACC_STAGE
             later = reset_edge[reset_edge >= t]
-            overflow[t:int(later[0]) if len(later) else edges] = True
-    return Trace(done, acc, overflow, row_edge, reset_edge)
+            flag[t:int(later[0]) if len(later) else edges] = True
+        return flag
+
+    exact = top.arch == "fused-exact"
+    overflow = sticky(results.overflow_beat) if exact else None
+    overrun = sticky(results.overrun_beat) if exact and top.converter == "serial" else None
+    return Trace(done, acc, overflow, overrun, row_edge, reset_edge)
 
 
 def rtl_trace(stream: Stream, top) -> Trace:
@@ -75,9 +83,11 @@ def rtl_trace(stream: Stream, top) -> Trace:
     row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
     a_packed, w_packed = _packed(np.asarray(stream.a)), _packed(np.asarray(stream.w))
     has_overflow = "overflow" in top.signature.members
+    has_overrun = "overrun" in top.signature.members
     done = np.zeros(edges, dtype=bool)
     acc = np.zeros(edges, dtype=np.uint32)
     overflow = np.zeros(edges, dtype=bool) if has_overflow else None
+    overrun = np.zeros(edges, dtype=bool) if has_overrun else None
     reset_set = set(reset_edge.tolist())
     edge_row = {int(e): r for r, e in enumerate(row_edge)}
 
@@ -103,18 +113,20 @@ def rtl_trace(stream: Stream, top) -> Trace:
             acc[edge] = ctx.get(top.acc)
             if has_overflow:
                 overflow[edge] = ctx.get(top.overflow)
+            if has_overrun:
+                overrun[edge] = ctx.get(top.overrun)
             await ctx.delay(HALF_PERIOD)
             ctx.set(top.clk, 0)
 
     sim = Simulator(top)
     sim.add_testbench(testbench)
     sim.run()
-    return Trace(done, acc, overflow, row_edge, reset_edge)
+    return Trace(done, acc, overflow, overrun, row_edge, reset_edge)
 
 
 def check(stream: Stream, top) -> Trace:
     want, got = ref_trace(stream, top), rtl_trace(stream, top)
-    for name in ("done", "acc", "overflow"):
+    for name in ("done", "acc", "overflow", "overrun"):
         w, g = getattr(want, name), getattr(got, name)
         if w is None:
             assert g is None
@@ -262,12 +274,38 @@ def test_hand_values_and_latency():
         assert [int(want.acc[t]) for t in np.flatnonzero(want.done)] == [0x46280000, 0]
 
 
+@pytest.mark.parametrize("block_size,segments,max_len", [(16, 30, 14), (2, 60, 12)])
+def test_serial_converter_against_golden(block_size, segments, max_len):
+    """IF4 fused-exact with the serial /49: results of segments closing within 8 cycles of
+    an accepted one are lost and raise the sticky overrun, exactly as golden says."""
+    top = FusedExactMac("if4", block_size, converter="serial")
+    assert top.latency == 12
+    stream = edge_stream("if4", block_size, seed=61 + block_size, segments=segments,
+                         max_len=max_len, reset_prob=0.02)
+    want = check(stream, top)
+    results = run(stream, arch="fused-exact", converter="serial")
+    assert results.overrun and len(results) >= 10
+    assert want.overrun.any() and not want.overrun.all()
+
+
+def test_serial_converter_back_to_back():
+    """Closing beats every cycle: rows 1, 10, 19 are accepted (9 apart), the rest refused."""
+    rows = [{"first": 1, "a": 0x2 + (r % 5), "w": 0x3, "a_sf": 0xB8, "w_sf": 0x40}
+            for r in range(22)]
+    top = FusedExactMac("if4", 4, converter="serial")
+    want = check(hand_stream("if4", rows, 4), top)
+    assert np.flatnonzero(want.done).tolist() == [1 + 12, 10 + 12, 19 + 12]
+    assert np.flatnonzero(want.overrun)[0] == 2 + ACC_STAGE
+
+
 # -- parameters, ports, Verilog ---------------------------------------------------------------
 
 @pytest.mark.parametrize("call, message", [
     (lambda: fused_mac("fused", "if4"), "unknown fused arch 'fused'"),
     (lambda: fused_mac("fused-fp32", "if4", acc_width=70), "fused-fp32 takes no options"),
     (lambda: fused_mac("fused-exact", "if4", depth=2), "fused-exact takes only acc_width"),
+    (lambda: FusedExactMac("nvfp4", converter="serial"), "NVFP4 has no division"),
+    (lambda: FusedExactMac("if4", converter="fast"), "unknown converter 'fast'"),
     (lambda: FusedExactMac("fp8"), "unknown unit 'fp8'"),
     (lambda: FusedExactMac("if4", 0), "block_size must be a positive integer"),
     (lambda: FusedFp32Mac("if4", 2.0), "block_size must be a positive integer"),
@@ -283,14 +321,17 @@ def test_ports():
     base = {"clk", "rst_n", "en", "first", "a_in", "a_sf", "w_in", "w_sf", "acc", "done"}
     assert set(FusedFp32Mac("if4").signature.members) == base
     assert set(FusedExactMac("nvfp4").signature.members) == base | {"overflow"}
+    assert set(FusedExactMac("if4", converter="serial").signature.members) == \
+        base | {"overflow", "overrun"}
     top = FusedExactMac("if4")
     assert top.acc_width == 66 and top.max_segment >= 4096 and top.block_size == 16
     Fragment.get(top, None)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_verilog_emits(arch):
-    text = fused_verilog(fused_mac(arch, "if4", 2))
+@pytest.mark.parametrize("arch,options", [("fused-fp32", {}), ("fused-exact", {}),
+                                          ("fused-exact", {"converter": "serial"})])
+def test_verilog_emits(arch, options):
+    text = fused_verilog(fused_mac(arch, "if4", 2, **options))
     name = f"if4_mac_b2_{arch.replace('-', '_')}"
     assert f"module {name}" in text and "endmodule" in text
     assert "input rst_n" in text.replace("wire ", "") or "rst_n" in text
