@@ -1,0 +1,197 @@
+// CUDA reference of the fused architectures, "fused-fp32" and "fused-exact" (docs/spec.md,
+// section "Fused architectures"): a second implementation of golden/fused.py.
+//
+// It reuses mac.cu's bit-level decoders, the reference scale product and the random-segment
+// generator (so a fused cross-check draws the very segments the reference one does), and adds
+// the fused arithmetic: elements decoded to integers here, the block dot product S in int,
+// fused-fp32 rounding with explicit __fmul_rn / __fadd_rn, and fused-exact entirely in integers
+// (a signed 128-bit accumulator, one division by 49 and one round-to-nearest-even per result).
+// Build with --fmad=false, as mac.cu. Not wired into `if4mac gpu-check` yet.
+
+#include "mac.cu"
+
+#define ARCH_FUSED_FP32 1
+#define ARCH_FUSED_EXACT 2
+
+// fused-exact's accumulator unit is 2^-20 (/ 49 for IF4); an overflowed segment is the quiet NaN.
+#define EXACT_LSB_EXP (-20)
+#define QNAN_BITS 0x7FC00000u
+
+// q: twice an E2M1 value (so 0.5 -> 1, 6 -> 12), or the INT4 integer (0x8 -> -8).
+__device__ __forceinline__ int element_q(unsigned code, bool int_block) {
+    if (int_block) return (int)(code ^ 8u) - 8;
+    const unsigned exp = (code >> 1) & 3u;
+    const unsigned man = code & 1u;
+    const int magnitude = (int)(exp == 0 ? man : (2u + man) << (exp - 1));
+    return (code & 8u) ? -magnitude : magnitude;
+}
+
+// S = sum of q_a * q_w over the 16 lanes: exact (|S| <= 16 * 144).
+__device__ __forceinline__ int block_dot(unsigned long long codes_a, unsigned long long codes_w,
+                                         bool a_int, bool w_int) {
+    int s = 0;
+#pragma unroll
+    for (int i = 0; i < LANES; ++i)
+        s += element_q((unsigned)(codes_a >> (4 * i)) & 15u, a_int)
+             * element_q((unsigned)(codes_w >> (4 * i)) & 15u, w_int);
+    return s;
+}
+
+// An E4M3 scale as integers: dec = sig * 2^(e - 9), sig with its hidden bit (0..15), e 0..14.
+__device__ __forceinline__ void scale_int(unsigned byte, unsigned& sig, unsigned& e) {
+    const unsigned exp = (byte >> 3) & 15u;
+    unsigned man = byte & 7u;
+    if (exp == 15u && man == 7u) man = 6u;
+    sig = exp == 0u ? man : 8u + man;
+    e = exp == 0u ? 0u : exp - 1u;
+}
+
+// fused-fp32's beat: m = rne32((S * 2^-k) * sf), sf the reference's scale product.
+__device__ __forceinline__ float fp32_beat(int unit, unsigned long long codes_a,
+                                           unsigned long long codes_w, unsigned a_sf,
+                                           unsigned w_sf) {
+    const bool a_int = unit == UNIT_IF4 && (a_sf & 0x80u);
+    const bool w_int = unit == UNIT_IF4 && (w_sf & 0x80u);
+    const int s = block_dot(codes_a, codes_w, a_int, w_int);
+    const int n_int = (int)a_int + (int)w_int;
+    const float point = n_int == 0 ? 0.25f : (n_int == 1 ? 0.5f : 1.0f);
+    // (float)s is exact (|s| < 2^24) and the power of two keeps it exact.
+    const float x = __fmul_rn((float)s, point);
+    return __fmul_rn(x, scale_product(unit, a_sf, w_sf));
+}
+
+// fused-exact's beat: S * sig_a * sig_w * c shifted onto the 2^-20 grid (c = 49, 42, 36 for IF4
+// by INT4 count, 1 for NVFP4).
+__device__ __forceinline__ __int128 exact_beat(int unit, unsigned long long codes_a,
+                                               unsigned long long codes_w, unsigned a_sf,
+                                               unsigned w_sf) {
+    const bool a_int = unit == UNIT_IF4 && (a_sf & 0x80u);
+    const bool w_int = unit == UNIT_IF4 && (w_sf & 0x80u);
+    const int s = block_dot(codes_a, codes_w, a_int, w_int);
+    const int n_int = (int)a_int + (int)w_int;
+    unsigned sig_a, e_a, sig_w, e_w;
+    scale_int(a_sf & 0x7Fu, sig_a, e_a);
+    scale_int(w_sf & 0x7Fu, sig_w, e_w);
+    const long long c = unit == UNIT_IF4 ? (n_int == 0 ? 49 : (n_int == 1 ? 42 : 36)) : 1;
+    const long long n = (long long)s * (long long)(sig_a * sig_w) * c;
+    // (e_a - 9) + (e_w - 9) - k + 20 with k = 2 - n_int.
+    const unsigned shift = e_a + e_w + (unsigned)n_int;
+    return (__int128)n << shift;
+}
+
+__device__ __forceinline__ int bit_length128(unsigned __int128 x) {
+    const unsigned long long hi = (unsigned long long)(x >> 64);
+    const unsigned long long lo = (unsigned long long)x;
+    return hi ? 128 - __clzll((long long)hi) : (lo ? 64 - __clzll((long long)lo) : 0);
+}
+
+// rne32(A * 2^-20 / divisor) as bits; A = 0 gives +0. |A| is brought to 62 bits (a right shift
+// ORs what it drops into bit 0, below every rounding point), divided with a sticky remainder,
+// and the 56+ bit quotient rounded to 24 bits, ties to even.
+__device__ unsigned exact_to_binary32(__int128 acc, unsigned divisor) {
+    if (acc == 0) return 0u;
+    const unsigned sign = acc < 0 ? 1u : 0u;
+    const unsigned __int128 mag = sign ? (unsigned __int128)(-acc) : (unsigned __int128)acc;
+    const int n = bit_length128(mag);
+    unsigned long long x;
+    int exp = EXACT_LSB_EXP;                       // x * 2^exp is |A| (sticky aside)
+    if (n > 62) {
+        const int d = n - 62;
+        const bool dropped = (mag & ((((unsigned __int128)1) << d) - 1)) != 0;
+        x = (unsigned long long)(mag >> d) | (dropped ? 1ull : 0ull);
+        exp += d;
+    } else {
+        x = (unsigned long long)mag << (62 - n);
+        exp -= 62 - n;
+    }
+    const unsigned long long q = x / divisor;
+    const unsigned long long qs = (q << 1) | (x % divisor != 0 ? 1ull : 0ull);
+    exp -= 1;                                      // qs * 2^exp
+    const int nq = 64 - __clzll((long long)qs);
+    const int shift = nq - 24;
+    unsigned long long keep = qs >> shift;
+    const unsigned long long rest = qs & ((1ull << shift) - 1ull);
+    const unsigned long long half = 1ull << (shift - 1);
+    if (rest > half || (rest == half && (keep & 1ull))) keep += 1ull;
+    int top = shift;
+    if (keep >> 24) {                              // rounding carried into 2^24
+        keep >>= 1;
+        top += 1;
+    }
+    const unsigned biased = (unsigned)(exp + top + 23 + 127);
+    return (sign << 31) | (biased << 23) | (unsigned)(keep - (1ull << 23));
+}
+
+// One segment's result from its beats, for either architecture. `first_loads`: the segment
+// opened with first=1 (else it adds onto the +0 reset state, which only matters for fused-fp32's
+// sign of zero). `beat_at(j, codes_a, codes_w, a_sf, w_sf)` fetches beat j.
+template <typename BeatAt>
+__device__ unsigned fused_segment(int arch, int unit, long long length, bool first_loads,
+                                  long long max_segment, BeatAt beat_at) {
+    if (arch == ARCH_FUSED_FP32) {
+        float acc = 0.0f;
+        for (long long j = 0; j < length; ++j) {
+            unsigned long long codes_a, codes_w;
+            unsigned a_sf, w_sf;
+            beat_at(j, codes_a, codes_w, a_sf, w_sf);
+            const float m = fp32_beat(unit, codes_a, codes_w, a_sf, w_sf);
+            acc = (j == 0 && first_loads) ? m : __fadd_rn(acc, m);
+        }
+        return __float_as_uint(acc);
+    }
+    if (length > max_segment) return QNAN_BITS;
+    __int128 acc = 0;
+    for (long long j = 0; j < length; ++j) {
+        unsigned long long codes_a, codes_w;
+        unsigned a_sf, w_sf;
+        beat_at(j, codes_a, codes_w, a_sf, w_sf);
+        acc += exact_beat(unit, codes_a, codes_w, a_sf, w_sf);
+    }
+    return exact_to_binary32(acc, unit == UNIT_IF4 ? 49u : 1u);
+}
+
+// Segments of a beat stream, one thread each, laid out as mac.cu's stream_segments.
+extern "C" __global__ void fused_stream_segments(int arch, int unit,
+                                                 const uint4* __restrict__ a_rows,
+                                                 const uint4* __restrict__ w_rows,
+                                                 const unsigned char* __restrict__ a_sf,
+                                                 const unsigned char* __restrict__ w_sf,
+                                                 const long long* __restrict__ start,
+                                                 const unsigned char* __restrict__ implicit,
+                                                 long long segments, long long max_segment,
+                                                 unsigned* __restrict__ out) {
+    const long long s = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (s >= segments) return;
+    const long long begin = start[s];
+    out[s] = fused_segment(arch, unit, start[s + 1] - begin, !implicit[s], max_segment,
+                           [&](long long j, unsigned long long& ca, unsigned long long& cw,
+                               unsigned& asf, unsigned& wsf) {
+                               ca = pack_row(a_rows[begin + j]);
+                               cw = pack_row(w_rows[begin + j]);
+                               asf = a_sf[begin + j];
+                               wsf = w_sf[begin + j];
+                           });
+}
+
+// The generator's segments first .. first + count - 1 (mac.cu's random_segments, fused).
+extern "C" __global__ void fused_random_segments(int arch, int unit, unsigned long long seed,
+                                                 long long first, long long count,
+                                                 long long max_segment,
+                                                 unsigned* __restrict__ out) {
+    const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= count) return;
+    const unsigned long long base = (unsigned long long)(first + k) * GEN_SLOTS_PER_SEGMENT;
+    const unsigned long long header = gen_word(seed, base);
+    const bool shared_scales = (header >> 16) & 1ull;
+    out[k] = fused_segment(arch, unit, gen_length(header), true, max_segment,
+                           [&](long long j, unsigned long long& ca, unsigned long long& cw,
+                               unsigned& asf, unsigned& wsf) {
+                               const unsigned long long slot = base + 1ull + 3ull * j;
+                               ca = gen_word(seed, slot);
+                               cw = gen_word(seed, slot + 1ull);
+                               const unsigned long long scales =
+                                   shared_scales ? header >> 24 : gen_word(seed, slot + 2ull);
+                               asf = (unsigned)(scales & 0xFFull);
+                               wsf = (unsigned)((scales >> 8) & 0xFFull);
+                           });
+}
