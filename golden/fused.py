@@ -22,7 +22,9 @@ with ``k`` = 2 (FP.FP), 1 (FP.INT, either order) or 0 (INT.INT); NVFP4 is always
   listed in ``FusedResults.overflow_beat`` (the hardware's sticky ``overflow``).
 
 Stream semantics (first/en/bubbles/reset, a result when the next first=1 arrives) are the
-reference's, from :mod:`.mac`.
+reference's, from :mod:`.mac`. fused-exact's ``converter="serial"`` option (IF4) models the
+hardware's shared /49: a segment closing within :data:`SERIAL_CONVERTER_BUSY` cycles of the
+last accepted one loses its result (``Results.overrun_beat``), as the reference's shared tree.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from .mac import (
 )
 
 __all__ = [
-    "ARCHS", "check_arch", "CONVERTERS", "SERIAL_CONVERTER_BUSY", "check_converter", "MAX_ACC_WIDTH", "exact_divisor", "FusedResults", "QNAN_BITS", "DEFAULT_SEGMENT_BEATS",
+    "ARCHS", "check_arch", "FUSED_OPTIONS", "CONVERTERS", "SERIAL_CONVERTER_BUSY", "check_converter",
+    "MAX_ACC_WIDTH", "exact_divisor", "FusedResults", "QNAN_BITS", "DEFAULT_SEGMENT_BEATS",
     "ELEMENT_Q", "element_q_table", "q_bound", "dot_bound", "KIND_SHIFT", "KIND_WEIGHT",
     "EXACT_LSB_EXP", "scale_int_parts", "exact_beat_bound", "exact_acc_width",
     "exact_max_segment", "block_dots", "run_fused", "exact_to_binary32",
@@ -70,6 +73,9 @@ EXACT_LSB_EXP = -20
 #: ``lo`` takes the beats whose weight is below 2^(EXACT_LSB_EXP + _SPLIT), ``hi`` the rest.
 _SPLIT = 16
 
+
+#: The keyword options golden.run passes on to :func:`run_fused`.
+FUSED_OPTIONS = ("acc_width", "converter")
 
 #: fused-exact's final conversion options: a pipelined /49 (a result every cycle) or a serial
 #: one that divides the 32-bit window 4 quotient bits per cycle.
@@ -252,7 +258,8 @@ def fused_fp32_products(unit: str, a, w, a_sf, w_sf) -> np.ndarray:
     s = block_dots(unit, a, w, a_sf, w_sf)
     # |S| < 2^24 for any B below 116508, so both conversions and the power of two are exact.
     x = s.astype(np.float32) * _KIND_SCALE_F32[_n_int(unit, a_sf, w_sf)]
-    sf = scale_product_table(unit)[np.asarray(a_sf, dtype=np.uint8), np.asarray(w_sf, dtype=np.uint8)]
+    sf = scale_product_table(unit)[np.asarray(a_sf, dtype=np.uint8),
+                                   np.asarray(w_sf, dtype=np.uint8)]
     return x * sf
 
 

@@ -303,8 +303,12 @@ def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined",
     ``arch`` picks the architecture: ``"reference"`` (this module) or a fused one
     (:func:`.fused.run_fused`, which takes the ``options``: ``acc_width``, ``converter``).
     """
-    from .fused import check_arch, run_fused     # .fused builds on this module
+    from .fused import FUSED_OPTIONS, check_arch, run_fused     # .fused builds on this module
 
+    unknown = set(options) - set(FUSED_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(sorted(unknown))}: expected "
+                         f"{', '.join(FUSED_OPTIONS)}")
     if check_arch(arch) != "reference":
         return run_fused(stream, arch, strict=strict, reduction=reduction, **options)
     if options:

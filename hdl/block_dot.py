@@ -26,12 +26,12 @@ from if4mac.golden import check_unit, dot_bound, q_bound
 
 from .fp import FloatFormat, LeadingZeroCounter, signed_width, unsigned_width
 from .lane_mul import ELEMENT_WIDTH
-from .mac import _check_lanes
 from .scale_mul import E4M3_MAN_WIDTH, E4M3_SIG_WIDTH, E4M3_WIDTH
 
 __all__ = [
     "Q_WIDTH", "Q_PRODUCT_WIDTH", "SCALE_EXP_WIDTH", "SCALE_EXP_OFFSET", "S_MAX_KIND_SHIFT",
-    "dot_width", "ElementQ", "BlockDot", "ScaleIntDecode", "KindShift", "IntToFloat",
+    "check_block_size", "dot_width", "ElementQ", "BlockDot", "ScaleIntDecode", "KindShift",
+    "IntToFloat",
     "int_float_format",
 ]
 
@@ -46,6 +46,13 @@ SCALE_EXP_WIDTH = unsigned_width(14)
 SCALE_EXP_OFFSET = 9
 #: The largest binary point of S: FP.FP, where q is twice the element.
 S_MAX_KIND_SHIFT = 2
+
+
+def check_block_size(block_size) -> int:
+    """``block_size`` if it is a positive integer, else a one-line ``ValueError``."""
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    return block_size
 
 
 def _kinds(unit: str) -> tuple[int, ...]:
@@ -129,7 +136,7 @@ class BlockDot(wiring.Component):
 
     def __init__(self, unit: str, block_size: int):
         self._unit = check_unit(unit)
-        self._block_size = _check_lanes("block_size", block_size)
+        self._block_size = check_block_size(block_size)
         ports = {"a": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
                  "w": In(data.ArrayLayout(ELEMENT_WIDTH, block_size))}
         if unit == "if4":

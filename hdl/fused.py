@@ -43,7 +43,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from if4mac.golden import (
-    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, SERIAL_CONVERTER_BUSY, check_converter, check_unit, exact_acc_width, exact_beat_bound,
+    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, SERIAL_CONVERTER_BUSY, check_converter, check_unit,
+    exact_acc_width, exact_beat_bound,
     exact_max_segment,
 )
 from if4mac.golden.fused import exact_divisor
@@ -51,17 +52,18 @@ from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 
 from .block_dot import (
     S_MAX_KIND_SHIFT, SCALE_EXP_OFFSET, BlockDot, IntToFloat, KindShift, ScaleIntDecode,
-    dot_width,
+    check_block_size, dot_width,
 )
 from .fp import BINARY32, FPAdd, FPMul, FPRound, LeadingZeroCounter, signed_width, unsigned_width
 from .fp._signals import wire
 from .lane_mul import ELEMENT_WIDTH
-from .mac import WORD_WIDTH, _check_lanes
+from .mac import WORD_WIDTH
 from .scale_mul import E4M3_SIG_WIDTH, E4M3_WIDTH, INT_FLAG_BIT, SCALE_WIDTH, ScaleMul
 
 __all__ = [
     "ACC_STAGE", "FUSED_ARCHS", "SHIFT_MAX", "SHIFT_WIDTH", "DIV_WINDOW", "ScaleWeight",
-    "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32", "SerialExactToBinary32", "FusedMac",
+    "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32", "SerialExactToBinary32",
+    "FusedMac",
     "FusedFp32Mac", "FusedExactMac", "fused_mac", "fused_verilog",
 ]
 
@@ -493,7 +495,7 @@ class FusedMac(wiring.Component):
 
     def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE, extra_ports=None):
         self._unit = check_unit(unit)
-        self._block_size = _check_lanes("block_size", block_size)
+        self._block_size = check_block_size(block_size)
         super().__init__({
             "clk": In(1), "rst_n": In(1), "en": In(1), "first": In(1),
             "a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
@@ -636,7 +638,7 @@ class FusedExactMac(FusedMac):
     def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
                  acc_width: int | None = None, converter: str = "pipelined"):
         check_unit(unit)
-        _check_lanes("block_size", block_size)
+        check_block_size(block_size)
         self._acc_width = exact_acc_width(unit, block_size, acc_width)
         self._max_segment = exact_max_segment(unit, block_size, self._acc_width)
         self._converter = check_converter(unit, converter)

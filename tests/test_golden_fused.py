@@ -33,9 +33,11 @@ def segments(unit, beats_per_segment, block_size=16):
                          list(w) + [0] * (block_size - len(w)), a_sf, w_sf))
     rows.append((True, [0] * block_size, [0] * block_size, ONE, ONE))
     n = len(rows)
-    return Stream(unit, np.ones(n, bool), np.array([r[0] for r in rows]),
-                  np.array([r[1] for r in rows], np.uint8), np.array([r[2] for r in rows], np.uint8),
-                  np.array([r[3] for r in rows], np.uint8), np.array([r[4] for r in rows], np.uint8))
+    def col(i, dtype):
+        return np.array([r[i] for r in rows], dtype)
+
+    return Stream(unit, np.ones(n, bool), col(0, bool), col(1, np.uint8), col(2, np.uint8),
+                  col(3, np.uint8), col(4, np.uint8))
 
 
 def scalar(arch, stream, acc_width=None):
@@ -124,8 +126,8 @@ def test_block_dots_kinds():
     got = block_dots("if4", a, w, np.array([ONE, ONE | INT, ONE | INT]),
                      np.array([ONE, ONE, ONE | INT]))
     assert got.tolist() == [-144, 7 * -12, -7]
-    assert block_dots("nvfp4", a, w, np.array([ONE | INT] * 3), np.array([ONE | INT] * 3)).tolist() \
-        == [-144] * 3
+    flagged = np.array([ONE | INT] * 3)
+    assert block_dots("nvfp4", a, w, flagged, flagged).tolist() == [-144] * 3
 
 
 # -- the accumulator bound and overflow -------------------------------------------------------
@@ -185,6 +187,7 @@ def test_overflow_at_small_accumulator(unit):
     ({"converter": "serial"}, "converter applies only to the fused architectures"),
     ({"arch": "fused-fp32", "converter": "serial"}, "converter applies only to arch 'fused-exact'"),
     ({"arch": "fused-exact", "converter": "slow"}, "unknown converter 'slow'"),
+    ({"arch": "fused-exact", "width": 70}, "unknown option width"),
     ({"arch": "fused-exact", "acc_width": 20}, "acc_width 20 cannot hold one beat"),
     ({"arch": "fused-exact", "acc_width": 70.0}, "acc_width must be an integer"),
 ])
