@@ -37,7 +37,7 @@ from .formats import (
     E2M1_VALUES, E4M3_VALUES, INT4_VALUES, check_unit, float32_bits, scale_is_int,
 )
 from .mac import (
-    REDUCTIONS, Results, Stream, _accumulate, _lane_index, _no_beats, _segment_bounds,
+    REDUCTIONS, Results, Stream, _accumulate, _no_beats, _segment_bounds,
     _shared_tree_accepts, scale_product_table, validate,
 )
 
@@ -146,7 +146,8 @@ def element_q_table(unit: str) -> np.ndarray:
     return table
 
 
-_QQ_FLAT = {unit: element_q_table(unit).reshape(-1) for unit in ("nvfp4", "if4")}
+#: Per unit, the product table of each (a_int, w_int) kind, flat over ``a << 4 | w``.
+_QQ_BY_KIND = {unit: element_q_table(unit).reshape(4, 256) for unit in ("nvfp4", "if4")}
 
 
 def q_bound(is_int: bool) -> int:
@@ -237,9 +238,21 @@ def exact_acc_width(unit: str, block_size: int, acc_width: int | None = None) ->
 
 
 def block_dots(unit: str, a, w, a_sf, w_sf) -> np.ndarray:
-    """S per beat (int32): the exact integer dot product of the q's over the last axis."""
-    index = _lane_index(a, w, a_sf, w_sf)
-    return np.add.reduce(_QQ_FLAT[check_unit(unit)][index], axis=-1, dtype=np.int32)
+    """S per beat (int32): the exact integer dot product of the q's over the last axis.
+
+    One 256-entry product table per kind, indexed by the uint8 ``a << 4 | w``: a beat's lanes
+    share its kind, so the rows are grouped by kind rather than widening every lane's index.
+    """
+    tables = _QQ_BY_KIND[check_unit(unit)]
+    pairs = (np.asarray(a, dtype=np.uint8) << 4) | np.asarray(w, dtype=np.uint8)
+    if unit != "if4":
+        return np.add.reduce(tables[0][pairs], axis=-1, dtype=np.int32)
+    kind = (scale_is_int(a_sf).astype(np.uint8) << 1) | scale_is_int(w_sf)
+    out = np.empty(pairs.shape[:-1], dtype=np.int32)
+    for k, table in enumerate(tables):
+        rows = np.flatnonzero(kind == k)
+        out[rows] = np.add.reduce(table[pairs[rows]], axis=-1, dtype=np.int32)
+    return out
 
 
 def _n_int(unit: str, a_sf, w_sf) -> np.ndarray:
