@@ -337,20 +337,36 @@ def exact_to_binary32(hi: np.ndarray, lo: np.ndarray, divisor: int) -> np.ndarra
     return bits.astype(np.uint32)
 
 
+def _build_exact_scale_tables(unit: str):
+    """Per scale-byte pair ``a_sf << 8 | w_sf``: the beat's multiplier of S into ``lo`` and
+    into ``hi``, ``sig_a * sig_w * c * 2^shift`` on whichever side its shift falls (0 on the
+    other). ``shift = e_a + e_w - k - EXACT_LSB_EXP`` is 0..30."""
+    codes = np.arange(256)
+    sig, exp = scale_int_parts(codes)
+    a_sf, w_sf = np.meshgrid(codes, codes, indexing="ij")
+    n_int = _n_int(unit, a_sf, w_sf)
+    weight = np.array([_exact_weight(unit, n) if n in _kinds(unit) else 0 for n in range(3)],
+                      dtype=np.int64)
+    mult = sig[a_sf] * sig[w_sf] * weight[n_int]
+    shift = exp[a_sf] + exp[w_sf] - np.array(KIND_SHIFT, dtype=np.int64)[n_int] - EXACT_LSB_EXP
+    assert shift.min() >= 0 and shift.max() < 2 * _SPLIT
+    low = shift < _SPLIT
+    lo = np.where(low, mult << np.minimum(shift, _SPLIT - 1), 0).reshape(-1)
+    hi = np.where(low, 0, mult << np.maximum(shift - _SPLIT, 0)).reshape(-1)
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
+_EXACT_SCALE = {unit: _build_exact_scale_tables(unit) for unit in ("nvfp4", "if4")}
+
+
 def _exact_beat_terms(unit: str, a, w, a_sf, w_sf):
     """Per beat: ``(lo_b, hi_b)`` int64, the beat's term split between the two halves."""
     s = block_dots(unit, a, w, a_sf, w_sf).astype(np.int64)
-    n_int = _n_int(unit, a_sf, w_sf)
-    sig_a, exp_a = scale_int_parts(a_sf)
-    sig_w, exp_w = scale_int_parts(w_sf)
-    weight = np.array([_exact_weight(unit, n) if n in _kinds(unit) else 0 for n in range(3)],
-                      dtype=np.int64)
-    n_b = s * (sig_a * sig_w * weight[n_int])
-    shift = exp_a + exp_w - np.array(KIND_SHIFT, dtype=np.int64)[n_int] - EXACT_LSB_EXP
-    low = shift < _SPLIT
-    lo_b = np.where(low, n_b << np.minimum(shift, _SPLIT - 1), 0)
-    hi_b = np.where(low, 0, n_b << np.maximum(shift - _SPLIT, 0))
-    return lo_b, hi_b
+    index = (np.asarray(a_sf, dtype=np.uint16) << 8) | np.asarray(w_sf, dtype=np.uint16)
+    lo, hi = _EXACT_SCALE[unit]
+    return s * lo[index], s * hi[index]
 
 
 # -- the stream -------------------------------------------------------------------------------
