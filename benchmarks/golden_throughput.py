@@ -21,7 +21,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from if4mac.golden import ARCHS, random_stream, run  # noqa: E402
+from if4mac.golden import random_stream  # noqa: E402
+from if4mac.golden.fused import ARCHS, run_arch  # noqa: E402
 
 
 def main(argv=None):
@@ -44,7 +45,7 @@ def main(argv=None):
             n = min(args.chunk, args.segments - done)
             stream = random_stream(args.unit, n, seed=args.seed + done, max_len=args.max_len)
             start = time.perf_counter()
-            out = run(stream, arch=args.arch)
+            out = run_arch(stream, arch=args.arch)
             elapsed += time.perf_counter() - start
             lane_products += int(stream.en.sum()) * stream.block_size
             results += len(out)

@@ -37,16 +37,17 @@ from .formats import (
     E2M1_VALUES, E4M3_VALUES, INT4_VALUES, check_unit, float32_bits, scale_is_int,
 )
 from .mac import (
-    REDUCTIONS, Results, Stream, _accumulate, _no_beats, _segment_bounds,
+    REDUCTIONS, Results, Stream, _accumulate, _no_beats, _segment_bounds, run,
     _shared_tree_accepts, scale_product_table, validate,
 )
 
 __all__ = [
-    "ARCHS", "check_arch", "FUSED_OPTIONS", "CONVERTERS", "SERIAL_CONVERTER_BUSY", "check_converter",
+    "ARCHS", "check_arch", "FUSED_OPTIONS", "CONVERTERS", "SERIAL_CONVERTER_BUSY",
+    "check_converter",
     "MAX_ACC_WIDTH", "exact_divisor", "FusedResults", "QNAN_BITS", "DEFAULT_SEGMENT_BEATS",
     "ELEMENT_Q", "element_q_table", "q_bound", "dot_bound", "KIND_SHIFT", "KIND_WEIGHT",
     "EXACT_LSB_EXP", "scale_int_parts", "exact_beat_bound", "exact_acc_width",
-    "exact_max_segment", "block_dots", "run_fused", "exact_to_binary32",
+    "exact_max_segment", "block_dots", "run_arch", "run_fused", "exact_to_binary32",
 ]
 
 #: The MAC architectures: the authors' per-lane design and the two fused block dot products.
@@ -74,7 +75,7 @@ EXACT_LSB_EXP = -20
 _SPLIT = 16
 
 
-#: The keyword options golden.run passes on to :func:`run_fused`.
+#: The keyword options :func:`run_arch` passes on to :func:`run_fused`.
 FUSED_OPTIONS = ("acc_width", "converter")
 
 #: fused-exact's final conversion options: a pipelined /49 (a result every cycle) or a serial
@@ -456,3 +457,24 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
         bits, start_beat, close_beat = bits[accept], start_beat[accept], close_beat[accept]
     return FusedResults(bits, start_beat, close_beat, overrun_beat,
                         overflow_beat=overflow_beat)
+
+
+def run_arch(stream: Stream, *, arch: str = "reference", strict: bool = False,
+             reduction: str = "pipelined", **options) -> Results:
+    """Results of ``stream`` under any architecture: :func:`.mac.run` for ``"reference"``
+    (the default), :func:`run_fused` (which takes the ``options``) for the fused ones.
+
+    Lives here rather than as ``golden.run(arch=...)`` for now: golden/mac.py is one of the
+    files the GPU cross-check record pins (gpu_ref/crosscheck.py RECORD_SOURCES), so changing
+    it waits for the next GPU run.
+    """
+    unknown = set(options) - set(FUSED_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(sorted(unknown))}: expected "
+                         f"{', '.join(FUSED_OPTIONS)}")
+    if check_arch(arch) != "reference":
+        return run_fused(stream, arch, strict=strict, reduction=reduction, **options)
+    if options:
+        raise ValueError(f"{', '.join(sorted(options))} applies only to the fused "
+                         f"architectures, not 'reference'")
+    return run(stream, strict=strict, reduction=reduction)

@@ -293,27 +293,13 @@ def _shared_tree_accepts(close_rows: np.ndarray, reset_rows: np.ndarray,
     return accept
 
 
-def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined",
-        arch: str = "reference", **options) -> Results:
+def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined") -> Results:
     """Results of every completed segment (the trailing open segment produces none).
 
     With ``strict=True``, :func:`validate` runs first and rejects codes outside the formats.
     ``reduction`` is ``"pipelined"`` (every result) or ``"shared"`` (results of segments that
     close while the shared tree is busy are lost and listed in ``Results.overrun_beat``).
-    ``arch`` picks the architecture: ``"reference"`` (this module) or a fused one
-    (:func:`.fused.run_fused`, which takes the ``options``: ``acc_width``, ``converter``).
     """
-    from .fused import FUSED_OPTIONS, check_arch, run_fused     # .fused builds on this module
-
-    unknown = set(options) - set(FUSED_OPTIONS)
-    if unknown:
-        raise ValueError(f"unknown option {', '.join(sorted(unknown))}: expected "
-                         f"{', '.join(FUSED_OPTIONS)}")
-    if check_arch(arch) != "reference":
-        return run_fused(stream, arch, strict=strict, reduction=reduction, **options)
-    if options:
-        raise ValueError(f"{', '.join(sorted(options))} applies only to the fused "
-                         f"architectures, not 'reference'")
     check_reduction(reduction)
     if strict:
         validate(stream)

@@ -22,7 +22,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import check_unit, dot_bound, q_bound
+from if4mac.golden import check_unit
+from if4mac.golden.fused import dot_bound, q_bound
 
 from .fp import FloatFormat, LeadingZeroCounter, signed_width, unsigned_width
 from .lane_mul import ELEMENT_WIDTH

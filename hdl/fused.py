@@ -42,12 +42,11 @@ from amaranth.hdl import Cat, ClockDomain, Const, DomainRenamer, Module, Mux, Si
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import (
-    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, SERIAL_CONVERTER_BUSY, check_converter, check_unit,
-    exact_acc_width, exact_beat_bound,
-    exact_max_segment,
+from if4mac.golden import check_unit
+from if4mac.golden.fused import (
+    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, SERIAL_CONVERTER_BUSY, check_converter,
+    exact_acc_width, exact_beat_bound, exact_divisor, exact_max_segment,
 )
-from if4mac.golden.fused import exact_divisor
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 
 from .block_dot import (
@@ -549,9 +548,9 @@ class FusedMac(wiring.Component):
 class FusedFp32Mac(FusedMac):
     """The ``fused-fp32`` MAC: ``m_b = rne32(S * 2^-k * sf_b)``, ``acc = rne32(acc + m_b)``.
 
-    Computes exactly ``golden.run(stream, arch="fused-fp32")``. Latency 3 edges for every
-    block size (see the module docstring); one beat per cycle; a segment may close on every
-    cycle. Area: B 5 x 5-bit multipliers and an integer tree, one scale-product unit, one
+    Computes exactly ``golden.fused.run_arch(stream, arch="fused-fp32")``. Latency 3 edges
+    for every block size (see the module docstring); one beat per cycle; a segment may close
+    on every cycle. Area: B 5 x 5-bit multipliers and an integer tree, one scale-product unit, one
     small-format x binary32 multiplier, one binary32 adder.
 
     Parameters
@@ -612,7 +611,8 @@ class FusedFp32Mac(FusedMac):
 class FusedExactMac(FusedMac):
     """The ``fused-exact`` MAC: the segment's exact sum in a wide integer, rounded once.
 
-    Computes exactly ``golden.run(stream, arch="fused-exact", acc_width=acc_width)``: for
+    Computes exactly ``golden.fused.run_arch(stream, arch="fused-exact",
+    acc_width=acc_width, converter=converter)``: for
     IF4 the accumulator counts in 2^-20 / 49, so INT4's 6/7 and 36/49 are exact weights
     (42, 36 against FP's 49), and the conversion divides by 49 once per result. Latency 4
     (NVFP4) or 5 (IF4) edges for every block size; one beat per cycle; a segment may close

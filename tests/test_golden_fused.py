@@ -9,11 +9,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from if4mac.golden import (
-    ARCHS, QNAN_BITS, Stream, exact_acc_width, exact_beat_bound, exact_max_segment,
-    exact_to_binary32, random_stream, run, stimulus_to_json,
+from if4mac.golden import Stream, random_stream, stimulus_to_json
+from if4mac.golden import run as run_reference
+from if4mac.golden.fused import (
+    ARCHS, EXACT_LSB_EXP, QNAN_BITS, FusedResults, block_dots, exact_acc_width, exact_beat_bound,
+    exact_max_segment, exact_to_binary32,
 )
-from if4mac.golden.fused import EXACT_LSB_EXP, FusedResults, block_dots
+from if4mac.golden.fused import run_arch as run
 from tests import scalar_model as ref
 
 UNITS = ("nvfp4", "if4")
@@ -228,7 +230,11 @@ def test_serial_converter_drops_close_results():
 
 def test_default_arch_is_reference():
     stream = random_stream("if4", 50, seed=4)
-    assert run(stream).hex() == run(stream, arch="reference").hex()
+    assert run(stream).hex() == run(stream, arch="reference").hex() == \
+        run_reference(stream).hex()
+    shared = run(stream, reduction="shared")
+    reference = run_reference(stream, reduction="shared")
+    assert shared.overrun_beat.tolist() == reference.overrun_beat.tolist()
     assert type(run(stream)).__name__ == "Results"
 
 

@@ -17,10 +17,11 @@ import pytest
 from amaranth.hdl import Fragment, Module
 from amaranth.sim import Simulator
 
-from if4mac.golden import (
-    QNAN_BITS, Stream, exact_beat_bound, exact_max_segment, run, stimulus_to_json,
+from if4mac.golden import Stream, stimulus_to_json
+from if4mac.golden.fused import (
+    QNAN_BITS, block_dots, exact_beat_bound, exact_max_segment,
 )
-from if4mac.golden.fused import block_dots
+from if4mac.golden.fused import run_arch as run
 from if4mac.hdl.block_dot import BlockDot, ElementQ
 from if4mac.hdl.fused import (
     ACC_STAGE, ConstDivider, FusedExactMac, FusedFp32Mac, fused_mac, fused_verilog,
