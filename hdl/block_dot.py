@@ -101,13 +101,10 @@ class ElementQ(wiring.Component):
         code = self.code
         man, exp, sign = code[0], code[1:3], code[3]
         # |q| is 4 bits (up to 12): the hidden bit and the mantissa bit, shifted by exp - 1.
+        # Multiplexers rather than a Switch: the emitted Verilog then has no one-hot case
+        # function (which Verilator flags as overlapping cases).
         mag = Signal(Q_WIDTH - 1)
-        with m.Switch(exp):
-            with m.Case(0):
-                m.d.comb += mag.eq(man)
-            for e in (1, 2, 3):
-                with m.Case(e):
-                    m.d.comb += mag.eq(Cat(man, 1) << (e - 1))
+        m.d.comb += mag.eq(Mux(exp == 0, man, Cat(man, 1) << (exp - 1)[:2]))
         fp_q = Mux(sign, -mag, mag)
         if self._unit == "if4":
             m.d.comb += self.q.eq(Mux(self.is_int, code.as_signed(), fp_q))
