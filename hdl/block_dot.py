@@ -30,10 +30,9 @@ from .lane_mul import ELEMENT_WIDTH
 from .scale_mul import E4M3_MAN_WIDTH, E4M3_SIG_WIDTH, E4M3_WIDTH
 
 __all__ = [
-    "Q_WIDTH", "Q_PRODUCT_WIDTH", "SCALE_EXP_WIDTH", "SCALE_EXP_OFFSET", "S_MAX_KIND_SHIFT",
+    "Q_WIDTH", "Q_PRODUCT_WIDTH", "SCALE_EXP_MAX", "SCALE_EXP_WIDTH", "SCALE_EXP_OFFSET", "S_MAX_KIND_SHIFT",
     "check_block_size", "dot_width", "ElementQ", "BlockDot", "ScaleIntDecode", "KindShift",
-    "IntToFloat",
-    "int_float_format",
+    "IntToFloat", "int_float_format",
 ]
 
 #: |q| <= 12 (E2M1 6.0 doubled; INT4 reaches only 8): a signed 5-bit integer.
@@ -41,7 +40,8 @@ Q_WIDTH = signed_width(-max(q_bound(False), q_bound(True)), max(q_bound(False), 
 #: |q_a * q_w| <= 144 (12 * 12): signed 9 bits.
 Q_PRODUCT_WIDTH = signed_width(-q_bound(False) ** 2, q_bound(False) ** 2)
 #: E4M3's biased exponent with the subnormals' 0 read as 1: 1..15 minus 1, so 0..14.
-SCALE_EXP_WIDTH = unsigned_width(14)
+SCALE_EXP_MAX = 14
+SCALE_EXP_WIDTH = unsigned_width(SCALE_EXP_MAX)
 #: dec(scale) = sig * 2^(SCALE_EXP - SCALE_EXP_OFFSET): bias 7 plus the 3 fraction bits, less
 #: the 1 folded in above.
 SCALE_EXP_OFFSET = 9

@@ -50,7 +50,7 @@ from if4mac.golden.fused import (
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 
 from .block_dot import (
-    S_MAX_KIND_SHIFT, SCALE_EXP_OFFSET, BlockDot, IntToFloat, KindShift, ScaleIntDecode,
+    S_MAX_KIND_SHIFT, SCALE_EXP_MAX, SCALE_EXP_OFFSET, BlockDot, IntToFloat, KindShift, ScaleIntDecode,
     check_block_size, dot_width,
 )
 from .fp import BINARY32, FPAdd, FPMul, FPRound, LeadingZeroCounter, signed_width, unsigned_width
@@ -62,17 +62,17 @@ from .scale_mul import E4M3_SIG_WIDTH, E4M3_WIDTH, INT_FLAG_BIT, SCALE_WIDTH, Sc
 __all__ = [
     "ACC_STAGE", "FUSED_ARCHS", "SHIFT_MAX", "SHIFT_WIDTH", "DIV_WINDOW", "ScaleWeight",
     "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32", "SerialExactToBinary32",
-    "FusedMac",
-    "FusedFp32Mac", "FusedExactMac", "fused_mac", "fused_verilog",
+    "FusedMac", "FusedFp32Mac", "FusedExactMac", "fused_mac", "fused_verilog",
 ]
 
 #: The edge (from the one that samples a beat, edge 0) at which the beat reaches the
 #: accumulator: input, S and product/term registers come first.
 ACC_STAGE = 3
+#: The architectures this module builds (golden.fused.ARCHS less "reference", hdl/mac.py's).
 FUSED_ARCHS = ("fused-fp32", "fused-exact")
 #: A term's shift over the accumulator's LSB (2^-20): both scale exponents at their largest
 #: (14 each, biased) plus the S_MAX_KIND_SHIFT that k = 0 leaves over: 14 + 14 + 2.
-SHIFT_MAX = 2 * 14 + S_MAX_KIND_SHIFT
+SHIFT_MAX = 2 * SCALE_EXP_MAX + S_MAX_KIND_SHIFT
 SHIFT_WIDTH = unsigned_width(SHIFT_MAX)
 #: shift = (ea - 9) + (ew - 9) - k - EXACT_LSB_EXP with ea, ew the biased scale exponents:
 #: the constants fold to + 2, which keeps the smallest shift (FP.FP, k = 2) at 0.
