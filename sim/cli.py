@@ -64,15 +64,20 @@ class _Progress:
               show_default=True)
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
               show_default=True, help="The MAC's reduction tree (golden is run with the same).")
-@click.option("--testbench", type=click.Choice(("cocotb", "sv")), default="cocotb",
+@click.option("--testbench", type=click.Choice(("cocotb", "sv", "native")), default="cocotb",
               show_default=True,
               help="cocotb: driver, monitors and scoreboard in Python; sv: the plain Verilog "
-                   "testbench, scored afterwards (many times faster on long stimuli).")
+                   "testbench, scored afterwards (many times faster on long stimuli); native: "
+                   "a compiled C++ harness around the Verilated model (Verilator only; the "
+                   "fastest, for real-tensor volume).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="native testbench, pipelined tree: play the stimulus in this many pieces "
+                   "at once (cut at segment starts).")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
               help="Write an FST waveform of the run here (cocotb testbench).")
 @click.option("--build-dir", type=click.Path(file_okay=False), default=None,
               help="Where compiled designs are cached [default: build/sim, or $IF4MAC_SIM_BUILD].")
-def sim(unit, stimulus_path, simulator, reduction, testbench, waves, build_dir):
+def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, build_dir):
     """Simulate a stimulus on the RTL; print the results JSON, exit 1 if golden disagrees.
 
     The results are printed in the format of `if4mac golden` (a JSON list of binary32 bit
@@ -92,6 +97,13 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, waves, build_dir):
             raise SimUsageError("--waves needs the cocotb testbench")
         if Path(waves).suffix != ".fst":
             raise SimUsageError(f"--waves writes FST: name the file *.fst, not {waves}")
+    if testbench == "native" and simulator != "verilator":
+        raise SimUsageError("--testbench native needs --simulator verilator")
+    if jobs > 1 and testbench != "native":
+        raise SimUsageError("--jobs needs --testbench native")
+    if jobs > 1 and reduction != "pipelined":
+        raise SimUsageError("--jobs needs --reduction pipelined: the shared tree's refusals "
+                            "depend on the closes before a cut")
     try:
         find_simulator(simulator)
     except SimulatorNotFound as err:
@@ -111,6 +123,10 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, waves, build_dir):
             from .fast import build_fast, run_fast
 
             built = build_fast(design, simulator, build_root=root)
+        elif testbench == "native":
+            from .native import build_native, run_native
+
+            built = build_native(design, build_root=root)
         else:
             built = build(design, simulator, waves=waves is not None, build_root=root)
     except SimulatorNotFound as err:
@@ -123,10 +139,11 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, waves, build_dir):
         _status(f"sim: built {design.toplevel} for {simulator} in "
                 f"{time.perf_counter() - start:.0f} s (cached in {built.directory})")
 
-    progress = _Progress(f"{simulator} {unit}", "res" if testbench == "sv" else "cyc")
+    progress = _Progress(f"{simulator} {unit}", "cyc" if testbench == "cocotb" else "res")
     try:
-        if testbench == "sv":
-            outcome = run_fast(built, stream, progress=progress)
+        if testbench in ("sv", "native"):
+            outcome = (run_fast(built, stream, progress=progress) if testbench == "sv"
+                       else run_native(built, stream, jobs=jobs, progress=progress))
             results, report, passed = outcome.results, outcome.report, outcome.passed
         else:
             outcomes = run_job(built, stimulus=stream, waves=Path(waves) if waves else None,

@@ -36,7 +36,7 @@ from .runner import (Design, _drop_intermediates, _locked, _prune, default_build
 from .scoreboard import Expected, Mismatch, Scoreboard
 
 __all__ = ["TESTBENCH_TOP", "FastBuild", "FastOutcome", "sv_testbench", "build_fast",
-           "write_plan", "run_fast", "score"]
+           "write_plan", "run_fast", "score", "score_results"]
 
 TESTBENCH_TOP = "if4mac_tb"
 #: Bumped whenever the testbench text or the build commands change.
@@ -189,34 +189,54 @@ class FastOutcome:
 def score(stream: Stream, plan: DrivePlan, reduction: str, output: str) -> tuple[Scoreboard, bool]:
     """Check the testbench's output against golden; returns the scoreboard and the overrun
     flag the RTL ended with."""
-    sb = Scoreboard(plan.latency, plan.describe_cycle)
-    expected = run(stream, reduction=reduction)
-    cycle_of = plan.cycle_of_row
-    for i, (bits, start, close) in enumerate(zip(expected.bits, expected.start_beat,
-                                                 expected.close_beat)):
-        sb.expect(Expected(i, int(bits), int(cycle_of[start]), int(cycle_of[close]),
-                           int(start), int(close), int(np.asarray(stream.en)[start:close].sum())))
-    overrun = False
-    ended = False
+    events: list = []
+    end = None
     for line in output.splitlines():
         parts = line.split()
         if parts and parts[0] == "end":
-            ended = True
-            overrun = parts[2] == "1"
-            if int(parts[1]) != len(plan):
-                sb.mismatches.append(Mismatch(
-                    "stream", f"the testbench played {parts[1]} cycles, the plan has {len(plan)}"))
+            end = (int(parts[1]), parts[2] == "1")
         elif len(parts) == 2:
             if "x" in parts[1].lower() or "z" in parts[1].lower():
-                sb.mismatches.append(Mismatch(
+                events.append(Mismatch(
                     "value", f"acc is {parts[1]} (X or Z) at {plan.describe_cycle(int(parts[0]))}"))
                 continue
-            sb.observe(int(parts[1], 16), int(parts[0]))
-    if not ended:
+            events.append((int(parts[0]), int(parts[1], 16)))
+    sb = score_results(stream, plan, reduction, events, end)
+    return sb, bool(end and end[1])
+
+
+def score_results(stream: Stream, plan: DrivePlan, reduction: str, events, end, *,
+                  close_cycle_of_row=None) -> Scoreboard:
+    """Score what a testbench wrote, in order: ``events`` holds ``(cycle, acc bits)`` for each
+    cycle with ``done=1`` (or a :class:`Mismatch` for one that could not be read); ``end`` is
+    ``(cycles played, overrun at the end)``, or None if the testbench stopped early.
+
+    ``close_cycle_of_row``: the cycle of each row as a *closing* beat, where that differs from
+    ``plan.cycle_of_row`` (a stream played in pieces repeats each piece's closing beat).
+    """
+    sb = Scoreboard(plan.latency, plan.describe_cycle)
+    expected = run(stream, reduction=reduction)
+    start_of = plan.cycle_of_row
+    close_of = start_of if close_cycle_of_row is None else close_cycle_of_row
+    enabled = np.concatenate([[0], np.cumsum(np.asarray(stream.en, dtype=np.int64))])
+    for i, (bits, start, close) in enumerate(zip(expected.bits, expected.start_beat,
+                                                 expected.close_beat)):
+        sb.expect(Expected(i, int(bits), int(start_of[start]), int(close_of[close]),
+                           int(start), int(close), int(enabled[close] - enabled[start])))
+    for event in events:
+        if isinstance(event, Mismatch):
+            sb.mismatches.append(event)
+        else:
+            sb.observe(int(event[1]), int(event[0]))
+    if end is None:
         sb.mismatches.append(Mismatch("stream", "the testbench stopped before the end of the plan"))
+    elif end[0] != len(plan):
+        sb.mismatches.append(Mismatch(
+            "stream", f"the testbench played {end[0]} cycles, the plan has {len(plan)}"))
     sb.finish()
     # The sticky flag at the end covers the refusals since the last reset.
     if reduction == "shared":
+        overrun = bool(end and end[1])
         last_reset = (int(np.flatnonzero(stream.reset)[-1]) if stream.reset is not None
                       and np.any(stream.reset) else -1)
         want = bool(np.any(expected.overrun_beat >= last_reset)) if len(expected.overrun_beat) \
@@ -225,7 +245,7 @@ def score(stream: Stream, plan: DrivePlan, reduction: str, output: str) -> tuple
             sb.mismatches.append(Mismatch(
                 "overrun", f"overrun is {int(overrun)} at the end of the run, expected "
                 f"{int(want)}"))
-    return sb, overrun
+    return sb
 
 
 def run_fast(built: FastBuild, stream: Stream, *,

@@ -1,0 +1,310 @@
+"""The native testbench: a compiled C++ harness around the Verilated MAC, for real-tensor volume.
+
+The plain Verilog testbench (:mod:`.fast`) runs the Verilated model under Verilator's timing
+engine and reads its plan with ``$fscanf``: about 2e5 beats/s. Here a small C++ ``main``
+(``native_main.cpp``, built with ``verilator --cc --exe``) drives the model's ports directly
+from a binary plan, evaluates the model twice per clock cycle (clock low with the new inputs,
+then the rising edge) and writes each ``done`` cycle's ``acc`` to a binary file, which
+:func:`.fast.score_results` checks against golden with the same scoreboard and report as
+every other testbench. Same drive plan (:func:`.plan.drive_plan`), same cycle numbers.
+
+What bounds it: evaluating the model. The 16-lane MAC is about 12,000 flattened ``assign``
+statements and Verilator evaluates all of them on every rising edge, about 12,700 instructions
+per cycle (measured with cachegrind; the harness' own work is under 2% of the samples in
+``perf``). One core of the development machine does about 6e5 cycles/s. Verilator's own
+multithreading (``--threads``) splits one cycle's evaluation over cores; independent pieces of
+the stream (:func:`split_points`, pieces that start on a segment's first beat, each with its
+own power-up reset) scale better: ``jobs`` runs that many harness processes at once, through
+Dask. Only for the pipelined tree: the shared tree's refusals depend on the closes just
+before a piece starts.
+
+Builds are cached like the other testbenches' (keyed by the Verilog, the harness source, the
+Verilator version and the build options, under the same build root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import resource
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from if4mac.golden import Stream
+
+from .fast import FastOutcome, score_results
+from .plan import DrivePlan, drive_plan
+from .runner import Design, _drop_intermediates, _locked, _prune, default_build_root, \
+    find_simulator
+
+__all__ = ["NATIVE_MAIN", "NativeBuild", "NativeOutcome", "build_native", "write_native_plan",
+           "read_native_results", "split_points", "run_native"]
+
+#: The harness' C++ source, compiled with each design.
+NATIVE_MAIN = Path(__file__).with_name("native_main.cpp")
+#: Plan file header: magic, then u32 block size and u32 bytes per packed lane vector.
+PLAN_MAGIC = b"IF4PLAN1"
+#: One result record: u64 cycle, u32 acc, u32 padding (native_main.cpp's ``Result``).
+RESULT_DTYPE = np.dtype([("cycle", "<u8"), ("acc", "<u4"), ("pad", "<u4")])
+#: Bumped whenever the build commands change.
+_RECIPE = 1
+#: Verilator options for speed, each measured on the 16-lane MAC: -O3 (Verilator's own
+#: optimisations), X values fixed at build time rather than randomised per run (a 2-state
+#: testbench: the MAC's registers all have reset values), C++ at -O3.
+_VERILATOR_SPEED = ["-O3", "--x-assign", "fast", "--x-initial", "fast"]
+_MAKE_FLAGS = ("CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O3 OPT_SLOW=-O1 OPT_GLOBAL=-O2")
+
+
+@dataclass
+class NativeOutcome(FastOutcome):
+    """:class:`.fast.FastOutcome` plus how the harness processes used the machine."""
+
+    cpu_seconds: float = 0.0    # user + system time of every harness process together
+    pieces: int = 1
+
+    @property
+    def beats_per_cpu_second(self) -> float:
+        return self.beats / self.cpu_seconds if self.cpu_seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class NativeBuild:
+    design: Design
+    directory: Path
+    executable: Path
+    threads: int
+
+
+def _lane_bytes(block_size: int) -> int:
+    return (block_size + 1) // 2
+
+
+def build_native(design: Design, *, threads: int = 1,
+                 build_root: Path | None = None) -> NativeBuild:
+    """Compile the harness with ``design`` (cached by content, like :func:`runner.build`).
+
+    ``threads`` > 1 builds a multithreaded model (Verilator ``--threads``)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer; got {threads!r}")
+    if 4 * design.block_size > 64 * 1024:
+        raise ValueError(f"block size {design.block_size} is too wide for the native harness")
+    version = find_simulator("verilator")
+    source = NATIVE_MAIN.read_text()
+    defines = [f"-DIF4MAC_BLOCK_SIZE={design.block_size}",
+               f"-DIF4MAC_HAS_OVERRUN={int(design.reduction == 'shared')}"]
+    options = _VERILATOR_SPEED + (["--threads", str(threads)] if threads > 1 else [])
+    key = hashlib.sha256(json.dumps([_RECIPE, design.digest, source, version, options,
+                                     defines, _MAKE_FLAGS]).encode()).hexdigest()[:16]
+    root = Path(build_root) if build_root is not None else default_build_root()
+    directory = root / f"{design.toplevel}-verilator-native{threads}-{key}"
+    executable = directory / "obj" / "native_tb"
+    done = directory / "built.ok"
+    with _locked(root / f".{directory.name}.lock"):
+        if done.exists():
+            done.touch()
+            return NativeBuild(design, directory, executable, threads)
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        (directory / "dut.v").write_text(design.verilog)
+        (directory / "native_main.cpp").write_text(source)
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "0", *options,
+               "-Wno-fatal", "-Wno-lint", "-Wno-style", "--prefix", "Vdut",
+               "--top-module", design.toplevel, "-Mdir", "obj", "-o", "native_tb",
+               "-CFLAGS", " ".join(defines), "-MAKEFLAGS", _MAKE_FLAGS,
+               "dut.v", "native_main.cpp"]
+        with open(directory / "build.log", "w") as log:
+            proc = subprocess.run(cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            tail = "\n".join((directory / "build.log").read_text(errors="replace")
+                             .splitlines()[-30:])
+            raise RuntimeError(f"verilator build of the {design.toplevel} native harness "
+                               f"failed (exit {proc.returncode}):\n{tail}")
+        _drop_intermediates(directory / "obj")
+        done.write_text(version + "\n")
+        _prune(root, directory)
+    done.touch()
+    return NativeBuild(design, directory, executable, threads)
+
+
+def _pack_nibbles(codes: np.ndarray) -> np.ndarray:
+    """(C, B) codes -> (C, ceil(B/2)) bytes, lane i in bits 4i+3..4i of the little-endian
+    vector (the order of :func:`.plan.pack_lanes`, without Python integers)."""
+    codes = np.asarray(codes, dtype=np.uint8)
+    if codes.shape[1] % 2:
+        codes = np.concatenate([codes, np.zeros((len(codes), 1), np.uint8)], axis=1)
+    return codes[:, 0::2] | (codes[:, 1::2] << 4)
+
+
+def write_native_plan(plan: DrivePlan, path) -> None:
+    """The plan as native_main.cpp reads it (see its header comment)."""
+    lanes = _lane_bytes(plan.block_size)
+    record = np.empty((len(plan), 3 + 2 * lanes), dtype=np.uint8)
+    record[:, 0] = (plan.rst_n.astype(np.uint8) << 2 | plan.en.astype(np.uint8) << 1
+                    | plan.first.astype(np.uint8))
+    record[:, 1] = plan.a_sf
+    record[:, 2] = plan.w_sf
+    record[:, 3:3 + lanes] = _pack_nibbles(plan.a)
+    record[:, 3 + lanes:] = _pack_nibbles(plan.w)
+    with open(path, "wb") as fh:
+        fh.write(PLAN_MAGIC + np.array([plan.block_size, lanes], dtype="<u4").tobytes())
+        fh.write(record.tobytes())
+
+
+def read_native_results(path) -> np.ndarray:
+    """The harness' result records (``cycle``, ``acc``), whole records only."""
+    raw = Path(path).read_bytes() if Path(path).exists() else b""
+    usable = len(raw) - len(raw) % RESULT_DTYPE.itemsize
+    return np.frombuffer(raw[:usable], dtype=RESULT_DTYPE)
+
+
+def split_points(stream: Stream, pieces: int) -> np.ndarray:
+    """Rows where ``stream`` may be cut into up to ``pieces`` pieces of similar length.
+
+    A cut goes before an enabled ``first=1`` beat with no reset before it: that beat closes
+    the previous piece's last segment and opens the next piece's first one, so it is played in
+    both pieces (last in one, first in the next) and every result comes out exactly once.
+    """
+    n = len(stream)
+    ok = np.asarray(stream.en, dtype=bool) & np.asarray(stream.first, dtype=bool)
+    if stream.reset is not None:
+        ok &= ~np.asarray(stream.reset, dtype=bool)
+    # A cut right at an earlier reset or power-up would leave the piece before it empty.
+    ok[0] = False
+    candidates = np.flatnonzero(ok)
+    if pieces <= 1 or not len(candidates):
+        return np.zeros(0, dtype=np.int64)
+    targets = np.arange(1, pieces) * n / pieces
+    at = np.unique(candidates[np.minimum(np.searchsorted(candidates, targets),
+                                         len(candidates) - 1)])
+    return at.astype(np.int64)
+
+
+def _piece(stream: Stream, lo: int, hi: int) -> Stream:
+    reset = None if stream.reset is None else np.asarray(stream.reset)[lo:hi]
+    return Stream(stream.unit, np.asarray(stream.en)[lo:hi], np.asarray(stream.first)[lo:hi],
+                  np.asarray(stream.a)[lo:hi], np.asarray(stream.w)[lo:hi],
+                  np.asarray(stream.a_sf)[lo:hi], np.asarray(stream.w_sf)[lo:hi], reset)
+
+
+def _joined(plans: list[DrivePlan], starts: list[int], n_rows: int):
+    """One plan for the pieces played back to back (cycle numbers run on across pieces), and
+    each row's cycle as a closing beat (a cut row closes in the piece before its own)."""
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in plans])])
+    rows = [np.where(p.row >= 0, p.row + s, -1) for p, s in zip(plans, starts)]
+    cycle_of_row = np.empty(n_rows, dtype=np.int64)
+    close_cycle = np.empty(n_rows, dtype=np.int64)
+    # Later pieces overwrite the shared cut row as a start; earlier ones keep it as a close.
+    for p, s, off in zip(plans, starts, offsets):
+        cycle_of_row[s:s + len(p.cycle_of_row)] = p.cycle_of_row + off
+    for p, s, off in reversed(list(zip(plans, starts, offsets))):
+        close_cycle[s:s + len(p.cycle_of_row)] = p.cycle_of_row + off
+    cat = lambda name: np.concatenate([getattr(p, name) for p in plans])  # noqa: E731
+    plan = DrivePlan(plans[0].unit, plans[0].latency, cat("rst_n"), cat("en"), cat("first"),
+                     cat("a"), cat("w"), cat("a_sf"), cat("w_sf"), np.concatenate(rows),
+                     cycle_of_row)
+    return plan, close_cycle, offsets
+
+
+def run_native(built: NativeBuild, stream: Stream, *, jobs: int = 1,
+               progress: Callable[[int, int], None] | None = None,
+               workdir: Path | None = None, seed: int = 0) -> NativeOutcome:
+    """Play ``stream`` (as written: no extra gaps) on the harness and score it with golden.
+
+    ``jobs`` > 1 (pipelined tree only) cuts the stream at segment starts into that many
+    pieces and runs them at once (Dask, threads each waiting on one harness process);
+    ``sim_seconds`` is then the wall time of all of them. ``progress(results, expected)`` is
+    called about twice a second.
+    """
+    design = built.design
+    if stream.unit != design.unit or stream.block_size != design.block_size:
+        raise ValueError(f"stimulus is for {stream.unit} with block size {stream.block_size}, "
+                         f"the design is {design.unit} with block size {design.block_size}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    if jobs > 1 and design.reduction != "pipelined":
+        raise ValueError("jobs > 1 needs the pipelined tree: the shared tree's refusals "
+                         "depend on the closes before a cut")
+    cuts = split_points(stream, jobs).tolist()
+    starts = [0] + cuts
+    stops = [c + 1 for c in cuts] + [len(stream)]     # each cut row ends the piece before it
+    plans = [drive_plan(_piece(stream, lo, hi), design.latency, seed=seed + i)
+             for i, (lo, hi) in enumerate(zip(starts, stops))]
+    owned = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="native-", dir=built.directory)) if owned \
+        else Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        outs = [work / f"out{i}.bin" for i in range(len(plans))]
+        for i, plan in enumerate(plans):
+            write_native_plan(plan, work / f"plan{i}.bin")
+        expected_results = int((np.asarray(stream.first) & np.asarray(stream.en)).sum()) \
+            if progress else 0
+
+        def play(i: int) -> tuple[int, str, str]:
+            proc = subprocess.run([str(built.executable), str(work / f"plan{i}.bin"),
+                                   str(outs[i])], capture_output=True, text=True)
+            return proc.returncode, proc.stdout, proc.stderr
+
+        finished: list = []
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        if len(plans) == 1:
+            runner = threading.Thread(target=lambda: finished.append([play(0)]), daemon=True)
+        else:
+            import dask
+
+            tasks = [dask.delayed(play)(i) for i in range(len(plans))]
+            runner = threading.Thread(
+                target=lambda: finished.append(list(dask.compute(
+                    *tasks, scheduler="threads", num_workers=jobs))), daemon=True)
+        runner.start()
+        while runner.is_alive():
+            runner.join(0.5)
+            if progress is not None:
+                seen = sum(o.stat().st_size // RESULT_DTYPE.itemsize
+                           for o in outs if o.exists())
+                progress(min(seen, expected_results), expected_results)
+        elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if not finished:
+            raise RuntimeError("the native harness runs did not complete")
+        events: list = []
+        played, overrun, ended = 0, False, True
+        for i, (rc, stdout, stderr) in enumerate(finished[0]):
+            if rc != 0:
+                raise RuntimeError(f"the native harness failed (exit {rc}) on piece {i}: "
+                                   f"{stderr.strip()[-2000:]}")
+            words = stdout.split()
+            if len(words) != 3 or words[0] != "end":
+                ended = False
+                continue
+            played += int(words[1])
+            overrun |= words[2] == "1"
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in plans])])
+        for i, out in enumerate(outs):
+            rec = read_native_results(out)
+            events.extend(zip((rec["cycle"] + offsets[i]).tolist(), rec["acc"].tolist()))
+        if len(plans) == 1:
+            plan, close_cycle = plans[0], None
+        else:
+            plan, close_cycle, _ = _joined(plans, starts, len(stream))
+        sb = score_results(stream, plan, design.reduction, events,
+                           (played, overrun) if ended else None,
+                           close_cycle_of_row=close_cycle)
+        return NativeOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
+                             int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun,
+                             cpu, len(plans))
+    finally:
+        if owned:
+            shutil.rmtree(work, ignore_errors=True)
