@@ -75,9 +75,13 @@ class _Progress:
                    "at once (cut at segment starts).")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
               help="Write an FST waveform of the run here (cocotb testbench).")
+@click.option("--coverage", "coverage_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the stimulus' functional coverage here (cocotb-coverage YAML, or "
+                   "XML for *.xml) and print a summary with the bins left empty.")
 @click.option("--build-dir", type=click.Path(file_okay=False), default=None,
               help="Where compiled designs are cached [default: build/sim, or $IF4MAC_SIM_BUILD].")
-def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, build_dir):
+def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, coverage_path,
+        build_dir):
     """Simulate a stimulus on the RTL; print the results JSON, exit 1 if golden disagrees.
 
     The results are printed in the format of `if4mac golden` (a JSON list of binary32 bit
@@ -157,6 +161,12 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, build
     finally:
         progress.close()
     click.echo(json.dumps(results))
+    if coverage_path is not None:
+        from .coverage import collect, write_report
+
+        cov = collect(stream, unit, reduction)
+        write_report(coverage_path)
+        _status(f"sim: {cov.summary()} -> {coverage_path}")
     if not passed:
         raise SimMismatch(report)
     if waves:
