@@ -47,7 +47,8 @@ from .runner import Design, _drop_intermediates, _locked, _prune, default_build_
     find_simulator
 
 __all__ = ["NATIVE_MAIN", "NativeBuild", "NativeOutcome", "build_native", "write_native_plan",
-           "read_native_results", "split_points", "run_native"]
+           "read_native_results", "split_points", "prepare_pieces", "score_pieces",
+           "run_native"]
 
 #: The harness' C++ source, compiled with each design.
 NATIVE_MAIN = Path(__file__).with_name("native_main.cpp")
@@ -215,6 +216,57 @@ def _joined(plans: list[DrivePlan], starts: list[int], n_rows: int):
     return plan, close_cycle, offsets
 
 
+def _check(design: Design, stream: Stream, jobs: int) -> None:
+    if stream.unit != design.unit or stream.block_size != design.block_size:
+        raise ValueError(f"stimulus is for {stream.unit} with block size {stream.block_size}, "
+                         f"the design is {design.unit} with block size {design.block_size}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    if jobs > 1 and design.reduction != "pipelined":
+        raise ValueError("jobs > 1 needs the pipelined tree: the shared tree's refusals "
+                         "depend on the closes before a cut")
+
+
+def prepare_pieces(design: Design, stream: Stream, jobs: int, work: Path,
+                   seed: int = 0) -> tuple[list[DrivePlan], list[int]]:
+    """Cut ``stream`` for ``jobs`` harness processes and write ``plan{i}.bin`` into ``work``;
+    returns each piece's drive plan and first row."""
+    _check(design, stream, jobs)
+    cuts = split_points(stream, jobs).tolist()
+    starts = [0] + cuts
+    stops = [c + 1 for c in cuts] + [len(stream)]     # each cut row ends the piece before it
+    plans = [drive_plan(_piece(stream, lo, hi), design.latency, seed=seed + i)
+             for i, (lo, hi) in enumerate(zip(starts, stops))]
+    for i, plan in enumerate(plans):
+        write_native_plan(plan, Path(work) / f"plan{i}.bin")
+    return plans, starts
+
+
+def score_pieces(design: Design, stream: Stream, plans: list[DrivePlan], starts: list[int],
+                 work: Path, ends: list[str]):
+    """Score the pieces' results (``out{i}.bin`` in ``work``; ``ends[i]``, the harness' last
+    stdout line) as one run; returns the scoreboard, the joined plan and the overrun flag."""
+    played, overrun, ended = 0, False, True
+    for words in (e.split() for e in ends):
+        if len(words) != 3 or words[0] != "end":
+            ended = False
+            continue
+        played += int(words[1])
+        overrun |= words[2] == "1"
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in plans])])
+    events: list = []
+    for i in range(len(plans)):
+        rec = read_native_results(Path(work) / f"out{i}.bin")
+        events.extend(zip((rec["cycle"] + offsets[i]).tolist(), rec["acc"].tolist()))
+    if len(plans) == 1:
+        plan, close_cycle = plans[0], None
+    else:
+        plan, close_cycle, _ = _joined(plans, starts, len(stream))
+    sb = score_results(stream, plan, design.reduction, events,
+                       (played, overrun) if ended else None, close_cycle_of_row=close_cycle)
+    return sb, plan, overrun
+
+
 def run_native(built: NativeBuild, stream: Stream, *, jobs: int = 1,
                progress: Callable[[int, int], None] | None = None,
                workdir: Path | None = None, seed: int = 0) -> NativeOutcome:
@@ -226,27 +278,14 @@ def run_native(built: NativeBuild, stream: Stream, *, jobs: int = 1,
     called about twice a second.
     """
     design = built.design
-    if stream.unit != design.unit or stream.block_size != design.block_size:
-        raise ValueError(f"stimulus is for {stream.unit} with block size {stream.block_size}, "
-                         f"the design is {design.unit} with block size {design.block_size}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
-    if jobs > 1 and design.reduction != "pipelined":
-        raise ValueError("jobs > 1 needs the pipelined tree: the shared tree's refusals "
-                         "depend on the closes before a cut")
-    cuts = split_points(stream, jobs).tolist()
-    starts = [0] + cuts
-    stops = [c + 1 for c in cuts] + [len(stream)]     # each cut row ends the piece before it
-    plans = [drive_plan(_piece(stream, lo, hi), design.latency, seed=seed + i)
-             for i, (lo, hi) in enumerate(zip(starts, stops))]
+    _check(design, stream, jobs)
     owned = workdir is None
     work = Path(tempfile.mkdtemp(prefix="native-", dir=built.directory)) if owned \
         else Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     try:
+        plans, starts = prepare_pieces(design, stream, jobs, work, seed)
         outs = [work / f"out{i}.bin" for i in range(len(plans))]
-        for i, plan in enumerate(plans):
-            write_native_plan(plan, work / f"plan{i}.bin")
         expected_results = int((np.asarray(stream.first) & np.asarray(stream.en)).sum()) \
             if progress else 0
 
@@ -279,29 +318,12 @@ def run_native(built: NativeBuild, stream: Stream, *, jobs: int = 1,
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if not finished:
             raise RuntimeError("the native harness runs did not complete")
-        events: list = []
-        played, overrun, ended = 0, False, True
-        for i, (rc, stdout, stderr) in enumerate(finished[0]):
+        for i, (rc, _, stderr) in enumerate(finished[0]):
             if rc != 0:
                 raise RuntimeError(f"the native harness failed (exit {rc}) on piece {i}: "
                                    f"{stderr.strip()[-2000:]}")
-            words = stdout.split()
-            if len(words) != 3 or words[0] != "end":
-                ended = False
-                continue
-            played += int(words[1])
-            overrun |= words[2] == "1"
-        offsets = np.concatenate([[0], np.cumsum([len(p) for p in plans])])
-        for i, out in enumerate(outs):
-            rec = read_native_results(out)
-            events.extend(zip((rec["cycle"] + offsets[i]).tolist(), rec["acc"].tolist()))
-        if len(plans) == 1:
-            plan, close_cycle = plans[0], None
-        else:
-            plan, close_cycle, _ = _joined(plans, starts, len(stream))
-        sb = score_results(stream, plan, design.reduction, events,
-                           (played, overrun) if ended else None,
-                           close_cycle_of_row=close_cycle)
+        sb, plan, overrun = score_pieces(design, stream, plans, starts, work,
+                                         [stdout for _, stdout, _ in finished[0]])
         return NativeOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
                              int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun,
                              cpu, len(plans))
