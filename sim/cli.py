@@ -137,6 +137,8 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, cover
         raise SimUsageError(str(err)) from None
     except RuntimeError as err:
         raise click.ClickException(str(err)) from None
+    except ValueError as err:           # a design the testbench cannot drive
+        raise SimUsageError(str(err)) from None
     finally:
         notice.cancel()
     if time.perf_counter() - start > 2:

@@ -56,6 +56,8 @@ NATIVE_MAIN = Path(__file__).with_name("native_main.cpp")
 PLAN_MAGIC = b"IF4PLAN1"
 #: One result record: u64 cycle, u32 acc, u32 padding (native_main.cpp's ``Result``).
 RESULT_DTYPE = np.dtype([("cycle", "<u8"), ("acc", "<u4"), ("pad", "<u4")])
+#: 16 lanes of 4 bits: the widest lane port that is one integer in Verilator's C++ model.
+MAX_BLOCK_SIZE = 16
 #: Bumped whenever the build commands change.
 _RECIPE = 1
 #: Verilator options for speed, each measured on the 16-lane MAC: -O3 (Verilator's own
@@ -96,8 +98,9 @@ def build_native(design: Design, *, threads: int = 1,
     ``threads`` > 1 builds a multithreaded model (Verilator ``--threads``)."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer; got {threads!r}")
-    if 4 * design.block_size > 64 * 1024:
-        raise ValueError(f"block size {design.block_size} is too wide for the native harness")
+    if design.block_size > MAX_BLOCK_SIZE:
+        raise ValueError(f"the native testbench drives lane ports of up to 64 bits: block size "
+                         f"{design.block_size} is over {MAX_BLOCK_SIZE}")
     version = find_simulator("verilator")
     source = NATIVE_MAIN.read_text()
     defines = [f"-DIF4MAC_BLOCK_SIZE={design.block_size}",
@@ -179,8 +182,8 @@ def split_points(stream: Stream, pieces: int) -> np.ndarray:
     ok = np.asarray(stream.en, dtype=bool) & np.asarray(stream.first, dtype=bool)
     if stream.reset is not None:
         ok &= ~np.asarray(stream.reset, dtype=bool)
-    # A cut right at an earlier reset or power-up would leave the piece before it empty.
-    ok[0] = False
+    # A cut at row 0 would leave the piece before it empty.
+    ok[:1] = False
     candidates = np.flatnonzero(ok)
     if pieces <= 1 or not len(candidates):
         return np.zeros(0, dtype=np.int64)

@@ -34,19 +34,14 @@ constexpr size_t kChunk = 1 << 14;
 // Results written out at least this often (in cycles), for the caller's progress bar.
 constexpr uint64_t kFlushEvery = 1 << 16;
 
-// A port of up to 64 bits is an integer in Verilator's model, a wider one an array of
-// 32-bit words (VlWide); both take the little-endian lane bytes.
+// a_in / w_in are at most 64 bits (B <= 16, which native.py checks): an integer in Verilator's
+// model, set from the little-endian lane bytes.
 template <typename Port>
 inline void set_port(Port& port, const uint8_t* bytes, size_t n) {
-    if constexpr (std::is_integral_v<Port>) {
-        uint64_t v = 0;
-        std::memcpy(&v, bytes, n);   // x86-64 and aarch64 are little-endian, as the file
-        port = static_cast<Port>(v);
-    } else {
-        uint32_t words[Port::Words] = {};
-        std::memcpy(words, bytes, n);
-        for (size_t i = 0; i < Port::Words; ++i) port[i] = words[i];
-    }
+    static_assert(std::is_integral_v<Port>, "lane ports wider than 64 bits are not supported");
+    uint64_t v = 0;
+    std::memcpy(&v, bytes, n);   // x86-64 and aarch64 are little-endian, as the file
+    port = static_cast<Port>(v);
 }
 
 struct Result {

@@ -114,6 +114,10 @@ def test_bad_arguments():
         run_native(built, random_stream("nvfp4", 3, seed=0))
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         build_native(design, threads=0)
+    with pytest.raises(ValueError, match="block size 17 is over 16"):
+        build_native(Design("if4", 17, "pipelined", "top", 6, ""))
+    empty = random_stream("if4", 0, seed=0, close=False)
+    assert len(empty) == 0 and len(split_points(empty, 4)) == 0
 
 
 # -- the harness on the MAC -----------------------------------------------------------------
@@ -149,6 +153,11 @@ def test_native_harness_matches_golden(built16, mixed_stream, jobs):
     assert out.results == want.hex() and len(want) > 1000
     assert out.pieces == (1 if jobs == 1 else 3)
     assert out.beats == int(mixed_stream.en.sum())
+
+
+def test_native_harness_on_an_empty_stream(built16):
+    out = run_native(built16, random_stream("if4", 0, seed=0, close=False), jobs=2)
+    assert out.passed and out.results == [] and out.beats == 0
 
 
 def test_native_harness_catches_a_wrong_expected_value(built16, mixed_stream, monkeypatch):
