@@ -43,8 +43,31 @@ from if4mac.golden import Stream
 
 from .fast import FastOutcome, score_results
 from .plan import DrivePlan, drive_plan
-from .runner import Design, _drop_intermediates, _locked, _prune, default_build_root, \
-    find_simulator
+from .runner import Design, find_simulator
+
+try:        # the build cache in its own module (sim/cache.py), where the tree has it
+    from .cache import build_folder, drop_intermediates
+    from .cache import build_root as _root
+except ImportError:     # before that refactor: the same behaviour from runner's helpers
+    from .runner import _drop_intermediates as drop_intermediates
+    from .runner import _locked, _prune, default_build_root
+
+    def _root(root: Path | None) -> Path:
+        return Path(root) if root is not None else default_build_root()
+
+    @contextlib.contextmanager
+    def build_folder(root: Path, name: str, version: str):
+        directory, done = root / name, root / name / "built.ok"
+        with _locked(root / f".{name}.lock"):
+            fresh = not done.exists()
+            if fresh:
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir(parents=True)
+            yield directory, fresh
+            if fresh:
+                done.write_text(version + "\n")
+                _prune(root, directory)
+            done.touch()
 
 __all__ = ["NATIVE_MAIN", "NativeBuild", "NativeOutcome", "build_native", "write_native_plan",
            "read_native_results", "split_points", "prepare_pieces", "score_pieces",
@@ -108,17 +131,11 @@ def build_native(design: Design, *, threads: int = 1,
     options = _VERILATOR_SPEED + (["--threads", str(threads)] if threads > 1 else [])
     key = hashlib.sha256(json.dumps([_RECIPE, design.digest, source, version, options,
                                      defines, _MAKE_FLAGS]).encode()).hexdigest()[:16]
-    root = Path(build_root) if build_root is not None else default_build_root()
-    directory = root / f"{design.toplevel}-verilator-native{threads}-{key}"
-    executable = directory / "obj" / "native_tb"
-    done = directory / "built.ok"
-    with _locked(root / f".{directory.name}.lock"):
-        if done.exists():
-            done.touch()
+    name = f"{design.toplevel}-verilator-native{threads}-{key}"
+    with build_folder(_root(build_root), name, version) as (directory, fresh):
+        executable = directory / "obj" / "native_tb"
+        if not fresh:
             return NativeBuild(design, directory, executable, threads)
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
         (directory / "dut.v").write_text(design.verilog)
         (directory / "native_main.cpp").write_text(source)
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "0", *options,
@@ -133,10 +150,7 @@ def build_native(design: Design, *, threads: int = 1,
                              .splitlines()[-30:])
             raise RuntimeError(f"verilator build of the {design.toplevel} native harness "
                                f"failed (exit {proc.returncode}):\n{tail}")
-        _drop_intermediates(directory / "obj")
-        done.write_text(version + "\n")
-        _prune(root, directory)
-    done.touch()
+        drop_intermediates(directory / "obj")
     return NativeBuild(design, directory, executable, threads)
 
 
