@@ -23,16 +23,7 @@ from if4mac.sim.scenarios import SCENARIOS, make_scenario
 
 from .conftest import BUILD_ROOT
 from .test_sim_cli import if4mac
-
-
-def concatenated(parts: list[Stream]) -> Stream:
-    """The streams back to back, each starting with a reset as it would on its own."""
-    cat = lambda name: np.concatenate([np.asarray(getattr(p, name)) for p in parts])  # noqa: E731
-    reset = np.concatenate([np.zeros(len(p), bool) if p.reset is None
-                            else np.asarray(p.reset, bool) for p in parts])
-    reset[np.cumsum([0] + [len(p) for p in parts[:-1]])] = True
-    return Stream(parts[0].unit, cat("en"), cat("first"), cat("a"), cat("w"), cat("a_sf"),
-                  cat("w_sf"), reset)
+from .test_sim_native import concatenated
 
 
 def regression_stream(unit: str) -> Stream:

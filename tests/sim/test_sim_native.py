@@ -132,16 +132,18 @@ def mixed_stream():
     """Every scenario's kind of beat, back to back: random codes and scales, INT/FP mixes,
     zero and maximal scales, resets mid-segment, single-beat segments, INT4 code 0x8, and
     a quantized dot product (about 15,000 beats)."""
-    parts = [make_scenario(name, "if4", 16, 3, scale) for name, scale in [
-        ("random", 1.0), ("mixed_blocks", 1.0), ("zero_scales", 1.0), ("max_scales", 1.0),
-        ("reset_mid_segment", 1.0), ("single_beat_segments", 1.0), ("invalid_codes", 1.0),
-        ("quantized_student_t_hadamard", 1.0)]]
+    return concatenated([make_scenario(name, "if4", 16, 3, 1.0) for name in [
+        "random", "mixed_blocks", "zero_scales", "max_scales", "reset_mid_segment",
+        "single_beat_segments", "invalid_codes", "quantized_student_t_hadamard"]])
+
+
+def concatenated(parts: list[Stream]) -> Stream:
+    """The streams back to back, each starting with a reset as it would on its own."""
     cat = lambda name: np.concatenate([np.asarray(getattr(p, name)) for p in parts])  # noqa: E731
-    reset = np.concatenate([np.zeros(len(p), bool) if p.reset is None else p.reset
-                            for p in parts])
-    # Each part starts with a reset, as it would on its own.
+    reset = np.concatenate([np.zeros(len(p), bool) if p.reset is None
+                            else np.asarray(p.reset, bool) for p in parts])
     reset[np.cumsum([0] + [len(p) for p in parts[:-1]])] = True
-    return Stream("if4", cat("en"), cat("first"), cat("a"), cat("w"), cat("a_sf"),
+    return Stream(parts[0].unit, cat("en"), cat("first"), cat("a"), cat("w"), cat("a_sf"),
                   cat("w_sf"), reset)
 
 
