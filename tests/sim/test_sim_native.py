@@ -248,9 +248,11 @@ def test_cli_native(built16, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--testbench", "native", "--simulator", "icarus"], "--testbench native needs --simulator verilator"),
+    (["--testbench", "native", "--simulator", "icarus"],
+     "--testbench native needs --simulator verilator"),
     (["--testbench", "sv", "--jobs", "2"], "--jobs needs --testbench native"),
-    (["--testbench", "native", "--jobs", "2", "--reduction", "shared"], "--jobs needs --reduction pipelined"),
+    (["--testbench", "native", "--jobs", "2", "--reduction", "shared"],
+     "--jobs needs --reduction pipelined"),
     (["--testbench", "native", "--jobs", "0"], "Invalid value for '--jobs'"),
 ])
 def test_cli_native_bad_usage(tmp_path, args, message):
