@@ -8,8 +8,9 @@ import click
 
 from if4mac.golden import UNITS
 
-from .crosscheck import (DEFAULT_CHUNK, DEFAULT_OUTPUT, DEFAULT_SEED, DEFAULT_SEGMENTS,
-                         load_record, merge_record, run_crosscheck, summary_lines, write_record)
+from .crosscheck import (ARCHS, DEFAULT_CHUNK, DEFAULT_FUSED_OUTPUT, DEFAULT_OUTPUT, DEFAULT_SEED,
+                         DEFAULT_SEGMENTS, load_fused_record, load_record, merge_fused_record,
+                         merge_record, run_crosscheck, summary_lines, write_record)
 
 __all__ = ["gpu_check"]
 
@@ -20,52 +21,69 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="chunk", mininterval=2.0)
 
 
-def _gpu_check(unit, segments, seed, output, chunk, workers):
+def _gpu_check(unit, arch, segments, seed, output, fused_output, chunk, workers):
     """Cross-check the CUDA reference against the golden model on a GPU, bit for bit.
 
-    For each unit: all 2**24 single-beat lane results, N random segments (golden on every CPU
-    core, in chunks) and golden random streams with bubbles and resets. Writes the provenance
-    record (device, versions, seeds, counts, digests, mismatches) to --output, keeping other
-    units' entries already there. Exits non-zero on any mismatch.
+    For each architecture (--arch; all three by default) and unit: all 2**24 single-beat
+    cases, N random segments (golden on every CPU core, in chunks; one generated chunk serves
+    every architecture) and golden random streams with bubbles and resets. Writes the
+    provenance records (device, versions, seeds, counts, digests, mismatches): the reference
+    architecture's to --output, the fused ones' to --fused-output, keeping entries of other
+    units and architectures already there. Exits non-zero on any mismatch.
     """
     from . import device
 
     if not device.gpu_available():
         raise click.ClickException(device.NO_GPU_MESSAGE)
     units = UNITS if unit == "both" else (unit,)
-    output = Path(output)
+    archs = ARCHS if arch == "all" else (arch,)
+    output, fused_output = Path(output), Path(fused_output)
     try:
-        previous = load_record(output)
+        previous = load_record(output) if "reference" in archs else None
+        previous_fused = (load_fused_record(fused_output)
+                          if any(a != "reference" for a in archs) else None)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     try:
         result = run_crosscheck(units, segments=segments, seed=seed, chunk=chunk,
-                                workers=workers, progress_factory=_progress)
+                                workers=workers, progress_factory=_progress, archs=archs)
     except device.GpuUnavailable as err:
         raise click.ClickException(str(err)) from None
-    record = merge_record(previous, result)
-    write_record(output, record)
-    for line in summary_lines(result):
-        click.echo(line)
-    click.echo(f"record -> {output}")
+    if "reference" in result:
+        write_record(output, merge_record(previous, result["reference"]))
+        click.echo(f"record -> {output}")
+    fused = {a: units for a, units in result.items() if a != "reference"}
+    if fused:
+        write_record(fused_output, merge_fused_record(previous_fused, fused))
+        click.echo(f"fused record -> {fused_output}")
+    for name, units_result in result.items():
+        for line in summary_lines(units_result, name):
+            click.echo(line)
     sweeps = ("exhaustive", "random", "stream")
-    bad = sum(e[s]["mismatches"] for e in result.values() for s in sweeps)
-    bad += sum(e["random"]["stream_kernel_first_chunk_mismatches"] or 0 for e in result.values())
+    entries = [e for units_result in result.values() for e in units_result.values()]
+    bad = sum(e[s]["mismatches"] for e in entries for s in sweeps)
+    bad += sum(e["random"]["stream_kernel_first_chunk_mismatches"] or 0 for e in entries)
     if bad:
-        raise click.ClickException(f"{bad} mismatches between the GPU and golden (see {output})")
+        raise click.ClickException(f"{bad} mismatches between the GPU and golden (see the "
+                                   f"records)")
 
 
 gpu_check = click.command(name="gpu-check")(
     click.option("--unit", type=click.Choice(UNITS + ("both",)), default="both", show_default=True,
                  help="Which MAC unit to check.")(
+    click.option("--arch", type=click.Choice(ARCHS + ("all",)), default="all", show_default=True,
+                 help="Which architecture to check.")(
     click.option("--segments", type=click.IntRange(min=1), default=DEFAULT_SEGMENTS,
                  show_default=True, help="Random segments per unit.")(
     click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=DEFAULT_SEED,
                  show_default=True, help="Seed of the random-segment generator.")(
     click.option("--output", "-o", type=click.Path(dir_okay=False), default=str(DEFAULT_OUTPUT),
-                 show_default=True, help="Provenance record to (re)write.")(
+                 show_default=True, help="Reference architecture's provenance record.")(
+    click.option("--fused-output", type=click.Path(dir_okay=False),
+                 default=str(DEFAULT_FUSED_OUTPUT), show_default=True,
+                 help="Fused architectures' provenance record.")(
     click.option("--chunk", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
                  help="Segments per golden work item.")(
     click.option("--workers", type=click.IntRange(min=1), default=None,
                  help="Golden worker processes [default: every CPU].")(
-        _gpu_check)))))))
+        _gpu_check)))))))))

@@ -8,7 +8,10 @@ imports on machines without it.
 The functions mirror the golden model's: :func:`exhaustive_lanes` is
 ``golden.scaled_products`` over every single-beat input, :func:`run` is ``golden.run`` (the
 kernel reads the raw rows and finds the segments itself), and :func:`random_segments`
-computes the results of the generator in :mod:`.generator`.
+computes the results of the generator in :mod:`.generator`. With ``arch="fused-fp32"`` or
+``"fused-exact"``, :func:`run`, :func:`stream_beats` and :func:`random_segments` compute the
+fused architectures instead (gpu_ref/fused.cu, ``golden.fused.run_arch``), and
+:func:`fused_exhaustive` their single-beat segments.
 """
 
 from __future__ import annotations
@@ -21,22 +24,30 @@ from pathlib import Path
 import numpy as np
 
 from if4mac.golden import Results, Stream, check_unit
+from if4mac.golden.fused import check_arch, exact_acc_width, exact_max_segment
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 
 __all__ = ["SOURCE", "NVRTC_OPTIONS", "EXHAUSTIVE_CASES", "GpuUnavailable", "gpu_available",
            "no_gpu_message", "NO_GPU_MESSAGE",
            "require_gpu", "module", "device_info", "exhaustive_lanes", "random_segments",
            "beat_flags", "stream_beats", "run", "kernel_ms", "UNIT_CODES", "BEAT_EN",
-           "BEAT_FIRST", "BEAT_RESET"]
+           "BEAT_FIRST", "BEAT_RESET", "FUSED_SOURCE", "ARCH_CODES", "fused_module",
+           "max_segment", "fused_exhaustive"]
 
 #: The CUDA source, a real file beside this module.
 SOURCE = Path(__file__).with_name("mac.cu")
+#: The fused architectures' kernels; they #include mac.cu (found beside it).
+FUSED_SOURCE = Path(__file__).with_name("fused.cu")
 #: No FMA contraction anywhere; C++17 for mac.cu's hex float literals.
 NVRTC_OPTIONS = ("--fmad=false", "--std=c++17")
 #: Single-beat cases of one unit: 16 a codes x 16 w codes x 256 a_sf x 256 w_sf.
 EXHAUSTIVE_CASES = 1 << 24
 #: The ``unit`` argument of every kernel (UNIT_NVFP4 / UNIT_IF4 in mac.cu).
 UNIT_CODES = {"nvfp4": 0, "if4": 1}
+#: The ``arch`` argument of fused.cu's kernels (ARCH_FUSED_* there).
+ARCH_CODES = {"fused-fp32": 1, "fused-exact": 2}
+#: fused-fp32 has no segment limit: its kernels get a count no segment reaches.
+_NO_LIMIT = (1 << 62)
 #: Bits of the per-row flags byte of :func:`stream_beats` (BEAT_* in mac.cu).
 BEAT_EN, BEAT_FIRST, BEAT_RESET = 1, 2, 4
 #: Threads per block: any multiple of the warp size works; 256 keeps many blocks per SM.
@@ -85,6 +96,34 @@ def module():
     return cupy.RawModule(code=SOURCE.read_text(), options=NVRTC_OPTIONS)
 
 
+@functools.cache
+def fused_module():
+    """The compiled :class:`cupy.RawModule` of fused.cu (which includes mac.cu)."""
+    cupy = require_gpu()
+    return cupy.RawModule(code=FUSED_SOURCE.read_text(),
+                          options=NVRTC_OPTIONS + (f"--include-path={FUSED_SOURCE.parent}",))
+
+
+def max_segment(arch: str, unit: str, acc_width: int | None = None) -> int:
+    """The longest segment the kernels sum before the quiet NaN: fused-exact's L_max for
+    ``acc_width`` (golden's rule, ``golden.fused.exact_max_segment``; None: the default
+    width), no limit for fused-fp32. ``acc_width`` is fused-exact's option only."""
+    if check_arch(arch) == "reference":
+        raise ValueError("max_segment applies to the fused architectures only")
+    if arch != "fused-exact":
+        if acc_width is not None:
+            raise ValueError(f"acc_width applies only to arch 'fused-exact', not {arch!r}")
+        return _NO_LIMIT
+    width = exact_acc_width(unit, DEFAULT_BLOCK_SIZE, acc_width)
+    return exact_max_segment(unit, DEFAULT_BLOCK_SIZE, width)
+
+
+def _fused_arch(arch: str) -> str:
+    if check_arch(arch) == "reference":
+        raise ValueError("this kernel computes the fused architectures, not 'reference'")
+    return arch
+
+
 def device_info() -> dict:
     """Provenance of the GPU and software stack, for the cross-check record."""
     cupy = require_gpu()
@@ -124,11 +163,11 @@ def _driver_version() -> str | None:
     return match.group(1) if match else None
 
 
-def _launch(kernel: str, n: int, args) -> None:
+def _launch(kernel: str, n: int, args, *, fused: bool = False) -> None:
     if n == 0:
         return
     blocks = (n + THREADS - 1) // THREADS
-    module().get_function(kernel)((blocks,), (THREADS,), args)
+    (fused_module() if fused else module()).get_function(kernel)((blocks,), (THREADS,), args)
 
 
 def exhaustive_lanes(unit: str, *, out=None):
@@ -144,17 +183,46 @@ def exhaustive_lanes(unit: str, *, out=None):
     return out
 
 
-def random_segments(unit: str, seed: int, start: int, count: int, *, out=None):
-    """Results (CuPy uint32) of generator segments ``start .. start + count - 1``."""
+def fused_exhaustive(arch: str, unit: str, *, acc_width: int | None = None, out=None):
+    """All 2**24 single-beat segments of a fused ``arch`` (CuPy uint32, canonical order).
+
+    Index ``((a_sf * 256 + w_sf) * 16 + a) * 16 + w`` holds the result of the one-beat segment
+    whose 16 lanes all carry codes ``(a, w)`` with scales ``(a_sf, w_sf)``.
+    """
+    arch, unit = _fused_arch(arch), check_unit(unit)
+    limit = max_segment(arch, unit, acc_width)
+    cupy = require_gpu()
+    if out is None:
+        out = cupy.empty(EXHAUSTIVE_CASES, dtype=cupy.uint32)
+    _launch("fused_exhaustive", EXHAUSTIVE_CASES,
+            (np.int32(ARCH_CODES[arch]), np.int32(UNIT_CODES[unit]), np.int64(limit), out),
+            fused=True)
+    return out
+
+
+def random_segments(unit: str, seed: int, start: int, count: int, *, arch: str = "reference",
+                    acc_width: int | None = None, out=None):
+    """Results (CuPy uint32) of generator segments ``start .. start + count - 1`` under
+    ``arch`` (``acc_width``: fused-exact's accumulator width, None for the default)."""
     from .generator import _check_range, _check_seed
 
     unit = check_unit(unit)
     _check_range(start, count)
+    seed = np.uint64(_check_seed(seed))
     cupy = require_gpu()
+    if check_arch(arch) != "reference":
+        limit = max_segment(arch, unit, acc_width)
+    elif acc_width is not None:
+        raise ValueError("acc_width applies only to arch 'fused-exact', not 'reference'")
     if out is None:
         out = cupy.empty(count, dtype=cupy.uint32)
-    _launch("random_segments", count, (np.int32(UNIT_CODES[unit]), np.uint64(_check_seed(seed)),
-                                       np.int64(start), np.int64(count), out))
+    if arch == "reference":
+        _launch("random_segments", count, (np.int32(UNIT_CODES[unit]), seed,
+                                           np.int64(start), np.int64(count), out))
+    else:
+        _launch("fused_random_segments", count,
+                (np.int32(ARCH_CODES[arch]), np.int32(UNIT_CODES[unit]), seed, np.int64(start),
+                 np.int64(count), np.int64(limit), out), fused=True)
     return out
 
 
@@ -170,16 +238,21 @@ def beat_flags(stream: Stream) -> np.ndarray:
     return flags
 
 
-def stream_beats(unit: str, a, w, a_sf, w_sf, flags):
-    """Run the raw beat-stream kernel; returns CuPy ``(bits, start, closers)``.
+def stream_beats(unit: str, a, w, a_sf, w_sf, flags, *, arch: str = "reference",
+                 acc_width: int | None = None):
+    """Run the raw beat-stream kernel of ``arch``; returns CuPy ``(bits, start, closers)``.
 
     ``a``/``w``: (rows, 16) uint8 codes; ``a_sf``/``w_sf``: (rows,) uint8; ``flags``: (rows,)
     uint8 of :func:`beat_flags` bits. ``closers`` lists the rows with en=1 and first=1, the
     candidate closing beats; where row ``closers[t]`` closes a segment with a result,
     ``start[t]`` is the row of its opening beat and ``bits[t]`` the result, elsewhere
     ``start[t]`` is -1 (the kernel decides). Inputs may be numpy or CuPy arrays.
+    ``acc_width``: fused-exact's accumulator width (None: the default).
     """
     unit = check_unit(unit)
+    limit = max_segment(arch, unit, acc_width) if check_arch(arch) != "reference" else None
+    if limit is None and acc_width is not None:
+        raise ValueError("acc_width applies only to arch 'fused-exact', not 'reference'")
     cupy = require_gpu()
     a = cupy.ascontiguousarray(cupy.asarray(a, dtype=cupy.uint8))
     w = cupy.ascontiguousarray(cupy.asarray(w, dtype=cupy.uint8))
@@ -197,14 +270,21 @@ def stream_beats(unit: str, a, w, a_sf, w_sf, flags):
     count = closers.shape[0]
     bits = cupy.zeros(count, dtype=cupy.uint32)
     start = cupy.full(count, -1, dtype=cupy.int64)
-    _launch("stream_beats", count,
-            (np.int32(UNIT_CODES[unit]), a, w, arrays["a_sf"], arrays["w_sf"], arrays["flags"],
-             closers, np.int64(count), bits, start))
+    common = (a, w, arrays["a_sf"], arrays["w_sf"], arrays["flags"], closers, np.int64(count))
+    if limit is None:
+        _launch("stream_beats", count, (np.int32(UNIT_CODES[unit]),) + common + (bits, start))
+    else:
+        _launch("fused_stream_beats", count,
+                (np.int32(ARCH_CODES[arch]), np.int32(UNIT_CODES[unit])) + common
+                + (np.int64(limit), bits, start), fused=True)
     return bits, start, closers
 
 
-def run(stream: Stream) -> Results:
-    """``golden.run(stream)`` computed on the GPU: every completed segment's result, in order.
+def run(stream: Stream, *, arch: str = "reference", acc_width: int | None = None) -> Results:
+    """``golden.fused.run_arch(stream, arch=arch)`` computed on the GPU (``golden.run`` for the
+    default ``"reference"``): every completed segment's result, in order. ``acc_width`` is
+    fused-exact's option, as golden's; its overflow record (``overflow_beat``) is golden's
+    alone: the kernel gives an overflowed segment's result, the quiet NaN.
 
     The kernel reads the stream's rows as they are, bubbles and reset pulses included, and
     finds the segments itself. Block size must be 16 (the kernels keep 16 lane registers).
@@ -219,7 +299,7 @@ def run(stream: Stream) -> Results:
     if enabled.any() and max(a[enabled].max(), w[enabled].max()) >= 16:
         raise ValueError("element codes must be in 0..15")
     bits, start, closers = stream_beats(stream.unit, a, w, stream.a_sf, stream.w_sf,
-                                        beat_flags(stream))
+                                        beat_flags(stream), arch=arch, acc_width=acc_width)
     start, closers = start.get(), closers.get()
     emitted = start >= 0
     return Results(bits.get()[emitted], start[emitted], closers[emitted])

@@ -6,7 +6,8 @@
 // the fused arithmetic: elements decoded to integers here, the block dot product S in int,
 // fused-fp32 rounding with explicit __fmul_rn / __fadd_rn, and fused-exact entirely in integers
 // (a signed 128-bit accumulator, one division by 49 and one round-to-nearest-even per result).
-// Build with --fmad=false, as mac.cu. Not wired into `if4mac gpu-check` yet.
+// Build with --fmad=false, as mac.cu. Loaded by gpu_ref/device.py (NVRTC, with gpu_ref/ on the
+// include path) for `if4mac gpu-check --arch fused-fp32|fused-exact`.
 
 #include "mac.cu"
 
@@ -124,53 +125,90 @@ __device__ unsigned exact_to_binary32(__int128 acc, unsigned divisor) {
 
 // One segment's result from its beats, for either architecture. `first_loads`: the segment
 // opened with first=1 (else it adds onto the +0 reset state, which only matters for fused-fp32's
-// sign of zero). `beat_at(j, codes_a, codes_w, a_sf, w_sf)` fetches beat j.
-template <typename BeatAt>
-__device__ unsigned fused_segment(int arch, int unit, long long length, bool first_loads,
-                                  long long max_segment, BeatAt beat_at) {
+// sign of zero). `next_beat(codes_a, codes_w, a_sf, w_sf)` yields the segment's beats in order
+// and returns false after the last. fused-exact counts them: a segment of more than
+// `max_segment` beats overflows the accumulator and gives the quiet NaN.
+template <typename NextBeat>
+__device__ unsigned fused_segment(int arch, int unit, bool first_loads, long long max_segment,
+                                  NextBeat next_beat) {
+    unsigned long long codes_a, codes_w;
+    unsigned a_sf, w_sf;
     if (arch == ARCH_FUSED_FP32) {
         float acc = 0.0f;
-        for (long long j = 0; j < length; ++j) {
-            unsigned long long codes_a, codes_w;
-            unsigned a_sf, w_sf;
-            beat_at(j, codes_a, codes_w, a_sf, w_sf);
+        bool load = first_loads;
+        while (next_beat(codes_a, codes_w, a_sf, w_sf)) {
             const float m = fp32_beat(unit, codes_a, codes_w, a_sf, w_sf);
-            acc = (j == 0 && first_loads) ? m : __fadd_rn(acc, m);
+            acc = load ? m : __fadd_rn(acc, m);
+            load = false;
         }
         return __float_as_uint(acc);
     }
-    if (length > max_segment) return QNAN_BITS;
     __int128 acc = 0;
-    for (long long j = 0; j < length; ++j) {
-        unsigned long long codes_a, codes_w;
-        unsigned a_sf, w_sf;
-        beat_at(j, codes_a, codes_w, a_sf, w_sf);
+    long long beats = 0;
+    while (next_beat(codes_a, codes_w, a_sf, w_sf)) {
+        if (++beats > max_segment) return QNAN_BITS;
         acc += exact_beat(unit, codes_a, codes_w, a_sf, w_sf);
     }
     return exact_to_binary32(acc, unit == UNIT_IF4 ? 49u : 1u);
 }
 
-// Segments of a beat stream, one thread each, laid out as mac.cu's stream_segments.
-extern "C" __global__ void fused_stream_segments(int arch, int unit,
-                                                 const uint4* __restrict__ a_rows,
-                                                 const uint4* __restrict__ w_rows,
-                                                 const unsigned char* __restrict__ a_sf,
-                                                 const unsigned char* __restrict__ w_sf,
-                                                 const long long* __restrict__ start,
-                                                 const unsigned char* __restrict__ implicit,
-                                                 long long segments, long long max_segment,
-                                                 unsigned* __restrict__ out) {
-    const long long s = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (s >= segments) return;
-    const long long begin = start[s];
-    out[s] = fused_segment(arch, unit, start[s + 1] - begin, !implicit[s], max_segment,
-                           [&](long long j, unsigned long long& ca, unsigned long long& cw,
-                               unsigned& asf, unsigned& wsf) {
-                               ca = pack_row(a_rows[begin + j]);
-                               cw = pack_row(w_rows[begin + j]);
-                               asf = a_sf[begin + j];
-                               wsf = w_sf[begin + j];
+// Every single-beat segment whose 16 lanes all hold one code pair, one thread each, in
+// exhaustive_lanes' order: index = ((a_sf * 256 + w_sf) * 16 + a) * 16 + w.
+extern "C" __global__ void fused_exhaustive(int arch, int unit, long long max_segment,
+                                            unsigned* __restrict__ out) {
+    const unsigned index = blockIdx.x * blockDim.x + threadIdx.x;
+    if (index >= EXHAUSTIVE_CASES) return;
+    const unsigned long long every_lane = 0x1111111111111111ull;
+    const unsigned long long codes_w = (index & 15u) * every_lane;
+    const unsigned long long codes_a = ((index >> 4) & 15u) * every_lane;
+    const unsigned w_sf = (index >> 8) & 255u;
+    const unsigned a_sf = index >> 16;
+    bool left = true;
+    out[index] = fused_segment(arch, unit, true, max_segment,
+                               [&](unsigned long long& ca, unsigned long long& cw,
+                                   unsigned& asf, unsigned& wsf) {
+                                   ca = codes_a;
+                                   cw = codes_w;
+                                   asf = a_sf;
+                                   wsf = w_sf;
+                                   const bool more = left;
+                                   left = false;
+                                   return more;
+                               });
+}
+
+// A raw beat stream, as mac.cu's stream_beats: one thread per candidate closing row, which finds
+// its segment with segment_begin and sums the segment's enabled rows (bubbles skipped).
+extern "C" __global__ void fused_stream_beats(int arch, int unit, const uint4* __restrict__ a_rows,
+                                              const uint4* __restrict__ w_rows,
+                                              const unsigned char* __restrict__ a_sf,
+                                              const unsigned char* __restrict__ w_sf,
+                                              const unsigned char* __restrict__ flags,
+                                              const long long* __restrict__ closers,
+                                              long long count, long long max_segment,
+                                              unsigned* __restrict__ out,
+                                              long long* __restrict__ start) {
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= count) return;
+    start[t] = -1;
+    const long long r = closers[t];
+    bool implicit;
+    const long long begin = segment_begin(flags, r, implicit);
+    if (begin < 0) return;
+    long long k = begin;
+    out[t] = fused_segment(arch, unit, !implicit, max_segment,
+                           [&](unsigned long long& ca, unsigned long long& cw, unsigned& asf,
+                               unsigned& wsf) {
+                               while (k < r && !(flags[k] & BEAT_EN)) ++k;
+                               if (k >= r) return false;
+                               ca = pack_row(a_rows[k]);
+                               cw = pack_row(w_rows[k]);
+                               asf = a_sf[k];
+                               wsf = w_sf[k];
+                               ++k;
+                               return true;
                            });
+    start[t] = begin;
 }
 
 // The generator's segments first .. first + count - 1 (mac.cu's random_segments, fused).
@@ -182,10 +220,13 @@ extern "C" __global__ void fused_random_segments(int arch, int unit, unsigned lo
     if (k >= count) return;
     const unsigned long long base = (unsigned long long)(first + k) * GEN_SLOTS_PER_SEGMENT;
     const unsigned long long header = gen_word(seed, base);
+    const unsigned length = gen_length(header);
     const bool shared_scales = (header >> 16) & 1ull;
-    out[k] = fused_segment(arch, unit, gen_length(header), true, max_segment,
-                           [&](long long j, unsigned long long& ca, unsigned long long& cw,
-                               unsigned& asf, unsigned& wsf) {
+    unsigned j = 0;
+    out[k] = fused_segment(arch, unit, true, max_segment,
+                           [&](unsigned long long& ca, unsigned long long& cw, unsigned& asf,
+                               unsigned& wsf) {
+                               if (j >= length) return false;
                                const unsigned long long slot = base + 1ull + 3ull * j;
                                ca = gen_word(seed, slot);
                                cw = gen_word(seed, slot + 1ull);
@@ -193,5 +234,7 @@ extern "C" __global__ void fused_random_segments(int arch, int unit, unsigned lo
                                    shared_scales ? header >> 24 : gen_word(seed, slot + 2ull);
                                asf = (unsigned)(scales & 0xFFull);
                                wsf = (unsigned)((scales >> 8) & 0xFFull);
+                               ++j;
+                               return true;
                            });
 }

@@ -162,6 +162,31 @@ extern "C" __global__ void exhaustive_lanes(int unit, unsigned* __restrict__ out
 // Outputs per candidate t: `start[t]` is the row of the opening beat of the segment that row
 // closers[t] closes with a result, else -1; `out[t]` is the result's bit pattern where
 // start[t] >= 0.
+// Where candidate row `r` closes a segment with a result, the row of that segment's opening
+// beat, else -1 (the rules above); `implicit` is set when the segment opened without first=1.
+// Shared by stream_beats and fused.cu's fused_stream_beats.
+__device__ long long segment_begin(const unsigned char* __restrict__ flags, long long r,
+                                   bool& implicit) {
+    implicit = true;                    // stopped by power-up or a reset, not by a first=1 beat
+    const unsigned closing = flags[r];
+    if ((closing & (BEAT_EN | BEAT_FIRST)) != (BEAT_EN | BEAT_FIRST) || (closing & BEAT_RESET))
+        return -1;
+    // Walk back. `begin` is the earliest beat seen so far: the opening beat once the walk stops.
+    long long begin = -1;
+    for (long long k = r - 1; k >= 0; --k) {
+        const unsigned f = flags[k];
+        if (f & BEAT_EN) {
+            begin = k;
+            if (f & BEAT_FIRST) {
+                implicit = false;
+                break;
+            }
+        }
+        if (f & BEAT_RESET) break;      // the reset came before row k: nothing earlier counts
+    }
+    return begin;                       // -1: nothing open (power-up or a reset, then row r)
+}
+
 extern "C" __global__ void stream_beats(int unit, const uint4* __restrict__ a_rows,
                                         const uint4* __restrict__ w_rows,
                                         const unsigned char* __restrict__ a_sf,
@@ -174,23 +199,8 @@ extern "C" __global__ void stream_beats(int unit, const uint4* __restrict__ a_ro
     if (t >= count) return;
     start[t] = -1;
     const long long r = closers[t];
-    const unsigned closing = flags[r];
-    if ((closing & (BEAT_EN | BEAT_FIRST)) != (BEAT_EN | BEAT_FIRST) || (closing & BEAT_RESET))
-        return;
-    // Walk back. `begin` is the earliest beat seen so far: the opening beat once the walk stops.
-    long long begin = -1;
-    bool implicit = true;               // stopped by power-up or a reset, not by a first=1 beat
-    for (long long k = r - 1; k >= 0; --k) {
-        const unsigned f = flags[k];
-        if (f & BEAT_EN) {
-            begin = k;
-            if (f & BEAT_FIRST) {
-                implicit = false;
-                break;
-            }
-        }
-        if (f & BEAT_RESET) break;      // the reset came before row k: nothing earlier counts
-    }
+    bool implicit;
+    const long long begin = segment_begin(flags, r, implicit);
     if (begin < 0) return;              // nothing open: power-up or a reset, then this beat
     float lane[LANES];
 #pragma unroll
