@@ -512,7 +512,8 @@ def summary_lines(units: dict, arch: str = "reference") -> list[str]:
     for name, e in units.items():
         unit = name if arch == "reference" else f"{arch} {name}"
         ex, rnd, st = e["exhaustive"], e["random"], e["stream"]
-        lines.append(f"{unit}: exhaustive {ex['count']:,} lanes, {ex['mismatches']} mismatches, "
+        what = "lanes" if arch == "reference" else "one-beat segments"
+        lines.append(f"{unit}: exhaustive {ex['count']:,} {what}, {ex['mismatches']} mismatches, "
                      f"kernel {ex['kernel_ms']:.3f} ms, sha256 {ex['sha256'][:16]}")
         lines.append(f"{unit}: random {rnd['segments']:,} segments ({rnd['beats']:,} beats), "
                      f"{rnd['mismatches']} mismatches, sha256 {rnd['sha256'][:16]}")
