@@ -415,7 +415,8 @@ def run_crosscheck(units=UNITS, *, segments: int = DEFAULT_SEGMENTS, seed: int =
                     "host": {"python": platform.python_version(), "numpy": np.__version__,
                              "cpus": os.cpu_count(), "golden_workers": workers},
                     "sources_sha256": source_digests(arch),
-                    "nvrtc_options": list(device.NVRTC_OPTIONS),
+                    "nvrtc_options": list(device.NVRTC_OPTIONS if arch == "reference"
+                                          else device.FUSED_NVRTC_OPTIONS),
                 }
                 if arch != "reference":
                     run_info["arch"] = arch

@@ -31,7 +31,7 @@ __all__ = ["SOURCE", "NVRTC_OPTIONS", "EXHAUSTIVE_CASES", "GpuUnavailable", "gpu
            "no_gpu_message", "NO_GPU_MESSAGE",
            "require_gpu", "module", "device_info", "exhaustive_lanes", "random_segments",
            "beat_flags", "stream_beats", "run", "kernel_ms", "UNIT_CODES", "BEAT_EN",
-           "BEAT_FIRST", "BEAT_RESET", "FUSED_SOURCE", "ARCH_CODES", "fused_module",
+           "BEAT_FIRST", "BEAT_RESET", "FUSED_SOURCE", "FUSED_NVRTC_OPTIONS", "ARCH_CODES", "fused_module",
            "max_segment", "fused_exhaustive"]
 
 #: The CUDA source, a real file beside this module.
@@ -40,6 +40,8 @@ SOURCE = Path(__file__).with_name("mac.cu")
 FUSED_SOURCE = Path(__file__).with_name("fused.cu")
 #: No FMA contraction anywhere; C++17 for mac.cu's hex float literals.
 NVRTC_OPTIONS = ("--fmad=false", "--std=c++17")
+#: fused.cu's: fused-exact's 128-bit accumulator needs NVRTC's opt-in to device __int128.
+FUSED_NVRTC_OPTIONS = NVRTC_OPTIONS + ("--device-int128",)
 #: Single-beat cases of one unit: 16 a codes x 16 w codes x 256 a_sf x 256 w_sf.
 EXHAUSTIVE_CASES = 1 << 24
 #: The ``unit`` argument of every kernel (UNIT_NVFP4 / UNIT_IF4 in mac.cu).
@@ -101,7 +103,8 @@ def fused_module():
     """The compiled :class:`cupy.RawModule` of fused.cu (which includes mac.cu)."""
     cupy = require_gpu()
     return cupy.RawModule(code=FUSED_SOURCE.read_text(),
-                          options=NVRTC_OPTIONS + (f"--include-path={FUSED_SOURCE.parent}",))
+                          options=FUSED_NVRTC_OPTIONS
+                          + (f"--include-path={FUSED_SOURCE.parent}",))
 
 
 def max_segment(arch: str, unit: str, acc_width: int | None = None) -> int:
