@@ -146,13 +146,6 @@ def test_fused_exhaustive_order_against_scalar_model(arch, unit):
         assert [int(got)] == expected, (arch, unit, a, w, a_sf, w_sf)
 
 
-def test_exhaustive_golden_chunks_join_in_order():
-    whole = crosscheck.exhaustive_golden("if4", "fused-fp32")
-    assert whole.shape == (1 << 24,) and whole.dtype == np.uint32
-    index = 0x8A_3C_5_9            # a_sf 0x8A, w_sf 0x3C, a 5, w 9
-    assert whole[index] == crosscheck._fused_exhaustive_chunk(("if4", "fused-fp32", index, 1))[0]
-
-
 # ---------------------------------------------------------------------------------------------
 # Records, CLI and build.
 
