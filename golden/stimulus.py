@@ -18,17 +18,38 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import ELEMENT_CODES, SCALE_CODES, check_unit
+from if4mac.errors import UserError
+from if4mac.safe_output import atomic_file
+
+from .formats import ELEMENT_CODES, SCALE_CODES, check_block_size, check_unit
 from .mac import DEFAULT_BLOCK_SIZE, Results, Stream
 
 __all__ = ["StimulusFormatError", "parse_stimulus", "load_stimulus", "stimulus_to_json",
-           "save_stimulus", "results_to_json", "parse_results"]
+           "save_stimulus", "results_to_json", "parse_results", "MAX_STIMULUS_BEATS",
+           "MAX_STIMULUS_BYTES", "check_stimulus_beats"]
 
 _BEAT_KEYS = {"en", "first", "reset", "a_sf", "w_sf", "a", "w"}
+_TOP_KEYS = {"unit", "block_size", "beats"}
+
+#: Most beats a stimulus file may hold (read or written by the toolkit). At block size 16 a
+#: beat is at most about 165 bytes of JSON, so such a file stays under MAX_STIMULUS_BYTES.
+MAX_STIMULUS_BEATS = 2**20
+#: Largest stimulus file read: Python's JSON parser holds the whole document as objects,
+#: about 6 times the file's size in memory (1.5 GB at this limit), and takes about 90 s per
+#: million beats on the development machine.
+MAX_STIMULUS_BYTES = 256 * 2**20
 
 
-class StimulusFormatError(ValueError):
+class StimulusFormatError(UserError):
     """A stimulus or results file that cannot be read; the message names the problem."""
+
+
+def check_stimulus_beats(beats: int, what: str = "stimulus") -> int:
+    """``beats`` if a stimulus file of that many beats is within :data:`MAX_STIMULUS_BEATS`."""
+    if beats > MAX_STIMULUS_BEATS:
+        raise StimulusFormatError(f"{what}: {beats:,} beats is more than a stimulus file may "
+                                  f"hold ({MAX_STIMULUS_BEATS:,}; see docs/errors.md)")
+    return beats
 
 
 def _int(value, what: str, lo: int, hi: int) -> int:
@@ -52,17 +73,25 @@ def parse_stimulus(doc) -> Stream:
     """A :class:`Stream` from a decoded stimulus document; ``StimulusFormatError`` if malformed."""
     if not isinstance(doc, dict):
         raise StimulusFormatError("stimulus: expected a JSON object with 'unit' and 'beats'")
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise StimulusFormatError(f"stimulus: unknown field {sorted(unknown)[0]!r} (expected "
+                                  f"{', '.join(sorted(_TOP_KEYS))})")
     if "unit" not in doc:
         raise StimulusFormatError("stimulus: missing 'unit'")
     try:
         unit = check_unit(doc["unit"])
     except ValueError as err:
         raise StimulusFormatError(f"stimulus: {err}") from None
-    block_size = _int(doc.get("block_size", DEFAULT_BLOCK_SIZE), "block_size", 1, 4096)
+    block_size = doc.get("block_size", DEFAULT_BLOCK_SIZE)
+    try:
+        check_block_size(_int(block_size, "block_size", -2**63, 2**63), "block_size")
+    except ValueError as err:
+        raise StimulusFormatError(str(err)) from None
     beats = doc.get("beats")
     if not isinstance(beats, list):
         raise StimulusFormatError("stimulus: 'beats' must be a list")
-    n = len(beats)
+    n = check_stimulus_beats(len(beats))
     en = np.ones(n, dtype=bool)
     first = np.zeros(n, dtype=bool)
     reset = np.zeros(n, dtype=bool)
@@ -92,18 +121,51 @@ def parse_stimulus(doc) -> Stream:
     return Stream(unit, en, first, a, w, a_sf, w_sf, reset if reset.any() else None)
 
 
-def load_stimulus(path) -> Stream:
-    """Read a stimulus JSON file."""
-    path = Path(path)
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
+        raise StimulusFormatError(f"duplicate key {dup!r} in an object")
+    return dict(pairs)
+
+
+def _read_json(path: Path, limit: int):
+    """The JSON document in ``path``: size-limited, UTF-8, no duplicate keys; one-line errors."""
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            if not path.is_file():
+                raise StimulusFormatError(f"{path}: not a regular file")
+            size = path.stat().st_size
+            if size > limit:
+                raise StimulusFormatError(f"{path}: {size:,} bytes is larger than the "
+                                          f"{limit:,}-byte limit for JSON input (see "
+                                          f"docs/errors.md)")
+            data = fh.read()
     except OSError as err:
-        raise StimulusFormatError(f"{path}: cannot read ({err.strerror})") from None
+        raise StimulusFormatError(f"{path}: cannot read ({err.strerror or err})") from None
     try:
-        doc = json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise StimulusFormatError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at "
+                                  f"offset {err.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as err:
         raise StimulusFormatError(f"{path}: malformed JSON ({err.msg} at line {err.lineno}, "
                                   f"column {err.colno})") from None
+    except StimulusFormatError as err:
+        raise StimulusFormatError(f"{path}: {err}") from None
+    except RecursionError:
+        raise StimulusFormatError(f"{path}: JSON nested too deeply") from None
+    except ValueError as err:          # e.g. an integer literal of thousands of digits
+        raise StimulusFormatError(f"{path}: malformed JSON ({err})") from None
+
+
+def load_stimulus(path) -> Stream:
+    """Read a stimulus JSON file (at most :data:`MAX_STIMULUS_BYTES`, UTF-8, no duplicate
+    keys); ``StimulusFormatError`` naming the file for any problem."""
+    path = Path(path)
+    doc = _read_json(path, MAX_STIMULUS_BYTES)
     try:
         return parse_stimulus(doc)
     except StimulusFormatError as err:
@@ -128,7 +190,13 @@ def stimulus_to_json(stream: Stream) -> dict:
 
 
 def save_stimulus(stream: Stream, path) -> None:
-    Path(path).write_text(json.dumps(stimulus_to_json(stream), separators=(",", ":")) + "\n")
+    """Write ``stream`` as a stimulus file, atomically (``if4mac.safe_output``): on any failure
+    an existing file at ``path`` is left as it was."""
+    check_block_size(stream.block_size)
+    check_stimulus_beats(len(stream))
+    text = json.dumps(stimulus_to_json(stream), separators=(",", ":")) + "\n"
+    with atomic_file(path, "w") as fh:
+        fh.write(text)
 
 
 def results_to_json(results: Results) -> str:

@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import json
 import struct
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 
-__all__ = ["load_tensor", "example_tensor", "EXAMPLE_KINDS", "hadamard_16"]
+__all__ = ["load_tensor", "example_tensor", "EXAMPLE_KINDS", "hadamard_16",
+           "MAX_TENSOR_ELEMENTS"]
+
+#: Most elements a tensor file may hold for loading. Quantizing (and the error statistics the
+#: CLI prints) takes about 36 bytes of memory per element, so about 10 GB at this limit, which
+#: still admits a 70B-class model's largest weight matrix (8192 x 28672 = 2.3e8 elements).
+MAX_TENSOR_ELEMENTS = 2**28
+
+#: How the names of the array-picking arguments are spelled in messages (the CLI passes
+#: ``{"key": "--key", "tensor": "--tensor"}``).
+API_ARG_NAMES = {"key": "key=", "tensor": "tensor="}
 
 #: The built-in example distributions.
 EXAMPLE_KINDS = ("gaussian", "laplace", "student-t")
@@ -37,33 +49,41 @@ def _names(names) -> str:
     return ", ".join(repr(n) for n in names) or "(none)"
 
 
-def load_tensor(path, key: str | None = None, tensor: str | None = None) -> np.ndarray:
+def load_tensor(path, key: str | None = None, tensor: str | None = None, *,
+                arg_names: Mapping[str, str] = API_ARG_NAMES) -> np.ndarray:
     """One array from a ``.npy``, ``.npz`` (``key``) or ``.safetensors`` (``tensor``) file.
 
     ``key`` / ``tensor`` may be left out when the file holds exactly one array. The dtype is
-    kept (bfloat16 comes back as ``ml_dtypes.bfloat16``). Every problem -- a missing file, an
-    unknown extension, a name that is missing or needed, an unreadable file -- raises a
-    one-line ``ValueError``.
+    kept, in native byte order (a big-endian ``.npy`` is converted; bfloat16 comes back as
+    ``ml_dtypes.bfloat16``). Every problem -- a missing file, an unknown extension, a name
+    that is missing or needed, an unreadable file, more than :data:`MAX_TENSOR_ELEMENTS`
+    elements -- raises a one-line ``ValueError``; ``arg_names`` spells ``key``/``tensor`` in
+    those messages.
     """
     path = Path(path)
+    key_arg, tensor_arg = arg_names["key"], arg_names["tensor"]
     if not path.is_file():
-        raise ValueError(f"no such file: {path}")
+        raise ValueError(f"no such file: {path}" if not path.exists()
+                         else f"not a regular file: {path}")
     ext = path.suffix.lower()
     if ext not in (".npy", ".npz", ".safetensors"):
         raise ValueError(f"unknown tensor file extension {path.suffix!r} ({path.name}): "
                          f"expected .npy, .npz or .safetensors")
     if ext != ".npz" and key is not None:
-        raise ValueError(f"key= names an array in a .npz file; {path.name} is {ext}"
-                         + (" (use tensor=)" if ext == ".safetensors" else ""))
+        raise ValueError(f"{key_arg} names an array in a .npz file; {path.name} is {ext}"
+                         + (f" (use {tensor_arg})" if ext == ".safetensors" else ""))
     if ext != ".safetensors" and tensor is not None:
-        raise ValueError(f"tensor= names a tensor in a .safetensors file; {path.name} is {ext}"
-                         + (" (use key=)" if ext == ".npz" else ""))
+        raise ValueError(f"{tensor_arg} names a tensor in a .safetensors file; {path.name} is "
+                         f"{ext}" + (f" (use {key_arg})" if ext == ".npz" else ""))
     try:
         if ext == ".npy":
-            return np.load(path, allow_pickle=False)
-        if ext == ".npz":
-            return _load_npz(path, key)
-        return _load_safetensors(path, tensor)
+            with open(path, "rb") as fh:
+                arr = _read_npy(fh, path.name)
+        elif ext == ".npz":
+            arr = _load_npz(path, key, key_arg)
+        else:
+            arr = _load_safetensors(path, tensor, tensor_arg)
+        return _native(arr)
     except _NameProblem:
         raise
     except Exception as e:  # noqa: BLE001 -- every reader's own error becomes one clear line
@@ -75,28 +95,68 @@ class _NameProblem(ValueError):
     """A missing or needed array name: its message is already the one to show."""
 
 
+def _check_elements(shape, where: str) -> None:
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if count > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"{where}: {count:,} elements is more than the {MAX_TENSOR_ELEMENTS:,} "
+                           f"a tensor may have (quantizing needs about 36 bytes per element; "
+                           f"see docs/errors.md)")
+
+
+def _native(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in the machine's byte order (numpy's ``.npy`` keeps a big-endian file's order)."""
+    if not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def _read_npy(fh, name: str) -> np.ndarray:
+    """One ``.npy`` array from an open file: magic and header checked before any data is read."""
+    fmt = np.lib.format
+    start = fh.read(len(fmt.MAGIC_PREFIX))
+    if start != fmt.MAGIC_PREFIX:
+        raise ValueError(f"{name} is not a .npy file (no NumPy header)")
+    fh.seek(0)
+    version = fmt.read_magic(fh)
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read_header(fh)
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects (dtype {dtype}), not numbers")
+    _check_elements(shape, name)
+    fh.seek(0)
+    return fmt.read_array(fh, allow_pickle=False)
+
+
 def _pick(names: list[str], wanted: str | None, path: Path, what: str, arg: str) -> str:
     if wanted is None:
         if len(names) == 1:
             return names[0]
-        raise _NameProblem(f"{path.name} holds {len(names)} {what}s; pass {arg}= one of: "
+        raise _NameProblem(f"{path.name} holds {len(names)} {what}s; pass {arg} one of: "
                            f"{_names(names)}")
     if wanted not in names:
         raise _NameProblem(f"no {what} {wanted!r} in {path.name}; available: {_names(names)}")
     return wanted
 
 
-def _load_npz(path: Path, key: str | None) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as archive:
-        return archive[_pick(list(archive.files), key, path, "array", "key")]
+def _load_npz(path: Path, key: str | None, arg: str) -> np.ndarray:
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path.name} is not a .npz file (not a zip archive)")
+    with zipfile.ZipFile(path) as archive:
+        members = {n[:-4]: n for n in archive.namelist() if n.endswith(".npy")}
+        name = _pick(list(members), key, path, "array", arg)
+        with archive.open(members[name]) as fh:
+            return _read_npy(fh, f"{path.name}[{name!r}]")
 
 
-def _load_safetensors(path: Path, tensor: str | None) -> np.ndarray:
+def _load_safetensors(path: Path, tensor: str | None, arg: str) -> np.ndarray:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as f:
         names = list(f.keys())
-        name = _pick(names, tensor, path, "tensor", "tensor")
+        name = _pick(names, tensor, path, "tensor", arg)
+        _check_elements(f.get_slice(name).get_shape(), f"{path.name}[{name!r}]")
         dtype = f.get_slice(name).get_dtype()
         if dtype not in _ML_DTYPES:
             return f.get_tensor(name)

@@ -26,7 +26,7 @@ from amaranth.hdl import Cat, ClockDomain, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import check_reduction, check_unit, tree_levels
+from if4mac.golden import check_block_size, check_reduction, check_unit, tree_levels
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 
 from .fp import BINARY16, BINARY32, FPAdd, FPMul
@@ -329,7 +329,7 @@ class MacUnit(wiring.Component):
     def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
                  reduction: str = "pipelined"):
         self._unit = check_unit(unit)
-        self._block_size = _check_lanes("block_size", block_size)
+        self._block_size = check_block_size(_check_lanes("block_size", block_size), "block_size")
         self._reduction = check_reduction(reduction)
         ports = {
             "clk": In(1),
