@@ -97,9 +97,12 @@ def check_block_size(block_size, what: str = "block size") -> int:
     ``ValueError`` that says why."""
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
         raise ValueError(f"{what}: expected an integer, got {block_size!r}")
-    if not 1 <= block_size <= MAX_BLOCK_SIZE:
+    if block_size < 1:
+        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (must be a "
+                         f"positive integer)")
+    if block_size > MAX_BLOCK_SIZE:
         raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (the toolkit's "
-                         f"limit: RTL size and run time grow with it; see docs/errors.md)")
+                         f"limit: RTL size and run time grow with B; see docs/errors.md)")
     return int(block_size)
 
 

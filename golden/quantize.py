@@ -55,11 +55,19 @@ Decisions and differences, each deliberate:
   squared errors (which are in the input's units) stay normal binary32 numbers. For values
   beyond about 1e19 they overflow to inf and tie; below about 1e-20 they underflow to
   subnormals and zero and mostly tie. A tie keeps FP4, so IF4 then degrades to NVFP4, as
-  the reference does. :func:`dequantize` overflows for ``amax`` above about 1.2e35.
+  the reference does.
+* **Largest tensor.** The recipe dequantizes as ``((code * s) * amax) / f32(M*448)``, and the
+  block holding ``amax`` has ``code * s = M * 448``, so the dequantized tensor overflows
+  binary32 once ``f32(M*448) * amax`` does: above about 1.27e35 for nvfp4 and IF4 and 1.09e35
+  for nvint4 (:func:`max_amax`). The quantization arithmetic itself stays finite there, but
+  the values the codes stand for (the reference's fake-quantized output) are infinite, so no
+  correct result exists in binary32: :func:`quantize` rejects such a tensor with a
+  ``ValueError`` naming the limit, before doing any work.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -74,7 +82,7 @@ from .mac import Stream
 __all__ = [
     "FORMATS", "BLOCK_SIZE", "E4M3_MAX", "INT_CANDIDATE_GAIN", "Quantized", "element_max",
     "quantize", "dequantize", "error_stats", "stimulus_from_quantized", "dot_product_scale",
-    "round_scale_e4m3", "e2m1_codes", "int4_codes", "block_error_sum",
+    "round_scale_e4m3", "e2m1_codes", "int4_codes", "block_error_sum", "max_amax",
 ]
 
 #: The quantizer's output formats; ``nvint4`` has no MAC unit (see :data:`formats.UNITS`).
@@ -173,10 +181,25 @@ class Quantized:
         return float(np.mean(scale_is_int(self.scales)))
 
 
+@functools.lru_cache(maxsize=None)
+def max_amax(fmt: str) -> np.float32:
+    """The largest binary32 ``amax`` (max |x|) that ``fmt`` can quantize: the largest ``a``
+    for which ``f32(M*448) * a``, the dequantized value of the tensor's largest element, is
+    finite in binary32."""
+    divisor = _tensor_divisor(fmt)
+    a = np.float32(np.finfo(np.float32).max / np.float64(divisor))
+    with np.errstate(over="ignore"):
+        while not np.isfinite(divisor * a):
+            a = np.nextafter(a, np.float32(0))
+        while np.isfinite(divisor * np.nextafter(a, np.float32(np.inf))):
+            a = np.nextafter(a, np.float32(np.inf))
+    return a
+
+
 def _as_float32(x) -> np.ndarray:
     """The input as binary32, checked: floating dtype, last axis a multiple of 16, finite."""
     arr = np.asarray(x)
-    if arr.dtype not in _INPUT_DTYPES:
+    if arr.dtype.newbyteorder("=") not in _INPUT_DTYPES:       # any byte order is fine
         raise ValueError(f"x has dtype {arr.dtype}; expected float16, bfloat16, float32 or "
                          f"float64")
     if arr.ndim == 0 or arr.size == 0:
@@ -262,7 +285,8 @@ def quantize(x, fmt: str) -> Quantized:
     """Quantize ``x`` (float16, bfloat16, float32 or float64; last axis a multiple of 16).
 
     ``fmt`` is one of :data:`FORMATS`. Raises ``ValueError`` for an unknown format, a bad
-    shape or dtype, NaN/inf values, or a nonzero amax too small for binary32 scaling.
+    shape or dtype, NaN/inf values, a nonzero amax too small for binary32 scaling, or an amax
+    above :func:`max_amax` (whose dequantized values overflow binary32).
     See the module docstring for the exact arithmetic.
     """
     _check_format(fmt)
@@ -273,6 +297,11 @@ def quantize(x, fmt: str) -> Quantized:
         return Quantized(fmt, np.zeros(x32.shape, np.uint8),
                          np.zeros(blocks.shape[:-1], np.uint8), np.float32(0))
 
+    if amax > max_amax(fmt):
+        raise ValueError(f"max |x| = {np.format_float_scientific(amax)} is too large for "
+                         f"{fmt}: the dequantized values (code * scale * amax / "
+                         f"{int(_tensor_divisor(fmt))}) overflow binary32 above "
+                         f"{np.format_float_scientific(max_amax(fmt))} (see docs/errors.md)")
     m = np.float32(element_max(fmt))
     with np.errstate(over="ignore", divide="ignore", under="ignore"):
         encode = _tensor_divisor(fmt) / amax

@@ -197,7 +197,10 @@ def render_plot(result: dict, path) -> None:
     ax.legend(ncol=5, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from if4mac.safe_output import atomic_file
+
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=120)
     plt.close(fig)
 
 
@@ -206,8 +209,10 @@ def write_outputs(result: dict, out_dir) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "gpu_accuracy.json", out_dir / "gpu_accuracy.md"]
-    written[0].write_text(json.dumps(result, indent=2) + "\n")
-    written[1].write_text(render_markdown(result))
+    from if4mac.safe_output import write_text
+
+    write_text(written[0], json.dumps(result, indent=2) + "\n")
+    write_text(written[1], render_markdown(result))
     try:
         render_plot(result, out_dir / "gpu_accuracy.png")
         written.append(out_dir / "gpu_accuracy.png")

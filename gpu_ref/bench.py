@@ -88,8 +88,9 @@ def main(unit, repeats, json_path):
         click.echo(f"{r['unit']:6} {r['workload']:32} {r['ms']:10.4f} "
                    f"{r['lane_products_per_s']:16.3e} {gbs}")
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"device": info, "rows": rows}, f, indent=2)
+        from if4mac.safe_output import write_text
+
+        write_text(json_path, json.dumps({"device": info, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import click
 
+from if4mac.command import Command
+from if4mac.errors import UserError
 from if4mac.golden import UNITS
+from if4mac.safe_output import check_output, write_text
 
 from .crosscheck import (ARCHS, DEFAULT_CHUNK, DEFAULT_FUSED_OUTPUT, DEFAULT_OUTPUT, DEFAULT_SEED,
                          DEFAULT_SEGMENTS, load_fused_record, load_record, merge_fused_record,
-                         merge_record, run_crosscheck, summary_lines, write_record)
+                         merge_record, run_crosscheck, summary_lines)
 
 __all__ = ["gpu_check"]
 
@@ -19,6 +22,12 @@ def _progress(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="chunk", mininterval=2.0)
+
+
+def _write_record(path, record: dict) -> None:
+    """Written here, not by crosscheck.write_record: replaced atomically (if4mac.safe_output)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def _gpu_check(unit, arch, segments, seed, output, fused_output, chunk, workers):
@@ -33,28 +42,30 @@ def _gpu_check(unit, arch, segments, seed, output, fused_output, chunk, workers)
     """
     from . import device
 
-    if not device.gpu_available():
-        raise click.ClickException(device.NO_GPU_MESSAGE)
     units = UNITS if unit == "both" else (unit,)
     archs = ARCHS if arch == "all" else (arch,)
-    output, fused_output = Path(output), Path(fused_output)
+    # The outputs are checked (and existing records read) before minutes of GPU work.
+    output = check_output(output, create_parents=True)
+    fused_output = check_output(fused_output, option="--fused-output", create_parents=True)
     try:
         previous = load_record(output) if "reference" in archs else None
         previous_fused = (load_fused_record(fused_output)
                           if any(a != "reference" for a in archs) else None)
-    except ValueError as err:
-        raise click.ClickException(str(err)) from None
+    except (OSError, ValueError, AttributeError) as err:     # a file that is not a record
+        raise UserError(f"cannot read a record: {err}") from None
+    if not device.gpu_available():
+        raise UserError(device.NO_GPU_MESSAGE)
     try:
         result = run_crosscheck(units, segments=segments, seed=seed, chunk=chunk,
                                 workers=workers, progress_factory=_progress, archs=archs)
     except device.GpuUnavailable as err:
         raise click.ClickException(str(err)) from None
     if "reference" in result:
-        write_record(output, merge_record(previous, result["reference"]))
+        _write_record(output, merge_record(previous, result["reference"]))
         click.echo(f"record -> {output}")
     fused = {a: units for a, units in result.items() if a != "reference"}
     if fused:
-        write_record(fused_output, merge_fused_record(previous_fused, fused))
+        _write_record(fused_output, merge_fused_record(previous_fused, fused))
         click.echo(f"fused record -> {fused_output}")
     for name, units_result in result.items():
         for line in summary_lines(units_result, name):
@@ -68,7 +79,7 @@ def _gpu_check(unit, arch, segments, seed, output, fused_output, chunk, workers)
                                    f"records)")
 
 
-gpu_check = click.command(name="gpu-check")(
+gpu_check = click.command(name="gpu-check", cls=Command)(
     click.option("--unit", type=click.Choice(UNITS + ("both",)), default="both", show_default=True,
                  help="Which MAC unit to check.")(
     click.option("--arch", type=click.Choice(ARCHS + ("all",)), default="all", show_default=True,

@@ -1,36 +1,26 @@
 """``if4mac verilog``: write a MAC top as Verilog, optionally with the reference-interface wrapper.
 
 Registered in the main ``if4mac`` group (if4mac/cli.py). Like every ``if4mac`` command, a
-problem the user can cause ends with a one-line message and exit status 2.
+problem the user can cause ends with a one-line message and exit status 2, and the output
+paths are checked before the (seconds-long) generation and written atomically.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from if4mac.golden import REDUCTIONS, UNITS
+from if4mac.command import Command, block_size_callback
+from if4mac.golden import MAX_BLOCK_SIZE, REDUCTIONS, UNITS
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
+from if4mac.safe_output import check_output, write_text
 
 __all__ = ["verilog"]
 
 
-class _UserError(click.ClickException):
-    exit_code = 2
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text)
-    except OSError as err:
-        raise _UserError(f"cannot write {path}: {err.strerror or err}") from None
-
-
-@click.command(name="verilog")
+@click.command(name="verilog", cls=Command)
 @click.option("--unit", required=True, type=click.Choice(UNITS))
-@click.option("--block-size", type=click.IntRange(min=1), default=DEFAULT_BLOCK_SIZE,
-              show_default=True, help="Lanes per beat (the block size).")
+@click.option("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, callback=block_size_callback,
+              show_default=True, help=f"Lanes per beat (the block size), 1..{MAX_BLOCK_SIZE}.")
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
               show_default=True,
               help="pipelined: every result, one tree level per cycle; shared: the reference's "
@@ -52,19 +42,15 @@ def verilog(unit, block_size, reduction, output, compat):
     from .compat import compat_path, compat_wrapper
     from .mac import mac_unit, mac_verilog
 
-    output = Path(output)
-    if not output.parent.is_dir():
-        # Fail before the (seconds-long) generation, with the message a write would give.
-        raise _UserError(f"cannot write {output}: No such file or directory")
-    try:
-        top = mac_unit(unit, block_size, reduction)
-    except ValueError as err:
-        raise _UserError(str(err)) from None
-    _write(output, mac_verilog(top))
+    output = check_output(output)
+    wrapper_path = compat_path(output)
+    if compat:
+        check_output(wrapper_path, option="--compat wrapper")
+    top = mac_unit(unit, block_size, reduction)
+    write_text(output, mac_verilog(top))
     click.echo(f"{top.name}: {unit} MAC, block size {block_size}, {reduction} reduction, "
                f"latency {top.latency} -> {output}")
     if compat:
-        wrapper_path = compat_path(output)
-        _write(wrapper_path, compat_wrapper(top))
+        write_text(wrapper_path, compat_wrapper(top))
         click.echo(f"{unit}_mac (reference interface, BLOCK_SIZE={block_size}) around "
                    f"{top.name} -> {wrapper_path}")

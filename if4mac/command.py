@@ -13,7 +13,7 @@ import click
 
 from .errors import EXIT_USER_ERROR, one_line
 
-__all__ = ["Command", "Group", "ShownUserError"]
+__all__ = ["Command", "Group", "ShownUserError", "block_size_callback"]
 
 
 class ShownUserError(click.ClickException):
@@ -43,3 +43,16 @@ class Group(click.Group):
 
     def invoke(self, ctx):
         return _invoke_mapped(super().invoke, ctx)
+
+
+def block_size_callback(ctx, param, value):
+    """click callback for every ``--block-size``: the toolkit's one limit
+    (``golden.formats.check_block_size``), as a usage error."""
+    from if4mac.golden import check_block_size
+
+    if value is None:
+        return value
+    try:
+        return check_block_size(value, "block size")
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None

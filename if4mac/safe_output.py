@@ -75,8 +75,7 @@ def _check_dir_usable(directory: Path, create: bool, what: str) -> None:
     else:
         anchor = _nearest_existing(directory)
         if not anchor.is_dir():
-            raise UserError(f"{what}: {anchor} is not a directory, so {directory} cannot be "
-                            f"created")
+            raise UserError(f"{what}: {anchor} is not a directory")
     if not os.access(anchor, os.W_OK | os.X_OK):
         raise UserError(f"{what}: directory {anchor} is not writable")
 

@@ -1,4 +1,10 @@
-"""``if4mac sim``: run a stimulus file on the RTL and check every result against golden."""
+"""``if4mac sim``: run a stimulus file on the RTL and check every result against golden.
+
+Exit status: 0 every result matched golden; 1 the RTL disagreed with golden (the report goes
+to stderr) or a tool failed; 2 a user error, found before the simulation starts (paths
+included); 3 the shared reduction tree lost results (overrun) and ``--allow-overrun`` was not
+given. The results JSON is printed whenever the simulation ran, whatever the status.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,17 @@ from pathlib import Path
 
 import click
 
+from if4mac.command import Command
+from if4mac.errors import UserError
 from if4mac.golden import REDUCTIONS, UNITS, load_stimulus
+from if4mac.safe_output import atomic_path, check_output, check_output_dir
 
 from .runner import SIMULATORS
 
-__all__ = ["sim"]
+__all__ = ["sim", "EXIT_OVERRUN"]
 
-
-class SimUsageError(click.ClickException):
-    """A problem with the user's input: one line, exit status 2 (as the rest of the CLI)."""
-
-    exit_code = 2
+#: Exit status when the shared tree lost results and the user did not allow it.
+EXIT_OVERRUN = 3
 
 
 class SimMismatch(click.ClickException):
@@ -30,6 +36,12 @@ class SimMismatch(click.ClickException):
 
     def show(self, file=None):
         click.echo(self.message, err=True)
+
+
+class SimOverrun(click.ClickException):
+    """The shared reduction tree refused results (sticky ``overrun``): exit status 3."""
+
+    exit_code = EXIT_OVERRUN
 
 
 def _status(message: str) -> None:
@@ -55,7 +67,7 @@ class _Progress:
         self.bar.close()
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--unit", required=True, type=click.Choice(UNITS),
               help="The MAC unit to simulate; must match the stimulus file's unit.")
 @click.option("--stimulus", "stimulus_path", required=True, type=click.Path(dir_okay=False),
@@ -80,39 +92,46 @@ class _Progress:
                    "XML for *.xml) and print a summary with the bins left empty.")
 @click.option("--build-dir", type=click.Path(file_okay=False), default=None,
               help="Where compiled designs are cached [default: build/sim, or $IF4MAC_SIM_BUILD].")
+@click.option("--allow-overrun", is_flag=True,
+              help="With --reduction shared: exit 0 even if the shared tree lost results "
+                   "(they are still reported on stderr).")
 def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, coverage_path,
-        build_dir):
+        build_dir, allow_overrun):
     """Simulate a stimulus on the RTL; print the results JSON, exit 1 if golden disagrees.
 
     The results are printed in the format of `if4mac golden` (a JSON list of binary32 bit
     patterns). On a mismatch the scoreboard's report (the first mismatch with its segment,
-    beats, expected and actual values) goes to stderr and the exit status is 1.
+    beats, expected and actual values) goes to stderr and the exit status is 1. With
+    --reduction shared, results the shared tree refused (its sticky overrun) are reported on
+    stderr and the exit status is 3 unless --allow-overrun is given.
     """
-    from .runner import SimulatorNotFound, build, design_verilog, find_simulator, run_job
+    from .runner import build, default_build_root, design_verilog, find_simulator, run_job
 
-    try:
-        stream = load_stimulus(stimulus_path)
-    except ValueError as err:
-        raise SimUsageError(str(err)) from None
-    if stream.unit != unit:
-        raise SimUsageError(f"{stimulus_path} is a {stream.unit} stimulus, but --unit is {unit}")
+    # Every option and path is checked before the (possibly long) build and run.
     if waves is not None:
         if testbench != "cocotb":
-            raise SimUsageError("--waves needs the cocotb testbench")
+            raise UserError("--waves needs the cocotb testbench")
         if Path(waves).suffix != ".fst":
-            raise SimUsageError(f"--waves writes FST: name the file *.fst, not {waves}")
+            raise UserError(f"--waves writes FST: name the file *.fst, not {waves}")
+        check_output(waves, option="--waves", inputs=[("--stimulus", stimulus_path)])
+    if coverage_path is not None:
+        check_output(coverage_path, option="--coverage", create_parents=True,
+                     inputs=[("--stimulus", stimulus_path)] + ([("--waves", waves)] if waves
+                                                               else []))
     if testbench == "native" and simulator != "verilator":
-        raise SimUsageError("--testbench native needs --simulator verilator")
+        raise UserError("--testbench native needs --simulator verilator")
     if jobs > 1 and testbench != "native":
-        raise SimUsageError("--jobs needs --testbench native")
+        raise UserError("--jobs needs --testbench native")
     if jobs > 1 and reduction != "pipelined":
-        raise SimUsageError("--jobs needs --reduction pipelined: the shared tree's refusals "
-                            "depend on the closes before a cut")
-    try:
-        find_simulator(simulator)
-    except SimulatorNotFound as err:
-        raise SimUsageError(str(err)) from None
+        raise UserError("--jobs needs --reduction pipelined: the shared tree's refusals "
+                        "depend on the closes before a cut")
     root = Path(build_dir).absolute() if build_dir else None
+    check_output_dir(root or default_build_root(),
+                     option="--build-dir" if build_dir else "the build folder ($IF4MAC_SIM_BUILD)")
+    stream = load_stimulus(stimulus_path)
+    if stream.unit != unit:
+        raise UserError(f"{stimulus_path} is a {stream.unit} stimulus, but --unit is {unit}")
+    find_simulator(simulator)
 
     _status(f"sim: generating Verilog for {unit}, block size {stream.block_size}, "
             f"{reduction} reduction")
@@ -133,13 +152,9 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, cover
             built = build_native(design, build_root=root)
         else:
             built = build(design, simulator, waves=waves is not None, build_root=root)
-    except SimulatorNotFound as err:
-        raise SimUsageError(str(err)) from None
     except RuntimeError as err:
         raise click.ClickException(str(err)) from None
-    except ValueError as err:           # a design the testbench cannot drive
-        raise SimUsageError(str(err)) from None
-    finally:
+    finally:                        # a ValueError (a design the testbench cannot drive): exit 2
         notice.cancel()
     if time.perf_counter() - start > 2:
         _status(f"sim: built {design.toplevel} for {simulator} in "
@@ -151,14 +166,16 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, cover
             outcome = (run_fast(built, stream, progress=progress) if testbench == "sv"
                        else run_native(built, stream, jobs=jobs, progress=progress))
             results, report, passed = outcome.results, outcome.report, outcome.passed
+            lost = outcome.lost_results
         else:
             outcomes = run_job(built, stimulus=stream, waves=Path(waves) if waves else None,
                                progress=progress)
             out = outcomes["run_stimulus"]
             results, report, passed = out.results, out.report, out.passed
+            lost = out.lost_results
             if not passed and not report:
                 report = f"the cocotb test failed: {out.message}"
-    except (RuntimeError, ValueError) as err:
+    except RuntimeError as err:
         raise click.ClickException(str(err)) from None
     finally:
         progress.close()
@@ -167,9 +184,24 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, cover
         from .coverage import collect, write_report
 
         cov = collect(stream, unit, reduction)
-        write_report(coverage_path)
+        Path(coverage_path).parent.mkdir(parents=True, exist_ok=True)
+        # cocotb-coverage writes the file itself: to a temporary path, renamed into place.
+        with atomic_path(coverage_path) as tmp:
+            staged = tmp.with_suffix(Path(coverage_path).suffix)    # its format from the suffix
+            try:
+                write_report(staged)
+                staged.replace(tmp)
+            finally:
+                staged.unlink(missing_ok=True)
         _status(f"sim: {cov.summary()} -> {coverage_path}")
-    if not passed:
-        raise SimMismatch(report)
     if waves:
         _status(f"sim: waves in {waves}")
+    if not passed:
+        raise SimMismatch(report)
+    if lost:
+        message = (f"overrun: the shared reduction tree lost {lost} of {lost + len(results)} "
+                   f"segment results (a segment closed while the tree was still busy with the "
+                   f"previous one; --reduction pipelined keeps them all)")
+        if not allow_overrun:
+            raise SimOverrun(message + "; pass --allow-overrun to accept")
+        _status(f"sim: {message}")

@@ -179,7 +179,10 @@ class FastOutcome:
     beats: int
     clock_cycles: int
     sim_seconds: float          # the simulator process alone
-    overrun: bool
+    overrun: bool               # the RTL's sticky overrun output at the end of the run
+    #: Segments whose result the shared tree refused (golden's count for the stream played;
+    #: the scoreboard checks the RTL emitted exactly the others). Always 0 for "pipelined".
+    lost_results: int = 0
 
     @property
     def beats_per_second(self) -> float:
@@ -286,8 +289,9 @@ def run_fast(built: FastBuild, stream: Stream, *,
                                f"{proc.returncode}):\n{tail}")
         text = out.read_text() if out.exists() else ""
         sb, overrun = score(stream, plan, design.reduction, text)
+        lost = len(run(stream, reduction=design.reduction).overrun_beat)
         return FastOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
-                           int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun)
+                           int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun, lost)
     finally:
         if owned:
             shutil.rmtree(work, ignore_errors=True)

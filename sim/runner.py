@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from if4mac.golden import Stream, check_reduction, check_unit
+from if4mac.safe_output import atomic_path
 
 __all__ = ["SIMULATORS", "SimulatorNotFound", "Design", "Build", "TestOutcome",
            "find_simulator", "design_verilog", "build", "run_job", "save_stream",
@@ -354,6 +355,17 @@ class TestOutcome:
     def passed(self) -> bool:
         return self.status == "passed"
 
+    @property
+    def overrun(self) -> bool:
+        """The shared tree's sticky ``overrun`` at the end of the run (checked against the
+        RTL's output by the testbench); False for the pipelined tree."""
+        return bool(self.detail.get("overrun", False))
+
+    @property
+    def lost_results(self) -> int:
+        """Segments whose result the shared tree refused during the run (0 when pipelined)."""
+        return int(self.detail.get("lost_results", 0))
+
 
 def _parse_xml(path: Path) -> dict[str, tuple[str, str]]:
     verdicts = {}
@@ -395,77 +407,82 @@ def run_job(built: Build, *, stimulus: Stream | None = None, scenarios: Sequence
     owned = workdir is None
     work = Path(tempfile.mkdtemp(prefix="job-", dir=built.directory)) if owned else Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    try:
-        tests = []
-        job = {"unit": design.unit, "block_size": design.block_size,
-               "reduction": design.reduction, "latency": design.latency, "out_dir": str(work),
-               "seed": seed, "scale": scale, "gap_prob": gap_prob,
-               "scenarios": list(scenarios)}
-        if stimulus is not None:
-            if stimulus.unit != design.unit or stimulus.block_size != design.block_size:
-                raise ValueError(f"stimulus is for {stimulus.unit} with block size "
-                                 f"{stimulus.block_size}, the design is {design.unit} with "
-                                 f"block size {design.block_size}")
-            save_stream(stimulus, work / "stimulus.npz")
-            job["stimulus"] = str(work / "stimulus.npz")
-            job["progress"] = str(work / "progress")
-            tests.append("run_stimulus")
-        if scenarios:
-            tests.append("run_scenario")
-        if not tests:
-            raise ValueError("nothing to run: give a stimulus or scenarios")
-        (work / "job.json").write_text(json.dumps(job))
+    # The waves go to a temporary file beside the target, renamed over it only once the run
+    # has finished (if4mac.safe_output): a failed run leaves an existing file alone.
+    waves_cm = atomic_path(waves) if waves is not None else contextlib.nullcontext()
+    with waves_cm as wave_tmp:
+        try:
+            tests = []
+            job = {"unit": design.unit, "block_size": design.block_size,
+                   "reduction": design.reduction, "latency": design.latency, "out_dir": str(work),
+                   "seed": seed, "scale": scale, "gap_prob": gap_prob,
+                   "scenarios": list(scenarios)}
+            if stimulus is not None:
+                if stimulus.unit != design.unit or stimulus.block_size != design.block_size:
+                    raise ValueError(f"stimulus is for {stimulus.unit} with block size "
+                                     f"{stimulus.block_size}, the design is {design.unit} with "
+                                     f"block size {design.block_size}")
+                save_stream(stimulus, work / "stimulus.npz")
+                job["stimulus"] = str(work / "stimulus.npz")
+                job["progress"] = str(work / "progress")
+                tests.append("run_stimulus")
+            if scenarios:
+                tests.append("run_scenario")
+            if not tests:
+                raise ValueError("nothing to run: give a stimulus or scenarios")
+            (work / "job.json").write_text(json.dumps(job))
 
-        runner = _runner(built.simulator)
-        xml = work / "results.xml"
-        test_args = []
-        if waves is not None and built.simulator == "verilator":
-            test_args = ["--trace-file", str(Path(waves).absolute())]
-        kwargs = dict(test_module=_TESTBENCH_MODULE, hdl_toplevel=design.toplevel,
-                      hdl_toplevel_lang="verilog",
-                      build_dir=built.directory, test_dir=work, results_xml=str(xml),
-                      extra_env={"IF4MAC_SIM_JOB": str(work / "job.json")},
-                      log_file=work / "sim.log", waves=waves is not None,
-                      test_filter=rf"\.({'|'.join(tests)})(/.*)?$", timescale=TIMESCALE,
-                      test_args=test_args)
-        failure: list[BaseException] = []
+            runner = _runner(built.simulator)
+            xml = work / "results.xml"
+            test_args = []
+            if waves is not None and built.simulator == "verilator":
+                test_args = ["--trace-file", str(wave_tmp)]
+            kwargs = dict(test_module=_TESTBENCH_MODULE, hdl_toplevel=design.toplevel,
+                          hdl_toplevel_lang="verilog",
+                          build_dir=built.directory, test_dir=work, results_xml=str(xml),
+                          extra_env={"IF4MAC_SIM_JOB": str(work / "job.json")},
+                          log_file=work / "sim.log", waves=waves is not None,
+                          test_filter=rf"\.({'|'.join(tests)})(/.*)?$", timescale=TIMESCALE,
+                          test_args=test_args)
+            failure: list[BaseException] = []
 
-        def target():
-            try:
-                runner.test(**kwargs)
-            except BaseException as err:   # noqa: BLE001 -- the runner exits on a failed test
-                failure.append(err)
+            def target():
+                try:
+                    runner.test(**kwargs)
+                except BaseException as err:   # noqa: BLE001 -- the runner exits on a failed test
+                    failure.append(err)
 
-        thread = threading.Thread(target=target, daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.5)
-            if progress is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    done, total = map(int, (work / "progress").read_text().split())
-                    progress(done, total)
-        verdicts = _parse_xml(xml)
-        if not verdicts:
-            log = (work / "sim.log").read_text(errors="replace") if (work / "sim.log").exists() \
-                else ""
-            tail = "\n".join(log.splitlines()[-30:])
-            raise RuntimeError(f"the {built.simulator} simulation ended without results "
-                               f"({failure[0] if failure else 'no results file'}):\n{tail}")
-        outcomes = {}
-        for test, (status, message) in verdicts.items():
-            name = _outcome_name(test)
-            out = TestOutcome(name, status, message)
-            data_file = work / f"{name}.json"
-            if data_file.exists():
-                data = json.loads(data_file.read_text())
-                out.results, out.report = data["results"], data["report"]
-                out.beats, out.seconds, out.detail = data["beats"], data["seconds"], data
-            outcomes[name] = out
-        if waves is not None and built.simulator == "icarus":
-            dump = built.directory / f"{design.toplevel}.fst"
-            if dump.exists():
-                shutil.move(str(dump), str(waves))
-        return outcomes
-    finally:
-        if owned:
-            shutil.rmtree(work, ignore_errors=True)
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.5)
+                if progress is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        done, total = map(int, (work / "progress").read_text().split())
+                        progress(done, total)
+            verdicts = _parse_xml(xml)
+            if not verdicts:
+                log = (work / "sim.log").read_text(errors="replace") if (work / "sim.log").exists() \
+                    else ""
+                tail = "\n".join(log.splitlines()[-30:])
+                raise RuntimeError(f"the {built.simulator} simulation ended without results "
+                                   f"({failure[0] if failure else 'no results file'}):\n{tail}")
+            outcomes = {}
+            for test, (status, message) in verdicts.items():
+                name = _outcome_name(test)
+                out = TestOutcome(name, status, message)
+                data_file = work / f"{name}.json"
+                if data_file.exists():
+                    data = json.loads(data_file.read_text())
+                    out.results, out.report = data["results"], data["report"]
+                    out.beats, out.seconds, out.detail = data["beats"], data["seconds"], data
+                outcomes[name] = out
+            if waves is not None and built.simulator == "icarus":
+                dump = built.directory / f"{design.toplevel}.fst"
+                if not dump.exists():
+                    raise RuntimeError(f"icarus wrote no waves ({dump} is missing)")
+                shutil.move(str(dump), str(wave_tmp))
+            return outcomes
+        finally:
+            if owned:
+                shutil.rmtree(work, ignore_errors=True)

@@ -155,6 +155,7 @@ class MacTestbench:
             "clock_cycles": len(self.plan),
             "seconds": elapsed,
             "overrun": bool(self.model.overrun),
+            "lost_results": len(self.model.refused),
         }
 
 

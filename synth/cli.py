@@ -1,8 +1,9 @@
 """``if4mac synth`` and ``if4mac report``: the synthesis flows from the command line.
 
 Registered on the main ``if4mac`` group in :mod:`if4mac.cli`. Errors a user can cause (a
-bad option, a Liberty file the tools cannot use, a missing tool) end with one line and exit
-status 2; a tool that fails on a valid input ends with its log's last lines.
+bad option, a Liberty file the tools cannot use, a missing tool, an output path that cannot be
+written) end with one line and exit status 2, all found before any tool starts; a tool that
+fails on a valid input ends with its log's last lines.
 """
 
 from __future__ import annotations
@@ -11,47 +12,46 @@ from pathlib import Path
 
 import click
 
+from if4mac.command import Command, block_size_callback
+from if4mac.errors import UserError
 from if4mac.golden import UNITS
 from if4mac.golden.mac import REDUCTIONS
+from if4mac.safe_output import check_output, check_output_dir
 
 from .designs import DESIGN_KINDS
-from .flow import TARGETS, summary, synthesize, write_result
+from .flow import (CLOCK_PS_RANGE, FREQ_MHZ_RANGE, TARGETS, TIMEOUT_S_RANGE, WIDTH_RANGE,
+                   check_range, summary, synthesize, write_result)
 from .libraries import LIBRARIES
-from .liberty import LibertyError
 from .tools import ToolError
 
 __all__ = ["synth", "report"]
 
 
 class SynthError(click.ClickException):
-    """A user-caused or tool failure: printed as ``Error: ...``, exit status 2."""
-
-    exit_code = 2
+    """A tool that failed on a valid input: its message and log tail, exit status 1."""
 
 
-def _positive_int(ctx, param, value):
-    if value is not None and value < 1:
-        raise click.BadParameter(f"must be a positive integer, got {value}")
-    return value
+def _range(lo, hi, unit=""):
+    """click callback: a finite number in [lo, hi] (flow.check_range), else a usage error."""
+    def callback(ctx, param, value):
+        try:
+            return check_range(value, lo, hi, "value", unit)
+        except ValueError as err:
+            raise click.BadParameter(str(err).replace("value must be", "must be")) from None
+    return callback
 
 
-def _positive_float(ctx, param, value):
-    if value is not None and not value > 0:
-        raise click.BadParameter(f"must be positive, got {value}")
-    return value
-
-
-@click.command()
+@click.command(cls=Command)
 @click.option("--unit", type=click.Choice(UNITS), default="if4", show_default=True,
               help="MAC unit (and element format of --design lane_mul / scale_mul).")
 @click.option("--design", type=click.Choice(DESIGN_KINDS), default="mac", show_default=True,
               help="mac: the MAC top; regmul: a registered multiplier (calibration); "
                    "lane_mul / scale_mul: one sub-block between registers.")
-@click.option("--block-size", type=int, default=16, show_default=True, callback=_positive_int,
-              help="MAC lanes B.")
+@click.option("--block-size", type=int, default=16, show_default=True,
+              callback=block_size_callback, help="MAC lanes B.")
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
               show_default=True, help="Tree reduction of the MAC.")
-@click.option("--width", type=int, default=8, show_default=True, callback=_positive_int,
+@click.option("--width", type=int, default=8, show_default=True, callback=_range(*WIDTH_RANGE),
               help="Operand width of --design regmul.")
 @click.option("--target", type=click.Choice(TARGETS), required=True,
               help="asic: standard cells + OpenSTA; ecp5: Lattice ECP5 + nextpnr.")
@@ -59,7 +59,7 @@ def _positive_float(ctx, param, value):
               help="Named open library for --target asic [default: nangate45].")
 @click.option("--liberty", type=click.Path(dir_okay=False), default=None,
               help="Any Liberty file for --target asic, instead of --library.")
-@click.option("--clock-ps", type=float, default=None, callback=_positive_float,
+@click.option("--clock-ps", type=float, default=None, callback=_range(*CLOCK_PS_RANGE, " ps"),
               help="STA clock period in ps (slack is against it; delays are reported "
                    "regardless) [default: 10000].")
 @click.option("--abc-delay-target/--no-abc-delay-target", default=False, show_default=True,
@@ -67,7 +67,8 @@ def _positive_float(ctx, param, value):
 @click.option("--flat", is_flag=True,
               help="Flatten the whole design (--target asic): no per-block area, but "
                    "optimisation across block boundaries.")
-@click.option("--freq-mhz", type=float, default=None, callback=_positive_float,
+@click.option("--freq-mhz", type=float, default=None,
+              callback=_range(*FREQ_MHZ_RANGE, " MHz"),
               help="nextpnr target frequency for --target ecp5 [default: 40].")
 @click.option("--workdir", type=click.Path(file_okay=False), default="build/synth",
               show_default=True, help="Where the tools run and leave their logs.")
@@ -75,17 +76,24 @@ def _positive_float(ctx, param, value):
               help="Result JSON (a .txt summary is written beside it) "
                    "[default: WORKDIR/NAME.json].")
 @click.option("--timeout", type=float, default=3600, show_default=True,
-              callback=_positive_float, help="Seconds each tool may run.")
+              callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
 def synth(unit, design, block_size, reduction, width, target, library, liberty, clock_ps,
           abc_delay_target, flat, freq_mhz, workdir, output, timeout):
     """Synthesise one configuration; write JSON and a summary, print the summary."""
     if target == "ecp5" and (library or liberty or clock_ps or abc_delay_target or flat):
-        raise SynthError("--library, --liberty, --clock-ps, --abc-delay-target and --flat "
+        raise UserError("--library, --liberty, --clock-ps, --abc-delay-target and --flat "
                          "apply to --target asic only")
     if target == "asic" and freq_mhz is not None:
-        raise SynthError("--freq-mhz applies to --target ecp5 only")
+        raise UserError("--freq-mhz applies to --target ecp5 only")
     if abc_delay_target and clock_ps is None:
-        raise SynthError("--abc-delay-target needs --clock-ps")
+        raise UserError("--abc-delay-target needs --clock-ps")
+    # Every path is checked before the tools start (they may run for an hour).
+    check_output_dir(workdir, option="--workdir")
+    if output is not None:
+        liberty_input = [("--liberty", liberty)] if liberty else []
+        out = check_output(output, suffix=".json", inputs=liberty_input, create_parents=True)
+        check_output(out.with_suffix(".txt"), option="--output's summary",
+                     inputs=liberty_input, create_parents=True)
     kwargs = dict(target=target, design=design, unit=unit, block_size=block_size,
                   reduction=reduction, width=width, workdir=workdir, timeout=timeout)
     if target == "asic":
@@ -95,7 +103,7 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
         kwargs["freq_mhz"] = freq_mhz
     try:
         record = synthesize(**kwargs)
-    except (ValueError, LibertyError, ToolError) as err:
+    except ToolError as err:
         raise SynthError(str(err)) from None
     path = Path(output) if output else Path(workdir) / f"{record['name']}.json"
     json_path, txt_path = write_result(record, path)
@@ -103,8 +111,9 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
     click.echo(f"-> {json_path}, {txt_path}")
 
 
-@click.command()
-@click.option("--block-size", type=int, default=16, show_default=True, callback=_positive_int,
+@click.command(cls=Command)
+@click.option("--block-size", type=int, default=16, show_default=True,
+              callback=block_size_callback,
               help="MAC lanes B (the committed reports/ are B = 16; smaller is quicker).")
 @click.option("--target", "targets", type=click.Choice(TARGETS), multiple=True,
               help="Repeat to choose targets [default: both].")
@@ -116,7 +125,7 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
               show_default=True, help="Where the report, JSON and figures go.")
 @click.option("--workdir", type=click.Path(file_okay=False), default="build/report",
               show_default=True, help="Tool runs and per-run JSON (reused when still valid).")
-@click.option("--jobs", type=int, default=2, show_default=True, callback=_positive_int,
+@click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Configurations synthesised at once.")
 @click.option("--reuse/--no-reuse", default=True, show_default=True,
               help="Reuse runs in WORKDIR whose design, library and tools still match.")
@@ -125,7 +134,7 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
 @click.option("--render-only", is_flag=True,
               help="Only re-render the report from OUTPUT_DIR/synthesis.json.")
 @click.option("--timeout", type=float, default=3600, show_default=True,
-              callback=_positive_float, help="Seconds each tool may run.")
+              callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
 def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reuse, flat,
            render_only, timeout):
     """Synthesise NVFP4 and IF4 (both reductions, both targets) and write the report."""
@@ -133,20 +142,23 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reu
 
     from .report import collect, render
 
+    check_output_dir(output_dir, option="--output-dir")
+    if not render_only:
+        check_output_dir(workdir, option="--workdir")
     try:
         if render_only:
             src = Path(output_dir) / "synthesis.json"
             try:
                 data = json.loads(src.read_text())
             except (OSError, ValueError) as err:
-                raise SynthError(f"cannot read {src}: {err}") from None
+                raise UserError(f"cannot read {src}: {err}") from None
         else:
             data = collect(block_size=block_size, targets=tuple(targets) or TARGETS,
                            library=library, liberty=liberty, workdir=workdir, jobs=jobs,
                            reuse=reuse, flat=flat, timeout=timeout,
                            log=lambda m: click.echo(m, err=True))
         files = render(data, output_dir)
-    except (ValueError, LibertyError, ToolError) as err:
+    except ToolError as err:
         raise SynthError(str(err)) from None
     for f in files:
         click.echo(f"-> {f}")

@@ -9,7 +9,11 @@ commit. :func:`summary` turns a record into the few lines a person reads.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+
+from if4mac.golden import check_block_size
+from if4mac.safe_output import atomic_file
 
 from .asic import synth_asic
 from .designs import BLOCK_ORDER, fpga_design, make_design
@@ -17,11 +21,36 @@ from .ecp5 import DEFAULT_FREQ_MHZ, synth_ecp5
 from .libraries import resolve_library
 from .tools import git_revision, tool_versions
 
-__all__ = ["TARGETS", "SCHEMA", "synthesize", "write_result", "summary", "run_name"]
+__all__ = ["TARGETS", "SCHEMA", "synthesize", "write_result", "summary", "run_name",
+           "CLOCK_PS_RANGE", "FREQ_MHZ_RANGE", "TIMEOUT_S_RANGE", "WIDTH_RANGE", "check_range"]
 
 TARGETS = ("asic", "ecp5")
 #: Version tag of the JSON records (bump when a field changes meaning).
 SCHEMA = "if4mac-synth/1"
+
+# Numeric limits, checked before any tool starts (docs/errors.md gives the reasons).
+#: STA clock period, ps: OpenSTA spins on an infinite period and fails on huge ones; below
+#: 1 ps no cell library has a meaningful delay, above 1 ms the slack says nothing about
+#: designs whose paths take a few ns.
+CLOCK_PS_RANGE = (1.0, 1e9)
+#: nextpnr's ECP5 target frequency, MHz: the fabric tops out near 400 MHz.
+FREQ_MHZ_RANGE = (1.0, 1000.0)
+#: Seconds each tool may run: finite, up to a week.
+TIMEOUT_S_RANGE = (1.0, 7 * 24 * 3600.0)
+#: Operand width of the calibration multiplier (--design regmul).
+WIDTH_RANGE = (1, 64)
+
+
+def check_range(value, lo, hi, what: str, unit: str = ""):
+    """``value`` if it is a finite number in [lo, hi], else a one-line ``ValueError``."""
+    if value is None:
+        return value
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) and lo <= value <= hi
+    if not ok:
+        raise ValueError(f"{what} must be a finite number in {lo:g}..{hi:g}{unit}; got "
+                         f"{value!r} (see docs/errors.md)")
+    return value
 
 
 def run_name(design: str, target: str, *, unit: str = "if4", block_size: int = 16,
@@ -45,6 +74,11 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_siz
     """Run one configuration on one target; return its record (see module docstring)."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    check_block_size(block_size)
+    check_range(width, *WIDTH_RANGE, "width")
+    check_range(clock_ps, *CLOCK_PS_RANGE, "clock period", " ps")
+    check_range(freq_mhz, *FREQ_MHZ_RANGE, "target frequency", " MHz")
+    check_range(timeout, *TIMEOUT_S_RANGE, "timeout", " s")
     kwargs = dict(unit=unit, block_size=block_size, reduction=reduction, width=width)
     if target == "asic":
         lib = resolve_library(library, liberty)
@@ -73,12 +107,19 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_siz
 
 
 def write_result(record: dict, path: str | Path) -> tuple[Path, Path]:
-    """Save ``record`` as JSON at ``path`` and its :func:`summary` beside it (``.txt``)."""
+    """Save ``record`` as JSON at ``path`` and its :func:`summary` beside it (``.txt``), each
+    replaced atomically (``if4mac.safe_output``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
     txt = path.with_suffix(".txt")
-    txt.write_text(summary(record) + "\n")
+    if txt == path:
+        raise ValueError(f"{path}: a synthesis result needs a name not ending in .txt (its "
+                         f"summary goes to NAME.txt)")
+    text, summary_text = json.dumps(record, indent=2) + "\n", summary(record) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as fh:
+        fh.write(text)
+    with atomic_file(txt) as fh:
+        fh.write(summary_text)
     return path, txt
 
 

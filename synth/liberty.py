@@ -388,8 +388,12 @@ def _read_cached(path: str, mtime: float) -> LibertyInfo:
 def read_liberty(path: str | Path) -> LibertyInfo:
     """Parse ``path`` (cached per file and modification time)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LibertyError(f"Liberty file not found: {path}")
+    if not path.is_file():
+        raise LibertyError(f"Liberty file {path} is not a regular file")
+    if path.stat().st_size == 0:
+        raise LibertyError(f"Liberty file {path} is empty")
     return _read_cached(str(path.resolve()), path.stat().st_mtime)
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from if4mac.golden.mac import REDUCTIONS
+from if4mac.safe_output import atomic_file, write_text
 
 from .designs import BLOCK_ORDER, fpga_design, make_design
 from .flow import SCHEMA, run_name, synthesize, write_result
@@ -227,7 +228,8 @@ def _figures(data, outdir: Path) -> list[Path]:
         ax.set_ylim(0, max(bottom) * 1.12)
         fig.tight_layout()
         path = outdir / "area.png"
-        fig.savefig(path, dpi=110)
+        with atomic_file(path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=110)
         plt.close(fig)
         files.append(path)
 
@@ -251,7 +253,8 @@ def _figures(data, outdir: Path) -> list[Path]:
         fig.suptitle(f"Worst path into each stage, B = {data['block_size']}", fontsize=10)
         fig.tight_layout()
         path = outdir / "delay.png"
-        fig.savefig(path, dpi=110)
+        with atomic_file(path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=110)
         plt.close(fig)
         files.append(path)
     return files
@@ -548,10 +551,8 @@ def render(data: dict, outdir: str | Path) -> list[Path]:
     if asic_any:
         lines += _paper_section(data)
 
-    md = outdir / "synthesis.md"
-    md.write_text("\n".join(lines).rstrip() + "\n")
-    js = outdir / "synthesis.json"
-    js.write_text(json.dumps(data, indent=2) + "\n")
+    md = write_text(outdir / "synthesis.md", "\n".join(lines).rstrip() + "\n")
+    js = write_text(outdir / "synthesis.json", json.dumps(data, indent=2) + "\n")
     return [md, js, *figures]
 
 
