@@ -227,6 +227,7 @@ def _interrupted() -> str:
 def main(argv=None):
     """Console-script entry point: exit 0, 1 (a check failed), 2 (user error), 3 (results
     lost to a shared-tree overrun, ``sim``) or 130 (interrupted)."""
+    completed.clear()                   # this invocation's outputs only (tests call main often)
     try:
         cli.main(args=argv, prog_name="if4mac", standalone_mode=False)
     except click.exceptions.Abort:

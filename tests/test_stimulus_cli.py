@@ -103,8 +103,9 @@ def test_cli_strict(tmp_path):
     assert if4mac("golden", "--stimulus", str(path)).returncode == 0
     proc = if4mac("golden", "--stimulus", str(path), "--strict")
     assert proc.returncode != 0
-    assert proc.stderr.strip() == ("Error: beat 0, lane 0, operand a: code 0x8 in an INT4 block "
-                                   "is -8, outside INT4's -7..7")
+    # The message names the file (issue 15), then the beat, lane and operand.
+    assert proc.stderr.strip() == (f"Error: {path}: beat 0, lane 0, operand a: code 0x8 in an "
+                                   f"INT4 block is -8, outside INT4's -7..7")
 
 
 @pytest.mark.parametrize("content, message", [
