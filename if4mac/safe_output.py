@@ -65,19 +65,20 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _check_dir_usable(directory: Path, create: bool, what: str) -> None:
-    """``directory`` exists as a writable directory, or (``create``) can be made."""
+    """``directory`` exists as a writable directory, or (``create``) can be made; else a
+    UserError starting with ``what``."""
     if directory.is_dir():
         anchor = directory
     elif not create:
         if os.path.lexists(directory):
             raise UserError(f"{what}: {directory} is not a directory")
-        raise UserError(f"{what}: directory {directory} does not exist")
+        raise UserError(f"{what}: No such file or directory")
     else:
         anchor = _nearest_existing(directory)
         if not anchor.is_dir():
             raise UserError(f"{what}: {anchor} is not a directory")
     if not os.access(anchor, os.W_OK | os.X_OK):
-        raise UserError(f"{what}: directory {anchor} is not writable")
+        raise UserError(f"{what}: Permission denied (directory {anchor} is not writable)")
 
 
 def check_output(path, *, option: str = "--output", inputs: Iterable = (),
@@ -90,21 +91,21 @@ def check_output(path, *, option: str = "--output", inputs: Iterable = (),
     Raises :class:`UserError` naming ``option``.
     """
     p = Path(path)
-    what = f"{option} {p}"
     if str(path) == "":
         raise UserError(f"{option}: empty path")
     if suffix is not None and p.suffix.lower() != suffix:
-        raise UserError(f"{what}: the file name must end in {suffix} (the output is "
+        raise UserError(f"{option} {p}: the file name must end in {suffix} (the output is "
                         f"written to exactly the path given)")
+    what = f"cannot write {p}"            # as the failed write would say, but before the work
     if p.is_dir():
-        raise UserError(f"{what}: is a directory")
+        raise UserError(f"{what}: Is a directory")
     target = Path(os.path.realpath(p))
     _check_dir_usable(target.parent, create_parents, what)
     for item in inputs:
         in_option, in_path = item if isinstance(item, tuple) else ("an input", item)
         if in_path is not None and str(in_path) != "" and same_file(p, in_path):
-            raise UserError(f"{what} is the same file as {in_option} {in_path}: refusing to "
-                            f"overwrite an input")
+            raise UserError(f"{option} {p} is the same file as {in_option} {in_path}: "
+                            f"refusing to overwrite an input")
     return p
 
 
@@ -113,7 +114,7 @@ def check_output_dir(path, *, option: str, create: bool = True) -> Path:
     p = Path(path)
     if str(path) == "":
         raise UserError(f"{option}: empty path")
-    _check_dir_usable(p, create, f"{option} {p}")
+    _check_dir_usable(p, create, f"cannot use {option} {p}")
     return p
 
 
