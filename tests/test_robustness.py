@@ -14,8 +14,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from if4mac.golden import MAX_BLOCK_SIZE, load_stimulus, random_stream, run
-from if4mac.golden.quantize import FORMATS, dequantize, max_amax, quantize
+from if4mac.golden import load_stimulus, random_stream, run
+from if4mac.golden.quantize import FORMATS, dequantize, quantize
 from tests.cli_harness import Reached, assert_one_line_error, invoke
 
 
@@ -149,6 +149,8 @@ def test_report_checks_dirs_before_running(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_quantize_limit_is_exact(fmt):
+    from if4mac.golden.quantize import max_amax
+
     limit = max_amax(fmt)
     x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32) * limit
     x[1, 7] = limit
@@ -323,9 +325,12 @@ def test_cli_messages_spell_options(tmp_path, quantized):
 
 
 def test_one_block_size_limit_everywhere(tmp_path, monkeypatch):
+    from if4mac.golden import MAX_BLOCK_SIZE
     from if4mac.hdl import mac
+    from if4mac.synth import cli as synth_cli, report
 
-    monkeypatch.setattr(mac, "mac_unit", _reached)
+    for module, name in ((mac, "mac_unit"), (synth_cli, "synthesize"), (report, "collect")):
+        monkeypatch.setattr(module, name, _reached)
     too_big = str(MAX_BLOCK_SIZE + 1)
     for args in (("verilog", "--unit", "if4", "-o", tmp_path / "v.v", "--block-size", too_big),
                  ("synth", "--target", "asic", "--block-size", too_big),
