@@ -56,13 +56,14 @@ Decisions and differences, each deliberate:
   beyond about 1e19 they overflow to inf and tie; below about 1e-20 they underflow to
   subnormals and zero and mostly tie. A tie keeps FP4, so IF4 then degrades to NVFP4, as
   the reference does.
-* **Largest tensor.** The recipe dequantizes as ``((code * s) * amax) / f32(M*448)``, and the
-  block holding ``amax`` has ``code * s = M * 448``, so the dequantized tensor overflows
-  binary32 once ``f32(M*448) * amax`` does: above about 1.27e35 for nvfp4 and IF4 and 1.09e35
-  for nvint4 (:func:`max_amax`). The quantization arithmetic itself stays finite there, but
-  the values the codes stand for (the reference's fake-quantized output) are infinite, so no
-  correct result exists in binary32: :func:`quantize` rejects such a tensor with a
-  ``ValueError`` naming the limit, before doing any work.
+* **Largest tensor.** The reference quantizes any finite tensor: its quantization steps stay
+  finite for every binary32 ``amax`` (so do this module's, bit for bit). Only the recipe's
+  dequantization, ``((code * s) * amax) / f32(M*448)`` in binary32, overflows: the block
+  holding ``amax`` has ``code * s = M * 448``, so ``f32(M*448) * amax`` is infinite above
+  about 1.27e35 for nvfp4 and IF4 and 1.09e35 for nvint4 (:func:`max_amax`), although the
+  values themselves (at most ``amax``) are finite. :func:`dequantize` therefore refuses such a
+  tensor with a ``ValueError`` instead of returning infinities, and
+  ``dequantize(q, float64=True)`` gives the values in float64 (for error statistics).
 """
 
 from __future__ import annotations
@@ -183,9 +184,9 @@ class Quantized:
 
 @functools.lru_cache(maxsize=None)
 def max_amax(fmt: str) -> np.float32:
-    """The largest binary32 ``amax`` (max |x|) that ``fmt`` can quantize: the largest ``a``
-    for which ``f32(M*448) * a``, the dequantized value of the tensor's largest element, is
-    finite in binary32."""
+    """The largest binary32 ``amax`` whose ``fmt`` tensor :func:`dequantize` can give in
+    binary32: the largest ``a`` for which ``f32(M*448) * a``, the recipe's intermediate for
+    the tensor's largest element, is finite."""
     divisor = _tensor_divisor(fmt)
     a = np.float32(np.finfo(np.float32).max / np.float64(divisor))
     with np.errstate(over="ignore"):
@@ -285,8 +286,7 @@ def quantize(x, fmt: str) -> Quantized:
     """Quantize ``x`` (float16, bfloat16, float32 or float64; last axis a multiple of 16).
 
     ``fmt`` is one of :data:`FORMATS`. Raises ``ValueError`` for an unknown format, a bad
-    shape or dtype, NaN/inf values, a nonzero amax too small for binary32 scaling, or an amax
-    above :func:`max_amax` (whose dequantized values overflow binary32).
+    shape or dtype, NaN/inf values, or a nonzero amax too small for binary32 scaling.
     See the module docstring for the exact arithmetic.
     """
     _check_format(fmt)
@@ -297,11 +297,6 @@ def quantize(x, fmt: str) -> Quantized:
         return Quantized(fmt, np.zeros(x32.shape, np.uint8),
                          np.zeros(blocks.shape[:-1], np.uint8), np.float32(0))
 
-    if amax > max_amax(fmt):
-        raise ValueError(f"max |x| = {np.format_float_scientific(amax)} is too large for "
-                         f"{fmt}: the dequantized values (code * scale * amax / "
-                         f"{int(_tensor_divisor(fmt))}) overflow binary32 above "
-                         f"{np.format_float_scientific(max_amax(fmt))} (see docs/errors.md)")
     m = np.float32(element_max(fmt))
     with np.errstate(over="ignore", divide="ignore", under="ignore"):
         encode = _tensor_divisor(fmt) / amax
@@ -343,14 +338,23 @@ def _choose_if4(blocks, x_s, s, amax):
     return np.where(int_blocks[..., None], it, fp), int_blocks
 
 
-def dequantize(q: Quantized) -> np.ndarray:
+def dequantize(q: Quantized, *, float64: bool = False) -> np.ndarray:
     """The values ``q`` stands for, binary32, shape of ``q.codes``.
 
     ``((value * s) * amax) / f32(M*448)``, with ``* f32(6/7)`` before the division in IF4 INT4
     blocks: the same operations, in the same order, as the IF4 error of :func:`quantize`.
+    Above :func:`max_amax` that order overflows binary32 and a ``ValueError`` says so;
+    ``float64=True`` does the same operations in float64 (not the recipe's rounding; for
+    error statistics), which never overflows.
     """
     if not isinstance(q, Quantized):
         raise ValueError(f"dequantize needs a Quantized; got {type(q).__name__}")
+    if not float64 and q.amax > max_amax(q.format):
+        raise ValueError(f"amax {np.format_float_scientific(q.amax)} is above "
+                         f"{np.format_float_scientific(max_amax(q.format))}: the recipe's "
+                         f"binary32 dequantization (code * scale * amax / "
+                         f"{int(_tensor_divisor(q.format))}) overflows; use float64=True "
+                         f"(see docs/errors.md)")
     codes = q.codes.reshape(q.codes.shape[:-1] + (-1, BLOCK_SIZE))
     s = decode_scale(q.scales)[..., None]
     divisor = _tensor_divisor(q.format)
@@ -361,8 +365,10 @@ def dequantize(q: Quantized) -> np.ndarray:
     else:
         is_int = scale_is_int(q.scales)[..., None]
         values = np.where(is_int, INT4_VALUES[codes], E2M1_VALUES[codes])
+    if float64:
+        values, s = values.astype(np.float64), s.astype(np.float64)
     with np.errstate(over="ignore"):
-        scaled = (values * s) * q.amax
+        scaled = (values * s) * (np.float64(q.amax) if float64 else q.amax)
         if q.format == "if4":
             scaled = np.where(is_int, scaled * INT_EXPANSION, scaled)
         out = scaled / divisor

@@ -71,7 +71,8 @@ def quantize(fmt, input_path, key, tensor_name, output):
 
     The output is an .npz archive written to exactly OUTPUT (which must end in .npz).
     """
-    from if4mac.golden.quantize import dequantize, error_stats, quantize as quantize_tensor
+    from if4mac.golden.quantize import (dequantize, error_stats, max_amax,
+                                        quantize as quantize_tensor)
     from if4mac.golden.tensors import load_tensor
 
     out = check_output(output, inputs=[("--input", input_path)], suffix=".npz")
@@ -80,7 +81,9 @@ def quantize(fmt, input_path, key, tensor_name, output):
         q = quantize_tensor(x, fmt)
     except ValueError as err:
         raise UserError(f"{input_path}: {err}") from None
-    stats = error_stats(x, dequantize(q))
+    # Above max_amax the recipe's binary32 dequantization overflows although the values are
+    # finite (docs/errors.md): the statistics then use the float64 evaluation.
+    stats = error_stats(x, dequantize(q, float64=q.amax > max_amax(fmt)))
     # Everything is computed before the output is touched; np.savez into an open file writes
     # exactly that file (given a name, it would append .npz to any other suffix).
     with atomic_file(out, "wb") as fh:

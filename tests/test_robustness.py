@@ -145,35 +145,57 @@ def test_report_checks_dirs_before_running(monkeypatch, tmp_path):
                                   "--output-dir", tmp_path / "r"))
 
 
-# --- 5. quantize magnitude limit ------------------------------------------------------------
+# --- 5. tensors beyond 1.2e35 ---------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_quantize_limit_is_exact(fmt):
+def test_huge_tensors_quantize_as_the_reference_does(fmt):
     from if4mac.golden.quantize import max_amax
+    from if4mac.golden.tensors import example_tensor
+    from tests.test_quantize import assert_same, ref_quantize
 
+    x = example_tensor("gaussian", (4, 64), seed=1)
+    big = (x * np.float32(2.0**120)).astype(np.float32)          # amax about 3.8e36
+    q = quantize(big, fmt)
+    assert q.amax > max_amax(fmt)
+    assert_same(q, ref_quantize(big, fmt))                      # the independent scalar model
+    if fmt != "if4":
+        # The static rule: scaling by a power of two scales amax and nothing else.
+        assert np.array_equal(q.codes, quantize(x, fmt).codes)
+        assert np.array_equal(q.scales, quantize(x, fmt).scales)
+    else:
+        assert q.int_fraction == 0          # IF4's squared errors overflow and tie: FP4 kept
+    # The recipe's binary32 dequantization overflows here: refused, not infinities.
+    with pytest.raises(ValueError, match="overflows; use float64=True"):
+        dequantize(q)
+    d = dequantize(q, float64=True)
+    assert d.dtype == np.float64 and np.isfinite(d).all() and np.abs(d).max() <= q.amax
+    # Just below the limit the binary32 recipe still works, and its result is finite.
     limit = max_amax(fmt)
-    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32) * limit
-    x[1, 7] = limit
-    d = dequantize(quantize(x, fmt))
-    assert np.isfinite(d).all() and np.abs(d).max() > limit / 2      # works up to the limit
-    x[1, 7] = np.nextafter(limit, np.float32(np.inf))
-    with pytest.raises(ValueError, match="too large"):
-        quantize(x, fmt)
-    # The limit is where the recipe's own dequantization of the largest element overflows,
-    # computed here without the implementation: f32(M * 448) * amax in binary32.
+    at_limit = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32) * limit
+    at_limit[1, 7] = limit
+    assert np.isfinite(dequantize(quantize(at_limit, fmt))).all()
     m448 = np.float32({"nvfp4": 6, "if4": 6, "nvint4": 7}[fmt] * 448)
     with np.errstate(over="ignore"):
-        assert np.isfinite(m448 * limit) and not np.isfinite(m448 * x[1, 7])
+        assert np.isfinite(m448 * limit)
+        assert not np.isfinite(m448 * np.nextafter(limit, np.float32(np.inf)))
 
 
-def test_quantize_cli_rejects_huge_tensor_without_writing(tmp_path, quantized):
-    big = tmp_path / "big.npy"
-    np.save(big, np.full((1, 16), 2e35, dtype=np.float32))
-    before = quantized.read_bytes()
-    code, out, err = invoke("quantize", "--format", "if4", "--input", big, "-o", quantized)
-    assert_one_line_error(code, out, err)
-    assert "too large" in err and "1.2659313e+35" in err
-    assert quantized.read_bytes() == before
+def test_quantize_cli_on_a_huge_tensor(tmp_path, tensor):
+    x = np.load(tensor)
+    np.save(tmp_path / "big.npy", (x * np.float32(2.0**120)).astype(np.float32))
+    lines = []
+    for name in ("x.npy", "big.npy"):
+        src = tensor if name == "x.npy" else tmp_path / name
+        code, out, err = invoke("quantize", "--format", "nvfp4", "--input", src,
+                                "-o", tmp_path / f"{name}.npz")
+        assert code == 0 and err == "", err
+        lines.append(out)
+    # The same codes, and the same SNR (the error scales with the tensor).
+    snr = [line.split("SNR ")[1].split(" dB")[0] for line in lines]
+    assert snr[0] == snr[1]
+    with np.load(tmp_path / "x.npy.npz") as a, np.load(tmp_path / "big.npy.npz") as b:
+        assert np.array_equal(a["codes"], b["codes"]) and np.array_equal(a["scales"], b["scales"])
 
 
 # --- 6. shared-tree overrun -----------------------------------------------------------------
