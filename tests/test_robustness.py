@@ -232,6 +232,18 @@ def test_sim_reports_overrun_and_exits_3(monkeypatch, tmp_path):
     assert code == 0 and f"lost {lost} of 20" in err and json.loads(out) == shared.hex()
 
 
+def test_sim_overrun_on_real_rtl(tmp_path):
+    """The whole path on the RTL (Icarus, the SV testbench, B = 4): exit 3, nothing silent."""
+    stream = _short_segments_stimulus(tmp_path / "s.json")
+    shared = run(stream, reduction="shared")
+    args = ("sim", "--unit", "if4", "--stimulus", tmp_path / "s.json", "--reduction", "shared",
+            "--simulator", "icarus", "--testbench", "sv", "--build-dir", tmp_path / "b")
+    code, out, err = invoke(*args)
+    assert code == 3, err
+    assert json.loads(out) == shared.hex() and len(shared) < 20
+    assert f"lost {len(shared.overrun_beat)} of 20 segment results" in err
+
+
 # --- 7. tracebacks --------------------------------------------------------------------------
 
 def test_outputs_into_missing_directory(tmp_path, tensor, quantized):

@@ -75,5 +75,7 @@ def test_shared_reduction_on_icarus(regression, unit, block_size):
         out = check(outcomes, scenario)
         stream = make_scenario(scenario, unit, block_size, 1, 0.1)
         assert out.results == run(stream, reduction="shared").hex()
+        # The Python API reports every refused result (issue 15).
+        assert out.lost_results == len(run(stream, reduction="shared").overrun_beat)
     # Back-to-back one-beat segments must overflow the shared tree, and the RTL agreed.
     assert outcomes["run_scenario-single_beat_segments"].detail["overrun"]
