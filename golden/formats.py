@@ -18,7 +18,7 @@ __all__ = [
     "UNITS", "ELEMENT_CODES", "SCALE_CODES", "SCALE_INT_FLAG", "INT4_INVALID_CODE",
     "E2M1_MAGNITUDES", "E2M1_VALUES", "INT4_VALUES", "E4M3_VALUES",
     "INT_EXPANSION", "INT_EXPANSION_SQUARED", "decode_scale", "scale_is_int",
-    "float32_bits", "float32_from_bits", "check_unit", "MAX_BLOCK_SIZE", "check_block_size",
+    "float32_bits", "float32_from_bits", "check_unit",
 ]
 
 #: The MAC units this toolkit models.
@@ -81,29 +81,6 @@ def check_unit(unit: str) -> str:
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}: expected one of {', '.join(UNITS)}")
     return unit
-
-
-#: The largest block size B (lanes per beat) that the toolkit accepts anywhere: stimulus files,
-#: the RTL (``if4mac verilog``, ``sim``, ``synth``, ``report``). The formats' own block is 16;
-#: 64 leaves room for wider datapaths while keeping runs bounded: elaborating the MAC takes
-#: time and Verilog in proportion to B (about 12 s and 1.4 MB at B = 16, 19 s and 2.8 MB at
-#: B = 32 on the 2-core development machine), and Verilator and synthesis grow faster than
-#: that. docs/errors.md lists this and every other limit.
-MAX_BLOCK_SIZE = 64
-
-
-def check_block_size(block_size, what: str = "block size") -> int:
-    """Return ``block_size`` if it is an integer in 1..MAX_BLOCK_SIZE, else a one-line
-    ``ValueError`` that says why."""
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise ValueError(f"{what}: expected an integer, got {block_size!r}")
-    if block_size < 1:
-        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (must be a "
-                         f"positive integer)")
-    if block_size > MAX_BLOCK_SIZE:
-        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (the toolkit's "
-                         f"limit: RTL size and run time grow with B; see docs/errors.md)")
-    return int(block_size)
 
 
 def decode_scale(scale_bytes) -> np.ndarray:

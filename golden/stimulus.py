@@ -21,15 +21,39 @@ import numpy as np
 from if4mac.errors import UserError
 from if4mac.safe_output import atomic_file
 
-from .formats import ELEMENT_CODES, SCALE_CODES, check_block_size, check_unit
+from .formats import ELEMENT_CODES, SCALE_CODES, check_unit
 from .mac import DEFAULT_BLOCK_SIZE, Results, Stream
 
 __all__ = ["StimulusFormatError", "parse_stimulus", "load_stimulus", "stimulus_to_json",
            "save_stimulus", "results_to_json", "parse_results", "MAX_STIMULUS_BEATS",
-           "MAX_STIMULUS_BYTES", "check_stimulus_beats"]
+           "MAX_STIMULUS_BYTES", "check_stimulus_beats", "MAX_BLOCK_SIZE", "check_block_size"]
 
 _BEAT_KEYS = {"en", "first", "reset", "a_sf", "w_sf", "a", "w"}
 _TOP_KEYS = {"unit", "block_size", "beats"}
+
+#: The largest block size B (lanes per beat) that the toolkit accepts anywhere: stimulus files
+#: (checked here, where B was always validated) and the RTL (``MacUnit``, ``if4mac verilog``,
+#: ``sim``, ``synth``, ``report``). The formats' own block is 16; 64 leaves room for wider
+#: datapaths while keeping runs bounded: elaborating the MAC takes time and Verilog in
+#: proportion to B (12 s / 1.4 MB at B = 16, 19 s / 2.8 MB at 32, 48 s / 5.5 MB at 64 on the
+#: 2-core development machine), and Verilator and synthesis grow faster. docs/errors.md lists
+#: this and every other limit.
+MAX_BLOCK_SIZE = 64
+
+
+def check_block_size(block_size, what: str = "block size") -> int:
+    """Return ``block_size`` if it is an integer in 1..MAX_BLOCK_SIZE, else a one-line
+    ``ValueError`` that says why."""
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+        raise ValueError(f"{what}: expected an integer, got {block_size!r}")
+    if block_size < 1:
+        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (must be a "
+                         f"positive integer)")
+    if block_size > MAX_BLOCK_SIZE:
+        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (the toolkit's "
+                         f"limit: RTL size and run time grow with B; see docs/errors.md)")
+    return int(block_size)
+
 
 #: Most beats a stimulus file may hold (read or written by the toolkit). At block size 16 a
 #: beat is at most about 165 bytes of JSON, so such a file stays under MAX_STIMULUS_BYTES.

@@ -47,7 +47,7 @@ class Group(click.Group):
 
 def block_size_callback(ctx, param, value):
     """click callback for every ``--block-size``: the toolkit's one limit
-    (``golden.formats.check_block_size``), as a usage error."""
+    (``golden.stimulus.check_block_size``), as a usage error."""
     from if4mac.golden import check_block_size
 
     if value is None:

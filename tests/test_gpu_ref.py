@@ -281,6 +281,9 @@ NOT_RECORD_SOURCES = {
     "gpu_ref/__init__.py": "a docstring",
     "gpu_ref/cli.py": "parses options and writes the record that crosscheck returns",
     "golden/stimulus.py": "JSON stimulus files, which the sweeps never read or write",
+    "if4mac/errors.py": "the user-error exception type",
+    "if4mac/command.py": "maps user errors to one line and exit status 2",
+    "if4mac/safe_output.py": "checks the output path and replaces the record file atomically",
 }
 
 
