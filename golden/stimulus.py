@@ -14,6 +14,7 @@ completed segment, in order.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -155,11 +156,11 @@ def _no_duplicates(pairs):
 
 def _read_json(path: Path, limit: int):
     """The JSON document in ``path``: size-limited, UTF-8, no duplicate keys; one-line errors."""
+    if path.exists() and not path.is_file():      # a directory, device or pipe (which
+        raise StimulusFormatError(f"{path}: not a regular file")    # could block the read)
     try:
         with open(path, "rb") as fh:
-            if not path.is_file():
-                raise StimulusFormatError(f"{path}: not a regular file")
-            size = path.stat().st_size
+            size = os.fstat(fh.fileno()).st_size
             if size > limit:
                 raise StimulusFormatError(f"{path}: {size:,} bytes is larger than the "
                                           f"{limit:,}-byte limit for JSON input (see "
