@@ -181,3 +181,39 @@ def test_cli_verilog_write_failure_keeps_old_file(tmp_path, full_disk):
     out.write_text("// the old, good Verilog\n")
     assert_one_line_error(*invoke("verilog", "--unit", "nvfp4", "--block-size", "1", "-o", out))
     assert out.read_text() == "// the old, good Verilog\n" and _leftovers(tmp_path) == []
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 256 KiB tmpfs, where the machine lets this process mount one (root, no container
+    restriction); skipped elsewhere -- the patched-write tests above cover every machine."""
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_real_full_disk_keeps_old_files(tiny_fs, tmp_path):
+    stim, quant = tiny_fs / "s.json", tiny_fs / "q.npz"
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32))
+    assert invoke("stimulus", "--unit", "if4", "--random", "10", "-o", stim)[0] == 0
+    assert invoke("quantize", "--format", "if4", "--input", x, "-o", quant)[0] == 0
+    good = stim.read_bytes(), quant.read_bytes()
+    (tiny_fs / "filler").write_bytes(bytes(256 * 1024 - 3 * len(good[0])))   # nearly full
+    np.save(x, np.random.default_rng(0).standard_normal((64, 4096)).astype(np.float32))
+    code, out, err = invoke("stimulus", "--unit", "if4", "--random", "100", "-o", stim)
+    assert_one_line_error(code, out, err)
+    assert "No space left on device" in err
+    code, out, err = invoke("quantize", "--format", "if4", "--input", x, "-o", quant)
+    assert_one_line_error(code, out, err)
+    assert (stim.read_bytes(), quant.read_bytes()) == good
+    assert sorted(p.name for p in tiny_fs.iterdir()) == ["filler", "q.npz", "s.json"]
