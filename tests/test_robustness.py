@@ -358,6 +358,7 @@ def test_cli_messages_spell_options(tmp_path, quantized):
     assert "(use --key)" in err and "tensor=" not in err
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # the refused MacUnit
 def test_one_block_size_limit_everywhere(tmp_path, monkeypatch):
     from if4mac.golden import MAX_BLOCK_SIZE
     from if4mac.hdl import mac
