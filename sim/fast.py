@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +182,7 @@ class FastOutcome:
     overrun: bool               # the RTL's sticky overrun output at the end of the run
     #: Segments whose result the shared tree refused (golden's count for the stream played;
     #: the scoreboard checks the RTL emitted exactly the others). Always 0 for "pipelined".
-    lost_results: int = 0
+    lost_results: int = field(default=0, kw_only=True)
 
     @property
     def beats_per_second(self) -> float:
@@ -291,7 +291,8 @@ def run_fast(built: FastBuild, stream: Stream, *,
         sb, overrun = score(stream, plan, design.reduction, text)
         lost = len(run(stream, reduction=design.reduction).overrun_beat)
         return FastOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
-                           int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun, lost)
+                           int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun,
+                           lost_results=lost)
     finally:
         if owned:
             shutil.rmtree(work, ignore_errors=True)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from if4mac.golden import Stream
+from if4mac.golden import Stream, run
 
 from .fast import FastOutcome, score_results
 from .plan import DrivePlan, drive_plan
@@ -343,7 +343,8 @@ def run_native(built: NativeBuild, stream: Stream, *, jobs: int = 1,
                                          [stdout for _, stdout, _ in finished[0]])
         return NativeOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
                              int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun,
-                             cpu, len(plans))
+                             cpu, len(plans), lost_results=len(
+                                 run(stream, reduction=design.reduction).overrun_beat))
     finally:
         if owned:
             shutil.rmtree(work, ignore_errors=True)
