@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import ELEMENT_CODES, SCALE_CODES, check_unit
-from .mac import DEFAULT_BLOCK_SIZE, Results, Stream
+from .formats import DEFAULT_BLOCK_SIZE, ELEMENT_CODES, MAX_BLOCK_SIZE, SCALE_CODES, check_unit
+from .mac import Stream
 
 __all__ = ["StimulusFormatError", "parse_stimulus", "load_stimulus", "stimulus_to_json",
-           "save_stimulus", "results_to_json", "parse_results"]
+           "save_stimulus", "parse_results", "save_stream_npz", "load_stream_npz"]
 
 _BEAT_KEYS = {"en", "first", "reset", "a_sf", "w_sf", "a", "w"}
 
@@ -58,7 +58,7 @@ def parse_stimulus(doc) -> Stream:
         unit = check_unit(doc["unit"])
     except ValueError as err:
         raise StimulusFormatError(f"stimulus: {err}") from None
-    block_size = _int(doc.get("block_size", DEFAULT_BLOCK_SIZE), "block_size", 1, 4096)
+    block_size = _int(doc.get("block_size", DEFAULT_BLOCK_SIZE), "block_size", 1, MAX_BLOCK_SIZE)
     beats = doc.get("beats")
     if not isinstance(beats, list):
         raise StimulusFormatError("stimulus: 'beats' must be a list")
@@ -131,10 +131,6 @@ def save_stimulus(stream: Stream, path) -> None:
     Path(path).write_text(json.dumps(stimulus_to_json(stream), separators=(",", ":")) + "\n")
 
 
-def results_to_json(results: Results) -> str:
-    return json.dumps(results.hex())
-
-
 def parse_results(doc) -> np.ndarray:
     """uint32 bit patterns from a results document (a list of hex strings)."""
     if not isinstance(doc, list):
@@ -152,3 +148,21 @@ def parse_results(doc) -> np.ndarray:
                                       f"\"0x3f800000\", got {json.dumps(item)}") from None
         bits.append(value)
     return np.array(bits, dtype=np.uint32)
+
+
+def save_stream_npz(stream: Stream, path) -> None:
+    """Write ``stream`` as numpy arrays (npz), for :func:`load_stream_npz`: much faster than
+    JSON for long stimuli (the simulation jobs pass their streams this way)."""
+    extra = {} if stream.reset is None else {"reset": np.asarray(stream.reset, dtype=bool)}
+    np.savez(path, unit=stream.unit, en=np.asarray(stream.en, dtype=bool),
+             first=np.asarray(stream.first, dtype=bool), a=np.asarray(stream.a, dtype=np.uint8),
+             w=np.asarray(stream.w, dtype=np.uint8), a_sf=np.asarray(stream.a_sf, dtype=np.uint8),
+             w_sf=np.asarray(stream.w_sf, dtype=np.uint8), **extra)
+
+
+def load_stream_npz(path) -> Stream:
+    """A stream saved by :func:`save_stream_npz`."""
+    with np.load(path) as f:
+        reset = f["reset"] if "reset" in f.files else None
+        return Stream(str(f["unit"]), f["en"], f["first"], f["a"], f["w"], f["a_sf"], f["w_sf"],
+                      reset)

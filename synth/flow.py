@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig
+
 from .asic import synth_asic
 from .designs import BLOCK_ORDER, fpga_design, make_design
 from .ecp5 import DEFAULT_FREQ_MHZ, synth_ecp5
@@ -24,11 +26,12 @@ TARGETS = ("asic", "ecp5")
 SCHEMA = "if4mac-synth/1"
 
 
-def run_name(design: str, target: str, *, unit: str = "if4", block_size: int = 16,
+def run_name(design: str, target: str, *, unit: str = "if4",
+             block_size: int = DEFAULT_BLOCK_SIZE,
              reduction: str = "pipelined", width: int = 8, library: str | None = None) -> str:
     """A file-name-safe label of one run, e.g. ``if4_mac_b16_pipelined-asic-nangate45``."""
     if design == "mac":
-        base = f"{unit}_mac_b{block_size}_{reduction}"
+        base = MacConfig(unit, block_size, reduction).name
     elif design == "regmul":
         base = f"regmul_{width}x{width}"
     else:
@@ -36,7 +39,8 @@ def run_name(design: str, target: str, *, unit: str = "if4", block_size: int = 1
     return f"{base}-{target}" + (f"-{library}" if target == "asic" and library else "")
 
 
-def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_size: int = 16,
+def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
+               block_size: int = DEFAULT_BLOCK_SIZE,
                reduction: str = "pipelined", width: int = 8, library: str | None = None,
                liberty: str | None = None, clock_ps: float | None = None,
                abc_delay_target: bool = False, flat: bool = False,
