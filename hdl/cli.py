@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from if4mac.golden import REDUCTIONS, UNITS
+from if4mac.golden import REDUCTIONS, UNITS, MacConfig
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 
 __all__ = ["verilog"]
@@ -50,14 +50,15 @@ def verilog(unit, block_size, reduction, output, compat):
     parameter BLOCK_SIZE), which instantiates the core; compile both files.
     """
     from .compat import compat_path, compat_wrapper
-    from .mac import mac_unit, mac_verilog
+    from .mac import mac_verilog
 
     output = Path(output)
     if not output.parent.is_dir():
         # Fail before the (seconds-long) generation, with the message a write would give.
         raise _UserError(f"cannot write {output}: No such file or directory")
     try:
-        top = mac_unit(unit, block_size, reduction)
+        # Validated once, here at the edge; everything below trusts the config.
+        top = MacConfig(unit, block_size, reduction).build()
     except ValueError as err:
         raise _UserError(str(err)) from None
     _write(output, mac_verilog(top))

@@ -30,7 +30,7 @@ from .fp import LeadingZeroCounter, unsigned_width
 
 __all__ = [
     "ELEMENT_WIDTH", "RAW_EXP_WIDTH", "RAW_EXP_BIAS", "E2M1_SIG_WIDTH", "INT4_SIG_WIDTH",
-    "RawElementLayout", "ElementDecode", "LaneMul", "leading_zeros",
+    "RawElementLayout", "UnitComponent", "ElementDecode", "LaneMul", "leading_zeros",
 ]
 
 #: E2M1's exponent field, and after folding the subnormal into exp 0 it spans 0..2.
@@ -64,7 +64,25 @@ def leading_zeros(m: Module, value, width: int) -> Signal:
     return lzc.count
 
 
-class ElementDecode(wiring.Component):
+class UnitComponent(wiring.Component):
+    """A combinational piece of a MAC unit (latency 0): holds the unit's
+    :class:`~if4mac.golden.formats.Unit` object, which decides its ports and logic."""
+
+    def __init__(self, spec, members: dict):
+        self._spec = spec
+        self._unit = spec.name
+        super().__init__(members)
+
+    @property
+    def unit(self) -> str:
+        return self._unit
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+
+class ElementDecode(UnitComponent):
     """Decode one 4-bit element code into a raw float (sign, significand, exponent).
 
     Combinational: latency 0, throughput one element per cycle.
@@ -85,21 +103,12 @@ class ElementDecode(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._spec = unit_spec(unit)
-        self._unit = self._spec.name
+        spec = unit_spec(unit)
         ports = {"code": In(ELEMENT_WIDTH)}
-        if self._spec.reads_int_flag:
+        if spec.reads_int_flag:
             ports["is_int"] = In(1)
-        ports["elem"] = Out(RawElementLayout(_sig_width(self._spec)))
-        super().__init__(ports)
-
-    @property
-    def unit(self) -> str:
-        return self._unit
-
-    @property
-    def latency(self) -> int:
-        return 0
+        ports["elem"] = Out(RawElementLayout(_sig_width(spec)))
+        super().__init__(spec, ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -126,7 +135,7 @@ class ElementDecode(wiring.Component):
         return m
 
 
-class LaneMul(wiring.Component):
+class LaneMul(UnitComponent):
     """One lane's element product ``p = a * w``, exact in binary16 (IEEE packing).
 
     Combinational: latency 0, throughput one product per cycle (the MAC top places the
@@ -149,22 +158,13 @@ class LaneMul(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._spec = unit_spec(unit)
-        self._unit = self._spec.name
+        spec = unit_spec(unit)
         ports = {"a": In(ELEMENT_WIDTH), "w": In(ELEMENT_WIDTH)}
-        if self._spec.reads_int_flag:
+        if spec.reads_int_flag:
             ports["a_int"] = In(1)
             ports["w_int"] = In(1)
         ports["p"] = Out(BINARY16.width)
-        super().__init__(ports)
-
-    @property
-    def unit(self) -> str:
-        return self._unit
-
-    @property
-    def latency(self) -> int:
-        return 0
+        super().__init__(spec, ports)
 
     def elaborate(self, platform):
         m = Module()

@@ -201,17 +201,10 @@ class SharedTree(_Tree):
     sum per ``max(1, levels)`` cycles. Area: ``lanes // 2`` adders, their input multiplexers,
     ``ceil(lanes / 2) + 1`` words of registers and a level counter.
 
-    Parameters
-    ----------
-    lanes : int
-        Number of values summed (>= 1).
+    Parameters and ports are :class:`PipelinedTree`'s, plus:
 
     Ports
     -----
-    lanes : In(ArrayLayout(32, lanes))
-    start : In(1)
-    result : Out(32)
-    valid : Out(1)
     overrun : Out(1)
         Sticky: a ``start`` arrived while the tree was busy.
     """
@@ -340,9 +333,6 @@ class MacUnit(wiring.Component):
         # A MacConfig passes through; unit / block_size / reduction are validated there.
         config = unit if isinstance(unit, MacConfig) else MacConfig(unit, block_size, reduction)
         self._config = config
-        self._unit = config.unit
-        self._block_size = config.block_size
-        self._reduction = config.reduction
         super().__init__(MacSignature(config))
 
     @classmethod
@@ -358,17 +348,10 @@ class MacUnit(wiring.Component):
     def config(self) -> MacConfig:
         return self._config
 
-    @property
-    def unit(self) -> str:
-        return self._unit
-
-    @property
-    def block_size(self) -> int:
-        return self._block_size
-
-    @property
-    def reduction(self) -> str:
-        return self._reduction
+    # The parameters, read-only, from the one validated config.
+    unit = property(lambda self: self._config.unit)
+    block_size = property(lambda self: self._config.block_size)
+    reduction = property(lambda self: self._config.reduction)
 
     @property
     def port_widths(self) -> dict[str, int]:
@@ -379,7 +362,7 @@ class MacUnit(wiring.Component):
     def blocks(self) -> dict[str, tuple[str, ...]]:
         """Area category -> the names of the top's child instances in it (in Verilog, module
         ``<name>.<instance>``); every child instance is in exactly one category."""
-        return {category: tuple(self._instance(category, i) for i in range(self._block_size))
+        return {category: tuple(self._instance(category, i) for i in range(self.block_size))
                 if "{}" in pattern else (pattern,)
                 for category, pattern in self.BLOCK_INSTANCES}
 
@@ -392,7 +375,7 @@ class MacUnit(wiring.Component):
         """Edges from a closing beat's sampling edge to the edge that raises ``done``."""
         # The tree's first register loads at the lane stage's edge, from the lane registers'
         # values before it, so the two stages share one edge.
-        return LANE_STAGE - 1 + max(1, tree_levels(self._block_size))
+        return LANE_STAGE - 1 + max(1, tree_levels(self.block_size))
 
     @property
     def name(self) -> str:
@@ -401,7 +384,7 @@ class MacUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        B = self._block_size
+        B = self.block_size
         reads_int_flag = self._config.spec.reads_int_flag
 
         # Only `clk` and `rst_n` reach the Verilog ports. The domain has its own name and is
@@ -425,14 +408,14 @@ class MacUnit(wiring.Component):
         valid1, first1 = Signal(name="valid1"), Signal(name="first1")
         p1 = [Signal(BINARY16.width, name=f"p_{i}") for i in range(B)]
         sf1_magnitude = Signal(SF_MAGNITUDE_WIDTH)
-        scale_mul = ScaleMul(self._unit)
+        scale_mul = ScaleMul(self.unit)
         m.submodules[self._instance("scale path")] = scale_mul
         m.d.comb += [scale_mul.a_sf.eq(a_sf0), scale_mul.w_sf.eq(w_sf0)]
         m.d.mac += valid1.eq(valid0)
         with m.If(valid0):
             m.d.mac += [first1.eq(first0), sf1_magnitude.eq(scale_mul.sf[:SF_MAGNITUDE_WIDTH])]
         for i in range(B):
-            lane_mul = LaneMul(self._unit)
+            lane_mul = LaneMul(self.unit)
             m.submodules[self._instance("lane multipliers", i)] = lane_mul
             m.d.comb += [lane_mul.a.eq(a0[i]), lane_mul.w.eq(w0[i])]
             if reads_int_flag:
@@ -458,7 +441,7 @@ class MacUnit(wiring.Component):
         segment_open = Signal()
         with m.If(valid2):
             m.d.mac += segment_open.eq(1)
-        tree_cls = SharedTree if self._reduction == "shared" else PipelinedTree
+        tree_cls = SharedTree if self.reduction == "shared" else PipelinedTree
         tree = tree_cls(B)
         m.submodules[self._instance("reduction")] = DomainRenamer("mac")(tree)
         m.d.comb += tree.start.eq(valid2 & first2 & segment_open)
@@ -470,7 +453,7 @@ class MacUnit(wiring.Component):
 
         # Edges 3 .. 2 + L: the tree, whose last register is `acc`.
         m.d.comb += [self.acc.eq(tree.result), self.done.eq(tree.valid)]
-        if self._reduction == "shared":
+        if self.reduction == "shared":
             m.d.comb += self.overrun.eq(tree.overrun)
         return m
 

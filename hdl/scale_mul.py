@@ -32,7 +32,7 @@ from if4mac.golden.formats import (
     INT_EXPANSION_SQUARED, INT_FLAG_BIT, SCALE_WIDTH, unit_spec,
 )
 
-from .lane_mul import leading_zeros
+from .lane_mul import UnitComponent, leading_zeros
 
 __all__ = [
     "SCALE_WIDTH", "INT_FLAG_BIT", "E4M3_WIDTH", "E4M3_MAN_WIDTH", "E4M3_BIAS",
@@ -197,7 +197,7 @@ class IntExpansionRom(wiring.Component):
         return m
 
 
-class ScaleMul(wiring.Component):
+class ScaleMul(UnitComponent):
     """The block-scale product ``sf`` in binary32 (IEEE packing), exact or rounded once.
 
     ``sf = dec(a_sf) * dec(w_sf)``, exact (4-bit by 4-bit significands), and +0 when either
@@ -221,21 +221,11 @@ class ScaleMul(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._spec = unit_spec(unit)
-        self._unit = self._spec.name
-        super().__init__({
+        super().__init__(unit_spec(unit), {
             "a_sf": In(SCALE_WIDTH),
             "w_sf": In(SCALE_WIDTH),
             "sf": Out(BINARY32.width),
         })
-
-    @property
-    def unit(self) -> str:
-        return self._unit
-
-    @property
-    def latency(self) -> int:
-        return 0
 
     def elaborate(self, platform):
         m = Module()

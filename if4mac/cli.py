@@ -15,8 +15,7 @@ import numpy as np
 
 from if4mac.golden import (UNITS, StimulusFormatError, load_stimulus, random_stream, run,
                            save_stimulus)
-
-FORMATS = ("nvfp4", "nvint4", "if4")
+from if4mac.golden.quantize import FORMATS
 
 
 class UserError(click.ClickException):

@@ -16,8 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["default_build_root", "build_root", "locked", "drop_intermediates", "prune",
-           "KEEP_BUILDS"]
+__all__ = ["default_build_root", "build_root", "locked", "build_folder", "drop_intermediates",
+           "prune", "KEEP_BUILDS"]
 
 #: Verilator's object files and precompiled headers: over 100 MB a build, unused once linked.
 _INTERMEDIATES = ("*.o", "*.a", "*.gch", "*.cpp", "*.d", "*__ALL*")
@@ -44,6 +44,28 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def build_folder(root: Path, name: str, version: str):
+    """The build folder ``root/name``, locked for the ``with`` block: yields
+    ``(directory, fresh)``. A ``fresh`` folder (no finished build there) has been emptied for
+    the caller to build in; when the block ends normally it is marked finished (recording
+    ``version``) and older builds of the same design are pruned. A finished folder is
+    reused as it is, and marked as just used."""
+    directory = root / name
+    done = directory / "built.ok"
+    with locked(root / f".{name}.lock"):
+        fresh = not done.exists()
+        if fresh:
+            if directory.exists():
+                shutil.rmtree(directory)
+            directory.mkdir(parents=True)
+        yield directory, fresh
+        if fresh:
+            done.write_text(version + "\n")
+            prune(root, directory)
+        done.touch()
 
 
 def drop_intermediates(directory: Path) -> None:

@@ -34,7 +34,7 @@ from if4mac.hdl.design import Design
 from if4mac.hdl.interface import RESULT_WIDTH
 
 from .cache import build_root as _root
-from .cache import drop_intermediates, locked, prune
+from .cache import build_folder, drop_intermediates
 from .plan import DrivePlan, drive_plan, pack_lanes
 from .runner import find_simulator
 from .scoreboard import Expected, Mismatch, Scoreboard
@@ -145,18 +145,12 @@ def build_fast(design: Design, simulator: str = "verilator", *,
     tb = sv_testbench(design, with_overrun)
     key = hashlib.sha256(json.dumps([_RECIPE, design.digest, tb, simulator, version])
                          .encode()).hexdigest()[:16]
-    root = _root(build_root)
-    directory = root / f"{design.toplevel}-{simulator}-sv-{key}"
-    done = directory / "built.ok"
-    run_cmd = ([str(directory / "obj" / TESTBENCH_TOP)] if simulator == "verilator"
-               else ["vvp", "-n", str(directory / "tb.vvp")])
-    with locked(root / f".{directory.name}.lock"):
-        if done.exists():
-            done.touch()
+    name = f"{design.toplevel}-{simulator}-sv-{key}"
+    with build_folder(_root(build_root), name, version) as (directory, fresh):
+        run_cmd = ([str(directory / "obj" / TESTBENCH_TOP)] if simulator == "verilator"
+                   else ["vvp", "-n", str(directory / "tb.vvp")])
+        if not fresh:
             return FastBuild(design, simulator, directory, run_cmd)
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
         (directory / "dut.v").write_text(design.verilog)
         (directory / "tb.v").write_text(tb)
         if simulator == "verilator":
@@ -174,9 +168,6 @@ def build_fast(design: Design, simulator: str = "verilator", *,
             raise RuntimeError(f"{simulator} build of the {design.toplevel} testbench failed "
                                f"(exit {proc.returncode}):\n{tail}")
         drop_intermediates(directory / "obj")
-        done.write_text(version + "\n")
-        prune(root, directory)
-    done.touch()
     return FastBuild(design, simulator, directory, run_cmd)
 
 

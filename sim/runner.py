@@ -34,7 +34,7 @@ from if4mac.hdl.design import Design, mac_design
 from if4mac.hdl.tools import ToolError, find_tool, find_verilator
 
 from .cache import build_root as _root
-from .cache import default_build_root, drop_intermediates, locked, prune
+from .cache import build_folder, default_build_root, drop_intermediates
 
 __all__ = ["SIMULATORS", "SimulatorNotFound", "Design", "Build", "TestOutcome",
            "find_simulator", "design_verilog", "build", "run_job", "default_build_root"]
@@ -181,14 +181,10 @@ def build(design: Design, simulator: str, *, waves: bool = False,
     key = hashlib.sha256(json.dumps([
         _BUILD_RECIPE, design.digest, simulator, version, cocotb.__version__, waves,
         _build_args(simulator, waves)]).encode()).hexdigest()[:16]
-    root = _root(build_root)
-    directory = root / f"{design.toplevel}-{simulator}{'-waves' if waves else ''}-{key}"
-    done = directory / "built.ok"
-    with locked(root / f".{directory.name}.lock"), contextlib.ExitStack() as stack:
-        if not done.exists():
-            if directory.exists():
-                shutil.rmtree(directory)
-            directory.mkdir(parents=True)
+    name = f"{design.toplevel}-{simulator}{'-waves' if waves else ''}-{key}"
+    with build_folder(_root(build_root), name, version) as (directory, fresh), \
+            contextlib.ExitStack() as stack:
+        if fresh:
             source = directory / f"{design.toplevel}.v"
             source.write_text(design.verilog)
             sources = [source]
@@ -209,9 +205,6 @@ def build(design: Design, simulator: str, *, waves: bool = False,
                 raise RuntimeError(f"{simulator} build of {design.toplevel} failed ({err}); "
                                    f"log {log}:\n{tail}") from None
             drop_intermediates(directory)
-            done.write_text(version + "\n")
-            prune(root, directory)
-        done.touch()
     return Build(design, simulator, directory, waves)
 
 
