@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# DEFAULT_BLOCK_SIZE is defined in the formats layer; it stays importable from here too.
 from .formats import (
     DEFAULT_BLOCK_SIZE, E2M1_VALUES, ELEMENT_CODES, ELEMENT_WIDTH, INT4_INVALID_CODE,
     INT4_VALUES, SCALE_CODES, UNIT_SPECS, check_block_size, check_unit, decode_scale,

@@ -89,7 +89,7 @@ class ElementDecode(UnitComponent):
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
+    unit : "nvfp4" or "if4" (or its :class:`~if4mac.golden.formats.Unit`)
         ``"nvfp4"``: the code is always E2M1, and ``elem.sig`` is 2 bits wide.
         ``"if4"``: the 1-bit input ``is_int`` selects INT4 (1) or E2M1 (0); ``elem.sig`` is
         4 bits wide to hold |INT4| up to 8.
@@ -143,7 +143,7 @@ class LaneMul(UnitComponent):
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
+    unit : "nvfp4" or "if4" (or its :class:`~if4mac.golden.formats.Unit`)
         ``"nvfp4"``: E2M1 x E2M1. ``"if4"``: each operand is E2M1 or INT4 as selected by
         ``a_int`` / ``w_int`` (the scale bytes' bit 7).
 
@@ -168,15 +168,14 @@ class LaneMul(UnitComponent):
 
     def elaborate(self, platform):
         m = Module()
-        unit = self._unit
         # The significand product's width: enough for the largest one (3*3 = 9 for NVFP4,
         # |-8| * |-8| = 64 for IF4), so the leading-zero count scans no dead bits.
         prod_width = unsigned_width(self._spec.element_sig_max ** 2)
         # The fraction below the leading one must fit binary16's mantissa, or p is not exact.
         assert prod_width - 1 <= BINARY16.man_bits
 
-        m.submodules.dec_a = dec_a = ElementDecode(unit)
-        m.submodules.dec_w = dec_w = ElementDecode(unit)
+        m.submodules.dec_a = dec_a = ElementDecode(self._spec)
+        m.submodules.dec_w = dec_w = ElementDecode(self._spec)
         m.d.comb += [dec_a.code.eq(self.a), dec_w.code.eq(self.w)]
         if self._spec.reads_int_flag:
             m.d.comb += [dec_a.is_int.eq(self.a_int), dec_w.is_int.eq(self.w_int)]

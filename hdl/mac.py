@@ -408,14 +408,14 @@ class MacUnit(wiring.Component):
         valid1, first1 = Signal(name="valid1"), Signal(name="first1")
         p1 = [Signal(BINARY16.width, name=f"p_{i}") for i in range(B)]
         sf1_magnitude = Signal(SF_MAGNITUDE_WIDTH)
-        scale_mul = ScaleMul(self.unit)
+        scale_mul = ScaleMul(self._config.spec)
         m.submodules[self._instance("scale path")] = scale_mul
         m.d.comb += [scale_mul.a_sf.eq(a_sf0), scale_mul.w_sf.eq(w_sf0)]
         m.d.mac += valid1.eq(valid0)
         with m.If(valid0):
             m.d.mac += [first1.eq(first0), sf1_magnitude.eq(scale_mul.sf[:SF_MAGNITUDE_WIDTH])]
         for i in range(B):
-            lane_mul = LaneMul(self.unit)
+            lane_mul = LaneMul(self._config.spec)
             m.submodules[self._instance("lane multipliers", i)] = lane_mul
             m.d.comb += [lane_mul.a.eq(a0[i]), lane_mul.w.eq(w0[i])]
             if reads_int_flag:

@@ -210,7 +210,7 @@ class ScaleMul(UnitComponent):
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
+    unit : "nvfp4" or "if4" (or its :class:`~if4mac.golden.formats.Unit`)
 
     Ports
     -----

@@ -18,7 +18,10 @@ from pathlib import Path
 from if4mac.golden import DEFAULT_BLOCK_SIZE, UNITS
 from if4mac.golden.mac import REDUCTIONS
 
-from .designs import fpga_design, make_design
+from if4mac.golden import MacConfig
+from if4mac.hdl.design import mac_design
+
+from .designs import fpga_design
 from .flow import SCHEMA, run_name, synthesize, write_result
 from .libraries import resolve_library
 from .tools import git_revision, tool_versions
@@ -42,7 +45,8 @@ def _configs(block_size: int, targets, reductions=REDUCTIONS, flat: bool = True)
                     yield cfg
 
 
-def _cached(path: Path, cfg: dict, library_path: str | None) -> dict | None:
+def _cached(path: Path, cfg: dict, library_path: str | None,
+            verilog_cache: Path | None = None) -> dict | None:
     """The saved record at ``path`` if it still describes this configuration exactly."""
     try:
         rec = json.loads(path.read_text())
@@ -53,8 +57,9 @@ def _cached(path: Path, cfg: dict, library_path: str | None) -> dict | None:
     if bool(rec.get("flat", rec.get("name", "").endswith("-flat"))) != bool(cfg.get("flat")):
         return None
     kind = "mac"
-    des = (make_design(kind, unit=cfg["unit"], block_size=cfg["block_size"],
-                       reduction=cfg["reduction"]) if cfg["target"] == "asic" else
+    # The ASIC design comes from the emitter's disk cache: no elaboration when it is current.
+    des = (mac_design(MacConfig(cfg["unit"], cfg["block_size"], cfg["reduction"]),
+                      cache_dir=verilog_cache) if cfg["target"] == "asic" else
            fpga_design(kind, unit=cfg["unit"], block_size=cfg["block_size"],
                        reduction=cfg["reduction"]))
     if rec.get("verilog_sha256") != des.sha256:
@@ -103,7 +108,8 @@ def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"),
             + ("-flat" if cfg.get("flat") else "")
         path = runs_dir / f"{name}.json"
         if reuse:
-            rec = _cached(path, cfg, lib.path if lib and cfg["target"] == "asic" else None)
+            rec = _cached(path, cfg, lib.path if lib and cfg["target"] == "asic" else None,
+                          workdir / "verilog")
             if rec is not None:
                 log(f"report: reusing {name}")
                 return rec
