@@ -297,10 +297,12 @@ class MacUnit(wiring.Component):
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
-        IF4 reads bit 7 of each scale byte as its block's INT4 flag; NVFP4 ignores it.
+    unit : "nvfp4" or "if4", or a :class:`~if4mac.golden.config.MacConfig`
+        IF4 reads bit 7 of each scale byte as its block's INT4 flag; NVFP4 ignores it. A
+        config carries all three parameters (the others are then ignored); otherwise they
+        are validated by building one.
     block_size : int
-        Lanes ``B`` (>= 1), default 16.
+        Lanes ``B`` (1 .. ``MAX_BLOCK_SIZE``), default 16.
     reduction : "pipelined" or "shared"
 
     Ports
@@ -340,6 +342,8 @@ class MacUnit(wiring.Component):
         """The top of ``config`` (the class that fixes its unit, where there is one)."""
         if cls is MacUnit and config.unit in _UNIT_CLASSES:
             cls = _UNIT_CLASSES[config.unit]
+        # The unit classes' own constructors take (block_size, reduction); the config carries
+        # those already, so build through MacUnit's, which takes a MacConfig as it is.
         top = cls.__new__(cls)
         MacUnit.__init__(top, config)
         return top
