@@ -5,6 +5,7 @@ the MAC top publishes names exactly the instances in it."""
 from __future__ import annotations
 
 import pytest
+from amaranth.hdl import Fragment
 from click.testing import CliRunner
 
 from if4mac.cli import cli
@@ -72,3 +73,4 @@ def test_config_builds_its_top():
     assert isinstance(top, MacUnit) and top.name == "nvfp4_mac_b3_pipelined"
     assert top.port_widths["a_in"] == 12 and top.port_widths["acc"] == 32
     assert top.blocks["lane accumulators"] == ("lane_acc_0", "lane_acc_1", "lane_acc_2")
+    Fragment.get(top, None)    # elaborated, so Amaranth does not warn of an unused top
