@@ -37,18 +37,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# DEFAULT_BLOCK_SIZE is defined in the formats layer; it stays importable from here too.
 from .formats import (
-    E2M1_VALUES, ELEMENT_CODES, INT4_INVALID_CODE, INT4_VALUES, INT_EXPANSION,
-    INT_EXPANSION_SQUARED, SCALE_CODES, check_unit, decode_scale, float32_bits, scale_is_int,
+    DEFAULT_BLOCK_SIZE, E2M1_VALUES, ELEMENT_CODES, ELEMENT_WIDTH, INT4_INVALID_CODE,
+    INT4_VALUES, SCALE_CODES, UNIT_SPECS, check_block_size, check_unit, decode_scale,
+    float32_bits, scale_is_int, unit_spec,
 )
 
 __all__ = [
     "Stream", "Results", "StimulusError", "lane_product_table", "scale_product_table",
     "lane_products", "scale_products", "scaled_products", "tree_reduce", "run", "validate",
-    "REDUCTIONS", "check_reduction", "tree_levels",
+    "REDUCTIONS", "check_reduction", "tree_levels", "shared_tree_refuses",
 ]
-
-DEFAULT_BLOCK_SIZE = 16
 
 #: The reduction trees the MAC tops offer (see the module docstring).
 REDUCTIONS = ("pipelined", "shared")
@@ -64,10 +64,14 @@ def check_reduction(reduction: str) -> str:
 
 def tree_levels(block_size: int) -> int:
     """Adder levels of the pairwise tree over ``block_size`` lanes: ceil(log2 B), 0 for B = 1."""
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
-            or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    return (int(block_size) - 1).bit_length()
+    return (check_block_size(block_size) - 1).bit_length()
+
+
+def shared_tree_refuses(rows_since_accepted, levels: int):
+    """The shared tree's one refusal rule: a segment closing ``rows_since_accepted`` rows
+    (clock cycles) after the last accepted close, with no reset between, is refused when that
+    gap is below ``levels`` (the tree is still busy). Works on scalars and arrays."""
+    return np.asarray(rows_since_accepted) < levels
 
 
 class StimulusError(ValueError):
@@ -81,9 +85,9 @@ def _element_values(int_block: bool) -> np.ndarray:
 def _build_lane_product_table(unit: str) -> np.ndarray:
     """p = a * w for every (a_int, w_int, a code, w code): shape (2, 2, 16, 16), binary16."""
     table = np.empty((2, 2, ELEMENT_CODES, ELEMENT_CODES), dtype=np.float16)
+    use_int = unit_spec(unit).reads_int_flag
     for a_int in (0, 1):
         for w_int in (0, 1):
-            use_int = unit == "if4"
             av = _element_values(use_int and a_int)
             wv = _element_values(use_int and w_int)
             exact = np.multiply.outer(av, wv)               # binary32, exact: |p| <= 64
@@ -98,20 +102,22 @@ def _build_scale_product_table(unit: str) -> np.ndarray:
     codes = np.arange(SCALE_CODES, dtype=np.uint8)
     dec = decode_scale(codes)
     sf = np.multiply.outer(dec, dec)                        # exact: 4-bit x 4-bit significands
-    if unit == "if4":
+    spec = unit_spec(unit)
+    if spec.reads_int_flag:
+        one_int, both_int = spec.expansion
         is_int = scale_is_int(codes)
         n_int = is_int[:, None].astype(np.int8) + is_int[None, :]
-        sf = np.where(n_int == 1, sf * INT_EXPANSION, sf)
-        sf = np.where(n_int == 2, sf * INT_EXPANSION_SQUARED, sf)
+        sf = np.where(n_int == 1, sf * one_int, sf)
+        sf = np.where(n_int == 2, sf * both_int, sf)
     sf = sf.astype(np.float32)
     sf[sf == 0] = np.float32(0.0)                           # the zero rule: always +0
     sf.setflags(write=False)
     return sf
 
 
-_LANE_PRODUCTS = {unit: _build_lane_product_table(unit) for unit in ("nvfp4", "if4")}
+_LANE_PRODUCTS = {unit: _build_lane_product_table(unit) for unit in UNIT_SPECS}
 _LANE_PRODUCTS_F32 = {unit: t.astype(np.float32).reshape(-1) for unit, t in _LANE_PRODUCTS.items()}
-_SCALE_PRODUCTS = {unit: _build_scale_product_table(unit) for unit in ("nvfp4", "if4")}
+_SCALE_PRODUCTS = {unit: _build_scale_product_table(unit) for unit in UNIT_SPECS}
 _SCALE_PRODUCTS_FLAT = {unit: t.reshape(-1) for unit, t in _SCALE_PRODUCTS.items()}
 
 
@@ -131,8 +137,9 @@ def _lane_index(a, w, a_sf, w_sf) -> np.ndarray:
     Built in uint16 (10 bits needed): an intp index costs 4x the memory traffic, which
     dominated the model's run time.
     """
-    flags = (scale_is_int(a_sf).astype(np.uint16) << 9) | (scale_is_int(w_sf).astype(np.uint16) << 8)
-    index = (np.asarray(a, dtype=np.uint16) << 4) | np.asarray(w, dtype=np.uint16)
+    flags = ((scale_is_int(a_sf).astype(np.uint16) << (2 * ELEMENT_WIDTH + 1))
+             | (scale_is_int(w_sf).astype(np.uint16) << (2 * ELEMENT_WIDTH)))
+    index = (np.asarray(a, dtype=np.uint16) << ELEMENT_WIDTH) | np.asarray(w, dtype=np.uint16)
     index |= flags[..., None]
     return index
 
@@ -284,12 +291,12 @@ def _shared_tree_accepts(close_rows: np.ndarray, reset_rows: np.ndarray,
     if levels <= 1 or len(close_rows) < 2:
         return accept
     resets_up_to = np.searchsorted(reset_rows, close_rows, side="right")
-    crowded = (np.diff(close_rows) < levels) & (np.diff(resets_up_to) == 0)
+    crowded = shared_tree_refuses(np.diff(close_rows), levels) & (np.diff(resets_up_to) == 0)
     for i in np.flatnonzero(crowded) + 1:
         j = i - 1
         while not accept[j]:
             j -= 1
-        accept[i] = close_rows[i] - close_rows[j] >= levels
+        accept[i] = not shared_tree_refuses(close_rows[i] - close_rows[j], levels)
     return accept
 
 
@@ -356,7 +363,7 @@ def validate(stream: Stream) -> None:
             beat, lane = np.argwhere((codes < 0) | (codes >= ELEMENT_CODES))[0]
             raise StimulusError(f"beat {beat}, lane {lane}, operand {name}: code "
                                 f"{int(codes[beat, lane])} is outside 0..15")
-    if stream.unit != "if4":
+    if not unit_spec(stream.unit).reads_int_flag:
         return
     bad_a = scale_is_int(stream.a_sf)[:, None] & (np.asarray(stream.a) == INT4_INVALID_CODE)
     bad_w = scale_is_int(stream.w_sf)[:, None] & (np.asarray(stream.w) == INT4_INVALID_CODE)

@@ -75,8 +75,8 @@ import ml_dtypes
 import numpy as np
 
 from .formats import (
-    E2M1_MAGNITUDES, E2M1_VALUES, INT4_VALUES, INT_EXPANSION, SCALE_INT_FLAG, UNITS,
-    decode_scale, scale_is_int,
+    DEFAULT_BLOCK_SIZE, E2M1_MAGNITUDES, E2M1_VALUES, ELEMENT_SIGN_BIT, INT4_VALUES,
+    INT_EXPANSION, SCALE_INT_FLAG, UNITS, decode_scale, scale_is_int,
 )
 from .mac import Stream
 
@@ -89,8 +89,8 @@ __all__ = [
 #: The quantizer's output formats; ``nvint4`` has no MAC unit (see :data:`formats.UNITS`).
 FORMATS = ("nvfp4", "nvint4", "if4")
 
-#: Elements per block, along the last axis.
-BLOCK_SIZE = 16
+#: Elements per block, along the last axis: the formats' block.
+BLOCK_SIZE = DEFAULT_BLOCK_SIZE
 #: Largest finite E4M3 value: the block scale a tensor's largest block gets.
 E4M3_MAX = 448
 
@@ -106,7 +106,7 @@ _E2M1_MIDPOINTS = (np.array(E2M1_MAGNITUDES[:-1], np.float32)
                    + np.array(E2M1_MAGNITUDES[1:], np.float32)) / np.float32(2)
 #: The largest E2M1 magnitude code (6.0); everything above 5 saturates to it.
 _E2M1_TOP_CODE = len(E2M1_MAGNITUDES) - 1
-_E2M1_SIGN = 0x8
+_E2M1_SIGN = 1 << ELEMENT_SIGN_BIT
 _INT4_LIMIT = np.float32(7)
 _F32_ONE = np.float32(1)
 _F32_ZERO = np.float32(0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import ELEMENT_CODES, INT4_INVALID_CODE, SCALE_INT_FLAG, check_unit
-from .mac import DEFAULT_BLOCK_SIZE, Stream
+from .formats import (DEFAULT_BLOCK_SIZE, ELEMENT_CODES, INT4_INVALID_CODE, SCALE_INT_FLAG,
+                      unit_spec)
+from .mac import Stream
 
 __all__ = ["random_stream"]
 
@@ -17,13 +18,14 @@ def random_stream(unit: str, segments: int, *, seed: int = 0, min_len: int = 1,
     """A stream of ``segments`` segments with lengths uniform in ``min_len..max_len``.
 
     Element codes are uniform over all 16 codes (the hardware's total function) unless
-    ``valid_only``, which replaces 0x8 in INT4 blocks. Scale bytes are uniform over all 256
-    values, so zero and maximal scales and every INT/FP flag mix occur; ``int_prob`` sets the
-    chance of bit 7 (the INT4 flag) independently per operand. Bubbles (en=0) are inserted
+    ``valid_only``, which replaces 0x8 in INT4 blocks. A scale byte's E4M3 bits [6:0] are
+    uniform over all 128 codes, so zero and maximal scales occur; its bit 7 (the INT4 flag)
+    is drawn separately, set with probability ``int_prob`` independently per operand, so every
+    INT/FP flag mix occurs (bytes are uniform over all 256 only for ``int_prob=0.5``). Bubbles (en=0) are inserted
     before beats with probability ``bubble_prob``. With ``close``, one extra first=1 beat ends
     the stream so that every segment produces a result.
     """
-    check_unit(unit)
+    spec = unit_spec(unit)
     if segments < 0 or not 1 <= min_len <= max_len:
         raise ValueError(f"need segments >= 0 and 1 <= min_len <= max_len; got {segments}, "
                          f"{min_len}, {max_len}")
@@ -38,11 +40,11 @@ def random_stream(unit: str, segments: int, *, seed: int = 0, min_len: int = 1,
         first[-1] = True
     a = rng.integers(0, ELEMENT_CODES, size=(n, block_size), dtype=np.uint8)
     w = rng.integers(0, ELEMENT_CODES, size=(n, block_size), dtype=np.uint8)
-    a_sf = rng.integers(0, 128, size=n, dtype=np.uint8)
-    w_sf = rng.integers(0, 128, size=n, dtype=np.uint8)
+    a_sf = rng.integers(0, SCALE_INT_FLAG, size=n, dtype=np.uint8)
+    w_sf = rng.integers(0, SCALE_INT_FLAG, size=n, dtype=np.uint8)
     a_sf |= np.where(rng.random(n) < int_prob, SCALE_INT_FLAG, 0).astype(np.uint8)
     w_sf |= np.where(rng.random(n) < int_prob, SCALE_INT_FLAG, 0).astype(np.uint8)
-    if valid_only and unit == "if4":
+    if valid_only and spec.reads_int_flag:
         for codes, sf in ((a, a_sf), (w, w_sf)):
             bad = (sf[:, None] & SCALE_INT_FLAG).astype(bool) & (codes == INT4_INVALID_CODE)
             codes[bad] = 0

@@ -22,39 +22,16 @@ import numpy as np
 from if4mac.errors import UserError
 from if4mac.safe_output import atomic_file
 
-from .formats import ELEMENT_CODES, SCALE_CODES, check_unit
-from .mac import DEFAULT_BLOCK_SIZE, Results, Stream
+from .formats import (DEFAULT_BLOCK_SIZE, ELEMENT_CODES, SCALE_CODES,
+                      check_block_size, check_unit)
+from .mac import Stream
 
 __all__ = ["StimulusFormatError", "parse_stimulus", "load_stimulus", "stimulus_to_json",
-           "save_stimulus", "results_to_json", "parse_results", "MAX_STIMULUS_BEATS",
-           "MAX_STIMULUS_BYTES", "check_stimulus_beats", "MAX_BLOCK_SIZE", "check_block_size"]
+           "save_stimulus", "parse_results", "save_stream_npz", "load_stream_npz",
+           "MAX_STIMULUS_BEATS", "MAX_STIMULUS_BYTES", "check_stimulus_beats"]
 
 _BEAT_KEYS = {"en", "first", "reset", "a_sf", "w_sf", "a", "w"}
 _TOP_KEYS = {"unit", "block_size", "beats"}
-
-#: The largest block size B (lanes per beat) that the toolkit accepts anywhere: stimulus files
-#: (checked here, where B was always validated) and the RTL (``MacUnit``, ``if4mac verilog``,
-#: ``sim``, ``synth``, ``report``). The formats' own block is 16; 64 leaves room for wider
-#: datapaths while keeping runs bounded: elaborating the MAC takes time and Verilog in
-#: proportion to B (12 s / 1.4 MB at B = 16, 19 s / 2.8 MB at 32, 48 s / 5.5 MB at 64 on the
-#: 2-core development machine), and Verilator and synthesis grow faster. docs/errors.md lists
-#: this and every other limit.
-MAX_BLOCK_SIZE = 64
-
-
-def check_block_size(block_size, what: str = "block size") -> int:
-    """Return ``block_size`` if it is an integer in 1..MAX_BLOCK_SIZE, else a one-line
-    ``ValueError`` that says why."""
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise ValueError(f"{what}: expected an integer, got {block_size!r}")
-    if block_size < 1:
-        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (must be a "
-                         f"positive integer)")
-    if block_size > MAX_BLOCK_SIZE:
-        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (the toolkit's "
-                         f"limit: RTL size and run time grow with B; see docs/errors.md)")
-    return int(block_size)
-
 
 #: Most beats a stimulus file may hold (read or written by the toolkit). At block size 16 a
 #: beat is at most about 165 bytes of JSON, so such a file stays under MAX_STIMULUS_BYTES.
@@ -224,10 +201,6 @@ def save_stimulus(stream: Stream, path) -> None:
         fh.write(text)
 
 
-def results_to_json(results: Results) -> str:
-    return json.dumps(results.hex())
-
-
 def parse_results(doc) -> np.ndarray:
     """uint32 bit patterns from a results document (a list of hex strings)."""
     if not isinstance(doc, list):
@@ -245,3 +218,21 @@ def parse_results(doc) -> np.ndarray:
                                       f"\"0x3f800000\", got {json.dumps(item)}") from None
         bits.append(value)
     return np.array(bits, dtype=np.uint32)
+
+
+def save_stream_npz(stream: Stream, path) -> None:
+    """Write ``stream`` as numpy arrays (npz), for :func:`load_stream_npz`: much faster than
+    JSON for long stimuli (the simulation jobs pass their streams this way)."""
+    extra = {} if stream.reset is None else {"reset": np.asarray(stream.reset, dtype=bool)}
+    np.savez(path, unit=stream.unit, en=np.asarray(stream.en, dtype=bool),
+             first=np.asarray(stream.first, dtype=bool), a=np.asarray(stream.a, dtype=np.uint8),
+             w=np.asarray(stream.w, dtype=np.uint8), a_sf=np.asarray(stream.a_sf, dtype=np.uint8),
+             w_sf=np.asarray(stream.w_sf, dtype=np.uint8), **extra)
+
+
+def load_stream_npz(path) -> Stream:
+    """A stream saved by :func:`save_stream_npz`."""
+    with np.load(path) as f:
+        reset = f["reset"] if "reset" in f.files else None
+        return Stream(str(f["unit"]), f["en"], f["first"], f["a"], f["w"], f["a_sf"], f["w_sf"],
+                      reset)

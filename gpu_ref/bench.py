@@ -1,8 +1,8 @@
 """GPU throughput of the CUDA reference: lane-products per second, and the exhaustive sweep's time.
 
-Run on a GPU machine: ``python -m if4mac.gpu_ref.bench`` (or ``python3 gpu_ref/bootstrap.py
-bench`` from a bare checkout). Times are CUDA-event medians after a warm-up, kernel time only
-(no host transfers). Three workloads per unit:
+Run on a GPU machine: ``python -m if4mac.gpu_ref.bench`` (after ``pip install --no-deps
+--no-build-isolation -e .``, see docs/gpu_ref.md). Times are CUDA-event medians after a
+warm-up, kernel time only (no host transfers). Three workloads per unit:
 
 * ``exhaustive`` -- the 2**24 single-beat lane results (one thread each, 64 MiB written);
 * ``random``     -- generator segments, inputs made in registers (arithmetic-bound);

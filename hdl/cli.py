@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from if4mac.command import Command, block_size_callback
-from if4mac.golden import MAX_BLOCK_SIZE, REDUCTIONS, UNITS
+from if4mac.golden import MAX_BLOCK_SIZE, REDUCTIONS, UNITS, MacConfig
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 from if4mac.safe_output import check_output, write_text
 
@@ -46,7 +46,8 @@ def verilog(unit, block_size, reduction, output, compat):
     wrapper_path = compat_path(output)
     if compat:
         check_output(wrapper_path, option="--compat wrapper")
-    top = mac_unit(unit, block_size, reduction)
+    # Validated once, here at the edge; everything below trusts the config.
+    top = mac_unit(MacConfig(unit, block_size, reduction))
     write_text(output, mac_verilog(top))
     click.echo(f"{top.name}: {unit} MAC, block size {block_size}, {reduction} reduction, "
                f"latency {top.latency} -> {output}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from if4mac.golden import check_unit
+from if4mac.golden.formats import ELEMENT_WIDTH, check_unit
 
 from .mac import MacUnit
 
@@ -64,6 +64,9 @@ def compat_wrapper(core: MacUnit, *, core_name: str | None = None) -> str:
         "    /* verilator lint_on UNUSEDSIGNAL */\n\n"
     ) if shared else ""
     overrun_pin = ",\n        .overrun (overrun)" if shared else ""
+    # Widths from the top's own signature (hdl.interface), not restated here.
+    widths = core.port_widths
+    ew, sw, rw = ELEMENT_WIDTH, widths["a_sf"], widths["acc"]
     mismatch = f"{name}_BLOCK_SIZE_must_be_{B}_as_generated"
     return f"""\
 // {name}: the reference design's interface around the if4mac core {core_name}
@@ -81,12 +84,12 @@ module {name} #(
     input  logic        en,
     input  logic        first,
 
-    input  logic [3:0]  a_in [BLOCK_SIZE-1:0],
-    input  logic [7:0]  a_sf,
-    input  logic [3:0]  w_in [BLOCK_SIZE-1:0],
-    input  logic [7:0]  w_sf,
+    input  logic [{ew - 1}:0]  a_in [BLOCK_SIZE-1:0],
+    input  logic [{sw - 1}:0]  a_sf,
+    input  logic [{ew - 1}:0]  w_in [BLOCK_SIZE-1:0],
+    input  logic [{sw - 1}:0]  w_sf,
 
-    output logic [31:0] acc,
+    output logic [{rw - 1}:0] acc,
     output logic        done
 );
 
@@ -100,14 +103,14 @@ module {name} #(
         end
     endgenerate
 
-    // The core takes each operand's lanes as one packed vector, lane i at [4*i+3:4*i].
-    logic [4*CORE_BLOCK_SIZE-1:0] a_in_packed;
-    logic [4*CORE_BLOCK_SIZE-1:0] w_in_packed;
+    // The core takes each operand's lanes as one packed vector, lane i at [{ew}*i+{ew - 1}:{ew}*i].
+    logic [{ew}*CORE_BLOCK_SIZE-1:0] a_in_packed;
+    logic [{ew}*CORE_BLOCK_SIZE-1:0] w_in_packed;
 
     generate
         for (genvar i = 0; i < CORE_BLOCK_SIZE; i++) begin : g_lane
-            assign a_in_packed[4*i +: 4] = a_in[i];
-            assign w_in_packed[4*i +: 4] = w_in[i];
+            assign a_in_packed[{ew}*i +: {ew}] = a_in[i];
+            assign w_in_packed[{ew}*i +: {ew}] = w_in[i];
         end
     endgenerate
 

@@ -731,7 +731,7 @@ def fused_verilog(top: FusedMac) -> str:
     """Verilog of a fused top, its module named ``top.name``, with a header stating it."""
     if not isinstance(top, FusedMac):
         raise ValueError(f"fused_verilog needs a FusedMac, got {type(top).__name__}")
-    from .tools import emit_verilog
+    from .design import emit_verilog    # the one emitter
 
     body = emit_verilog(top, top.name)
     extra = ""

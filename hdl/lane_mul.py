@@ -22,37 +22,25 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import check_unit
+from if4mac.golden.formats import (
+    BINARY16, E2M1_EXP_BITS, E2M1_MAN_BITS, ELEMENT_SIGN_BIT, ELEMENT_WIDTH, unit_spec,
+)
+
+from .fp import LeadingZeroCounter, unsigned_width
 
 __all__ = [
     "ELEMENT_WIDTH", "RAW_EXP_WIDTH", "RAW_EXP_BIAS", "E2M1_SIG_WIDTH", "INT4_SIG_WIDTH",
-    "Float16Layout", "RawElementLayout", "ElementDecode", "LaneMul", "leading_zeros",
+    "RawElementLayout", "UnitComponent", "ElementDecode", "LaneMul", "leading_zeros",
 ]
 
-#: Element codes are 4 bits in both formats.
-ELEMENT_WIDTH = 4
-#: E2M1's exponent field is 2 bits, and after folding the subnormal into exp 0 it spans 0..2.
-RAW_EXP_WIDTH = 2
+#: E2M1's exponent field, and after folding the subnormal into exp 0 it spans 0..2.
+RAW_EXP_WIDTH = E2M1_EXP_BITS
 #: A raw element is sig * 2^(exp - 1): the bias that puts E2M1's smallest step (0.5) at exp 0.
 RAW_EXP_BIAS = 1
-#: E2M1 significand: the hidden bit plus E2M1's single mantissa bit (values 0..3).
-E2M1_SIG_WIDTH = 2
+#: E2M1 significand: the hidden bit plus E2M1's mantissa bit (values 0..3).
+E2M1_SIG_WIDTH = E2M1_MAN_BITS + 1
 #: INT4 significand: |v| reaches 8 (code 0x8 decodes to -8), which needs 4 bits.
-INT4_SIG_WIDTH = 4
-#: The largest E2M1 significand (1.1b) and the largest INT4 magnitude (|-8|).
-_E2M1_SIG_MAX = 3
-_INT4_SIG_MAX = 8
-#: binary16 field widths and exponent bias (IEEE 754).
-F16_MANT_WIDTH = 10
-F16_EXP_WIDTH = 5
-F16_BIAS = 15
-
-
-class Float16Layout(data.StructLayout):
-    """IEEE 754 binary16 fields, least significant first, so the packing is the IEEE one."""
-
-    def __init__(self):
-        super().__init__({"mant": F16_MANT_WIDTH, "exp": F16_EXP_WIDTH, "sign": 1})
+INT4_SIG_WIDTH = unsigned_width(1 << ELEMENT_SIGN_BIT)
 
 
 class RawElementLayout(data.StructLayout):
@@ -62,34 +50,46 @@ class RawElementLayout(data.StructLayout):
         super().__init__({"sig": sig_width, "exp": RAW_EXP_WIDTH, "sign": 1})
 
 
-def _sig_width(unit: str) -> int:
-    # NVFP4 never sees INT4, so its significands stay 2 bits wide.
-    return INT4_SIG_WIDTH if unit == "if4" else E2M1_SIG_WIDTH
-
-
-def _sig_max(unit: str) -> int:
-    return _INT4_SIG_MAX if unit == "if4" else _E2M1_SIG_MAX
+def _sig_width(spec) -> int:
+    # A unit without INT4 elements never sees |-8|, so its significands stay 2 bits wide.
+    return unsigned_width(spec.element_sig_max)
 
 
 def leading_zeros(m: Module, value, width: int) -> Signal:
-    """Add to ``m`` a priority encoder: leading zeros of ``value[:width]`` (``width`` if 0)."""
-    count = Signal(range(width + 1))
-    m.d.comb += count.eq(width)
-    # Later assignments win in Amaranth, so scanning upwards leaves the highest set bit's count.
-    for i in range(width):
-        with m.If(value[i]):
-            m.d.comb += count.eq(width - 1 - i)
-    return count
+    """Add the shared leading-zero counter to ``m`` as submodule ``lzc`` (one per module):
+    zeros above ``value[:width]``'s top one, ``width`` if it is 0."""
+    lzc = LeadingZeroCounter(width)
+    m.submodules.lzc = lzc
+    m.d.comb += lzc.value.eq(value[:width])
+    return lzc.count
 
 
-class ElementDecode(wiring.Component):
+class UnitComponent(wiring.Component):
+    """A combinational piece of a MAC unit (latency 0): holds the unit's
+    :class:`~if4mac.golden.formats.Unit` object, which decides its ports and logic."""
+
+    def __init__(self, spec, members: dict):
+        self._spec = spec
+        self._unit = spec.name
+        super().__init__(members)
+
+    @property
+    def unit(self) -> str:
+        return self._unit
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+
+class ElementDecode(UnitComponent):
     """Decode one 4-bit element code into a raw float (sign, significand, exponent).
 
     Combinational: latency 0, throughput one element per cycle.
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
+    unit : "nvfp4" or "if4" (or its :class:`~if4mac.golden.formats.Unit`)
         ``"nvfp4"``: the code is always E2M1, and ``elem.sig`` is 2 bits wide.
         ``"if4"``: the 1-bit input ``is_int`` selects INT4 (1) or E2M1 (0); ``elem.sig`` is
         4 bits wide to hold |INT4| up to 8.
@@ -103,32 +103,25 @@ class ElementDecode(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._unit = check_unit(unit)
+        spec = unit_spec(unit)
         ports = {"code": In(ELEMENT_WIDTH)}
-        if unit == "if4":
+        if spec.reads_int_flag:
             ports["is_int"] = In(1)
-        ports["elem"] = Out(RawElementLayout(_sig_width(unit)))
-        super().__init__(ports)
-
-    @property
-    def unit(self) -> str:
-        return self._unit
-
-    @property
-    def latency(self) -> int:
-        return 0
+        ports["elem"] = Out(RawElementLayout(_sig_width(spec)))
+        super().__init__(spec, ports)
 
     def elaborate(self, platform):
         m = Module()
         code = self.code
-        e = code[1:3]
-        e2m1_sig = Cat(code[0], e != 0)
+        e = code[E2M1_MAN_BITS:E2M1_MAN_BITS + E2M1_EXP_BITS]
+        e2m1_sig = Cat(code[:E2M1_MAN_BITS], e != 0)
         e2m1_exp = Mux(e == 0, 0, e - 1)
         # Both formats keep the sign in bit 3; for INT4 this makes code 0 a +0.
-        m.d.comb += self.elem.sign.eq(code[3])
-        if self._unit == "if4":
+        sign = code[ELEMENT_SIGN_BIT]
+        m.d.comb += self.elem.sign.eq(sign)
+        if self._spec.reads_int_flag:
             # Two's-complement magnitude truncated to 4 bits: 0x8 gives 8, as the spec asks.
-            int_sig = Mux(code[3], -code, code)[:INT4_SIG_WIDTH]
+            int_sig = Mux(sign, -code, code)[:INT4_SIG_WIDTH]
             # The integer's own value is sig * 2^0, i.e. raw exp = RAW_EXP_BIAS.
             m.d.comb += [
                 self.elem.sig.eq(Mux(self.is_int, int_sig, e2m1_sig)),
@@ -142,7 +135,7 @@ class ElementDecode(wiring.Component):
         return m
 
 
-class LaneMul(wiring.Component):
+class LaneMul(UnitComponent):
     """One lane's element product ``p = a * w``, exact in binary16 (IEEE packing).
 
     Combinational: latency 0, throughput one product per cycle (the MAC top places the
@@ -150,7 +143,7 @@ class LaneMul(wiring.Component):
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
+    unit : "nvfp4" or "if4" (or its :class:`~if4mac.golden.formats.Unit`)
         ``"nvfp4"``: E2M1 x E2M1. ``"if4"``: each operand is E2M1 or INT4 as selected by
         ``a_int`` / ``w_int`` (the scale bytes' bit 7).
 
@@ -165,35 +158,26 @@ class LaneMul(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._unit = check_unit(unit)
+        spec = unit_spec(unit)
         ports = {"a": In(ELEMENT_WIDTH), "w": In(ELEMENT_WIDTH)}
-        if unit == "if4":
+        if spec.reads_int_flag:
             ports["a_int"] = In(1)
             ports["w_int"] = In(1)
-        ports["p"] = Out(F16_MANT_WIDTH + F16_EXP_WIDTH + 1)
-        super().__init__(ports)
-
-    @property
-    def unit(self) -> str:
-        return self._unit
-
-    @property
-    def latency(self) -> int:
-        return 0
+        ports["p"] = Out(BINARY16.width)
+        super().__init__(spec, ports)
 
     def elaborate(self, platform):
         m = Module()
-        unit = self._unit
         # The significand product's width: enough for the largest one (3*3 = 9 for NVFP4,
         # |-8| * |-8| = 64 for IF4), so the leading-zero count scans no dead bits.
-        prod_width = (_sig_max(unit) ** 2).bit_length()
+        prod_width = unsigned_width(self._spec.element_sig_max ** 2)
         # The fraction below the leading one must fit binary16's mantissa, or p is not exact.
-        assert prod_width - 1 <= F16_MANT_WIDTH
+        assert prod_width - 1 <= BINARY16.man_bits
 
-        m.submodules.dec_a = dec_a = ElementDecode(unit)
-        m.submodules.dec_w = dec_w = ElementDecode(unit)
+        m.submodules.dec_a = dec_a = ElementDecode(self._spec)
+        m.submodules.dec_w = dec_w = ElementDecode(self._spec)
         m.d.comb += [dec_a.code.eq(self.a), dec_w.code.eq(self.w)]
-        if unit == "if4":
+        if self._spec.reads_int_flag:
             m.d.comb += [dec_a.is_int.eq(self.a_int), dec_w.is_int.eq(self.w_int)]
         a, w = dec_a.elem, dec_w.elem
 
@@ -207,15 +191,15 @@ class LaneMul(wiring.Component):
         # value = prod * 2^(ea + ew - 2*bias) and prod = 1.f * 2^(prod_width - 1 - lz), so
         # the biased binary16 exponent is exp_offset + ea + ew - lz; it spans 13 (0.25) to
         # 21 (64), always normal.
-        exp_offset = F16_BIAS - 2 * RAW_EXP_BIAS + prod_width - 1
-        p = data.View(Float16Layout(), self.p)
+        exp_offset = BINARY16.bias - 2 * RAW_EXP_BIAS + prod_width - 1
+        p = data.View(BINARY16.layout, self.p)
         m.d.comb += p.sign.eq(a.sign ^ w.sign)
         with m.If(prod == 0):
             # Bypass: +-0, the sign already set above (E2M1 0x8 is -0, INT4 0 is +0).
-            m.d.comb += [p.exp.eq(0), p.mant.eq(0)]
+            m.d.comb += [p.exp.eq(0), p.man.eq(0)]
         with m.Else():
             m.d.comb += [
                 p.exp.eq(exp_offset + a.exp + w.exp - lz),
-                p.mant.eq(norm[:prod_width - 1] << (F16_MANT_WIDTH - (prod_width - 1))),
+                p.man.eq(norm[:prod_width - 1] << (BINARY16.man_bits - (prod_width - 1))),
             ]
         return m

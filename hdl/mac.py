@@ -26,12 +26,16 @@ from amaranth.hdl import Cat, ClockDomain, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import check_block_size, check_reduction, check_unit, tree_levels
-from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
+from if4mac.golden.config import MacConfig
+from if4mac.golden.formats import (
+    BINARY16, BINARY32, DEFAULT_BLOCK_SIZE, ELEMENT_WIDTH, INT_FLAG_BIT, check_block_size,
+)
+from if4mac.golden.mac import tree_levels
 
-from .fp import BINARY16, BINARY32, FPAdd, FPMul
-from .lane_mul import ELEMENT_WIDTH, LaneMul
-from .scale_mul import INT_FLAG_BIT, SCALE_WIDTH, ScaleMul
+from .fp import FPAdd, FPMul
+from .interface import MacSignature, beat_layout
+from .lane_mul import LaneMul
+from .scale_mul import ScaleMul
 
 __all__ = [
     "WORD_WIDTH", "LANE_STAGE", "SF_MAGNITUDE_WIDTH", "LaneAccumulator", "PipelinedTree",
@@ -45,12 +49,6 @@ WORD_WIDTH = BINARY32.width
 LANE_STAGE = 3
 #: Scales are unsigned, so sf is +0 or positive: its sign bit is never registered.
 SF_MAGNITUDE_WIDTH = WORD_WIDTH - 1
-
-
-def _check_lanes(what: str, lanes) -> int:
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-        raise ValueError(f"{what} must be a positive integer, got {lanes!r}")
-    return lanes
 
 
 def _level_sizes(lanes: int) -> list[int]:
@@ -107,7 +105,7 @@ class _Tree(wiring.Component):
     """Ports and parameters shared by the two reduction trees."""
 
     def __init__(self, lanes: int, extra_ports: dict | None = None):
-        self._lanes = _check_lanes("tree lanes", lanes)
+        self._lanes = check_block_size(lanes, "tree lanes")
         super().__init__({
             "lanes": In(data.ArrayLayout(WORD_WIDTH, lanes)),
             "start": In(1),
@@ -203,17 +201,10 @@ class SharedTree(_Tree):
     sum per ``max(1, levels)`` cycles. Area: ``lanes // 2`` adders, their input multiplexers,
     ``ceil(lanes / 2) + 1`` words of registers and a level counter.
 
-    Parameters
-    ----------
-    lanes : int
-        Number of values summed (>= 1).
+    Parameters and ports are :class:`PipelinedTree`'s, plus:
 
     Ports
     -----
-    lanes : In(ArrayLayout(32, lanes))
-    start : In(1)
-    result : Out(32)
-    valid : Out(1)
     overrun : Out(1)
         Sticky: a ``start`` arrived while the tree was busy.
     """
@@ -260,7 +251,7 @@ class SharedTree(_Tree):
             return None
 
         # Plain multiplexers rather than a Switch on `step`: each register picks its next value
-        # by priority, which also keeps the emitted Verilog free of one-hot case functions.
+        # by priority among the few steps that write it.
         for j, reg in enumerate(level_reg):
             value = reg
             for s in range(1, levels - 1):          # busy steps that write the level register
@@ -306,10 +297,12 @@ class MacUnit(wiring.Component):
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
-        IF4 reads bit 7 of each scale byte as its block's INT4 flag; NVFP4 ignores it.
+    unit : "nvfp4" or "if4", or a :class:`~if4mac.golden.config.MacConfig`
+        IF4 reads bit 7 of each scale byte as its block's INT4 flag; NVFP4 ignores it. A
+        config carries all three parameters (the others are then ignored); otherwise they
+        are validated by building one.
     block_size : int
-        Lanes ``B`` (>= 1), default 16.
+        Lanes ``B`` (1 .. ``MAX_BLOCK_SIZE``), default 16.
     reduction : "pipelined" or "shared"
 
     Ports
@@ -326,55 +319,77 @@ class MacUnit(wiring.Component):
         Sticky until reset: a result was lost.
     """
 
-    def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
+    #: The top's child instances by area category, in report order: a name, or a pattern
+    #: with ``{}`` for the lane number. :attr:`blocks` expands it; :meth:`elaborate` names
+    #: its submodules with :meth:`_instance`, so the two cannot drift apart.
+    BLOCK_INSTANCES = (
+        ("lane multipliers", "lane_mul_{}"),
+        ("scale path", "scale_mul"),
+        ("product x scale multipliers", "scaled_mul_{}"),
+        ("lane accumulators", "lane_acc_{}"),
+        ("reduction", "tree"),
+    )
+
+    def __init__(self, unit, block_size: int = DEFAULT_BLOCK_SIZE,
                  reduction: str = "pipelined"):
-        self._unit = check_unit(unit)
-        self._block_size = check_block_size(_check_lanes("block_size", block_size), "block_size")
-        self._reduction = check_reduction(reduction)
-        ports = {
-            "clk": In(1),
-            "rst_n": In(1),
-            "en": In(1),
-            "first": In(1),
-            "a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
-            "a_sf": In(SCALE_WIDTH),
-            "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
-            "w_sf": In(SCALE_WIDTH),
-            "acc": Out(WORD_WIDTH),
-            "done": Out(1),
-        }
-        if reduction == "shared":
-            ports["overrun"] = Out(1)
-        super().__init__(ports)
+        # A MacConfig passes through; unit / block_size / reduction are validated there.
+        config = unit if isinstance(unit, MacConfig) else MacConfig(unit, block_size, reduction)
+        self._config = config
+        super().__init__(MacSignature(config))
+
+    @classmethod
+    def from_config(cls, config: MacConfig) -> MacUnit:
+        """The top of ``config`` (the class that fixes its unit, where there is one)."""
+        if cls is MacUnit and config.unit in _UNIT_CLASSES:
+            cls = _UNIT_CLASSES[config.unit]
+        # The unit classes' own constructors take (block_size, reduction); the config carries
+        # those already, so build through MacUnit's, which takes a MacConfig as it is.
+        top = cls.__new__(cls)
+        MacUnit.__init__(top, config)
+        return top
 
     @property
-    def unit(self) -> str:
-        return self._unit
+    def config(self) -> MacConfig:
+        return self._config
+
+    # The parameters, read-only, from the one validated config.
+    unit = property(lambda self: self._config.unit)
+    block_size = property(lambda self: self._config.block_size)
+    reduction = property(lambda self: self._config.reduction)
 
     @property
-    def block_size(self) -> int:
-        return self._block_size
+    def port_widths(self) -> dict[str, int]:
+        """Each port's width in bits, in Verilog port order."""
+        return self.signature.port_widths
 
     @property
-    def reduction(self) -> str:
-        return self._reduction
+    def blocks(self) -> dict[str, tuple[str, ...]]:
+        """Area category -> the names of the top's child instances in it (in Verilog, module
+        ``<name>.<instance>``); every child instance is in exactly one category."""
+        return {category: tuple(self._instance(category, i) for i in range(self.block_size))
+                if "{}" in pattern else (pattern,)
+                for category, pattern in self.BLOCK_INSTANCES}
+
+    def _instance(self, category: str, lane: int | None = None) -> str:
+        pattern = dict(self.BLOCK_INSTANCES)[category]
+        return pattern.format(lane) if "{}" in pattern else pattern
 
     @property
     def latency(self) -> int:
         """Edges from a closing beat's sampling edge to the edge that raises ``done``."""
         # The tree's first register loads at the lane stage's edge, from the lane registers'
         # values before it, so the two stages share one edge.
-        return LANE_STAGE - 1 + max(1, tree_levels(self._block_size))
+        return LANE_STAGE - 1 + max(1, tree_levels(self.block_size))
 
     @property
     def name(self) -> str:
         """Verilog module name, e.g. ``if4_mac_b16_pipelined``."""
-        return f"{self._unit}_mac_b{self._block_size}_{self._reduction}"
+        return self._config.name
 
     def elaborate(self, platform):
         m = Module()
-        B = self._block_size
-        is_if4 = self._unit == "if4"
+        B = self.block_size
+        reads_int_flag = self._config.spec.reads_int_flag
 
         # Only `clk` and `rst_n` reach the Verilog ports. The domain has its own name and is
         # local, so a parent design with its own `sync` can instantiate the top; the pieces
@@ -384,9 +399,10 @@ class MacUnit(wiring.Component):
 
         # Edge 0: the input registers. Data registers move only with an enabled beat.
         valid0, first0 = Signal(name="valid0"), Signal(name="first0")
-        a0 = Signal(data.ArrayLayout(ELEMENT_WIDTH, B))
-        w0 = Signal(data.ArrayLayout(ELEMENT_WIDTH, B))
-        a_sf0, w_sf0 = Signal(SCALE_WIDTH, name="a_sf0"), Signal(SCALE_WIDTH, name="w_sf0")
+        beat = beat_layout(B)
+        a0, w0 = Signal(beat["a_in"].shape, name="a0"), Signal(beat["w_in"].shape, name="w0")
+        a_sf0 = Signal(beat["a_sf"].shape, name="a_sf0")
+        w_sf0 = Signal(beat["w_sf"].shape, name="w_sf0")
         m.d.mac += valid0.eq(self.en)
         with m.If(self.en):
             m.d.mac += [first0.eq(self.first), a0.eq(self.a_in), w0.eq(self.w_in),
@@ -396,15 +412,17 @@ class MacUnit(wiring.Component):
         valid1, first1 = Signal(name="valid1"), Signal(name="first1")
         p1 = [Signal(BINARY16.width, name=f"p_{i}") for i in range(B)]
         sf1_magnitude = Signal(SF_MAGNITUDE_WIDTH)
-        m.submodules.scale_mul = scale_mul = ScaleMul(self._unit)
+        scale_mul = ScaleMul(self._config.spec)
+        m.submodules[self._instance("scale path")] = scale_mul
         m.d.comb += [scale_mul.a_sf.eq(a_sf0), scale_mul.w_sf.eq(w_sf0)]
         m.d.mac += valid1.eq(valid0)
         with m.If(valid0):
             m.d.mac += [first1.eq(first0), sf1_magnitude.eq(scale_mul.sf[:SF_MAGNITUDE_WIDTH])]
         for i in range(B):
-            m.submodules[f"lane_mul_{i}"] = lane_mul = LaneMul(self._unit)
+            lane_mul = LaneMul(self._config.spec)
+            m.submodules[self._instance("lane multipliers", i)] = lane_mul
             m.d.comb += [lane_mul.a.eq(a0[i]), lane_mul.w.eq(w0[i])]
-            if is_if4:
+            if reads_int_flag:
                 m.d.comb += [lane_mul.a_int.eq(a_sf0[INT_FLAG_BIT]),
                              lane_mul.w_int.eq(w_sf0[INT_FLAG_BIT])]
             with m.If(valid0):
@@ -418,7 +436,7 @@ class MacUnit(wiring.Component):
             m.d.mac += first2.eq(first1)
         for i in range(B):
             scaled = FPMul(BINARY16, BINARY32, BINARY32, ieee=False)
-            m.submodules[f"scaled_mul_{i}"] = scaled
+            m.submodules[self._instance("product x scale multipliers", i)] = scaled
             m.d.comb += [scaled.a.eq(p1[i]), scaled.b.eq(Cat(sf1_magnitude, 0))]
             with m.If(valid1):
                 m.d.mac += m2[i].eq(scaled.result)
@@ -427,19 +445,19 @@ class MacUnit(wiring.Component):
         segment_open = Signal()
         with m.If(valid2):
             m.d.mac += segment_open.eq(1)
-        tree_cls = SharedTree if self._reduction == "shared" else PipelinedTree
+        tree_cls = SharedTree if self.reduction == "shared" else PipelinedTree
         tree = tree_cls(B)
-        m.submodules.tree = DomainRenamer("mac")(tree)
+        m.submodules[self._instance("reduction")] = DomainRenamer("mac")(tree)
         m.d.comb += tree.start.eq(valid2 & first2 & segment_open)
         for i in range(B):
             lane = LaneAccumulator()
-            m.submodules[f"lane_acc_{i}"] = DomainRenamer("mac")(lane)
+            m.submodules[self._instance("lane accumulators", i)] = DomainRenamer("mac")(lane)
             m.d.comb += [lane.m.eq(m2[i]), lane.load.eq(valid2), lane.first.eq(first2),
                          tree.lanes[i].eq(lane.acc)]
 
         # Edges 3 .. 2 + L: the tree, whose last register is `acc`.
         m.d.comb += [self.acc.eq(tree.result), self.done.eq(tree.valid)]
-        if self._reduction == "shared":
+        if self.reduction == "shared":
             m.d.comb += self.overrun.eq(tree.overrun)
         return m
 
@@ -458,32 +476,39 @@ class If4Mac(MacUnit):
         super().__init__("if4", block_size, reduction)
 
 
-def mac_unit(unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
+#: The classes that fix a unit, by unit name (what :meth:`MacUnit.from_config` returns).
+_UNIT_CLASSES = {"nvfp4": Nvfp4Mac, "if4": If4Mac}
+
+
+def mac_unit(unit, block_size: int = DEFAULT_BLOCK_SIZE,
              reduction: str = "pipelined") -> MacUnit:
-    """The MAC top for ``unit`` ("nvfp4" -> :class:`Nvfp4Mac`, "if4" -> :class:`If4Mac`)."""
-    cls = {"nvfp4": Nvfp4Mac, "if4": If4Mac}[check_unit(unit)]
-    return cls(block_size, reduction)
+    """The MAC top for ``unit`` ("nvfp4" -> :class:`Nvfp4Mac`, "if4" -> :class:`If4Mac`), or
+    for a :class:`MacConfig` given as it is."""
+    config = unit if isinstance(unit, MacConfig) else MacConfig(unit, block_size, reduction)
+    return config.build()
 
 
 def mac_verilog(top: MacUnit) -> str:
     """Verilog of a MAC top, its module named ``top.name``, with a header stating the design.
 
-    Emitted by :func:`~.tools.emit_verilog` (every combinational process lowered to
-    continuous assignments, so event-driven simulators in SystemVerilog mode start clean).
+    Emitted by :func:`~.design.emit_verilog`, the one emitter (every combinational process
+    lowered to continuous assignments, so event-driven simulators in SystemVerilog mode start
+    clean); ``if4mac verilog``, the simulators and the synthesis flows all write this text.
     """
     if not isinstance(top, MacUnit):
         raise ValueError(f"mac_verilog needs a MacUnit, got {type(top).__name__}")
-    from .tools import emit_verilog
+    from .design import emit_verilog
 
     body = emit_verilog(top, top.name)
-    ports = "clk, rst_n, en, first, a_in, a_sf, w_in, w_sf, acc, done" + (
-        ", overrun" if top.reduction == "shared" else "")
+    widths = top.port_widths
+    lanes = ELEMENT_WIDTH
     header = (
         f"// {top.name}: if4mac {top.unit.upper()} MAC, block size {top.block_size}, "
         f"{top.reduction} reduction tree.\n"
-        f"// Ports: {ports}. a_in/w_in are packed: lane i at [4*i+3:4*i].\n"
+        f"// Ports: {', '.join(widths)}. a_in/w_in are packed: lane i at "
+        f"[{lanes}*i+{lanes - 1}:{lanes}*i].\n"
         f"// rst_n is asynchronous, active low. Latency: done rises {top.latency} edges after "
         f"the closing beat's edge.\n"
-        f"// See docs/microarchitecture.md. Generated by `if4mac verilog`.\n"
+        f"// See docs/microarchitecture.md. Generated by if4mac.hdl.mac.mac_verilog.\n"
     )
     return header + body

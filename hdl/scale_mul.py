@@ -27,25 +27,22 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import INT_EXPANSION, INT_EXPANSION_SQUARED, SCALE_INT_FLAG, check_unit
+from if4mac.golden.formats import (
+    BINARY32, E4M3_BIAS, E4M3_EXP_BITS, E4M3_MAN_BITS, E4M3_WIDTH, INT_EXPANSION,
+    INT_EXPANSION_SQUARED, INT_FLAG_BIT, SCALE_WIDTH, unit_spec,
+)
 
-from .lane_mul import leading_zeros
+from .lane_mul import UnitComponent, leading_zeros
 
 __all__ = [
     "SCALE_WIDTH", "INT_FLAG_BIT", "E4M3_WIDTH", "E4M3_MAN_WIDTH", "E4M3_BIAS",
-    "RAW_SCALE_EXP_WIDTH", "PROD_WIDTH", "PROD_FRAC_WIDTH", "Float32Layout", "RawScaleLayout",
+    "RAW_SCALE_EXP_WIDTH", "PROD_WIDTH", "PROD_FRAC_WIDTH", "RawScaleLayout",
     "ScaleDecode", "IntExpansionRom", "ScaleMul", "expansion_entry", "reachable_product_fractions",
 ]
 
-#: A scale byte: E4M3 in bits [6:0], IF4's INT4 flag in bit 7.
-SCALE_WIDTH = 8
-#: The bit of the scale byte that marks an INT4 block.
-INT_FLAG_BIT = SCALE_INT_FLAG.bit_length() - 1
-#: The unsigned E4M3 value: 4 exponent bits and 3 mantissa bits.
-E4M3_WIDTH = 7
-E4M3_MAN_WIDTH = 3
-E4M3_EXP_WIDTH = 4
-E4M3_BIAS = 7
+#: The scale byte's fields (SCALE_WIDTH, INT_FLAG_BIT, E4M3_*) come from the formats layer.
+E4M3_MAN_WIDTH = E4M3_MAN_BITS
+E4M3_EXP_WIDTH = E4M3_EXP_BITS
 #: E4M3's significand with its hidden bit; the subnormals' leading one sits up to 3 bits lower.
 E4M3_SIG_WIDTH = E4M3_MAN_WIDTH + 1
 #: Unbiased exponent of a normalised scale: 2^-9 (subnormal 0x01) to 2^8 (448), signed 5 bits.
@@ -54,20 +51,12 @@ RAW_SCALE_EXP_WIDTH = 5
 PROD_WIDTH = 2 * E4M3_SIG_WIDTH
 #: Bits below the leading one of that product once a carry into bit 7 is shifted out.
 PROD_FRAC_WIDTH = PROD_WIDTH - 1
-#: binary32 field widths and exponent bias (IEEE 754).
-F32_MANT_WIDTH = 23
-F32_EXP_WIDTH = 8
-F32_BIAS = 127
+#: binary32 fields (IEEE 754), from the formats layer.
+F32_MANT_WIDTH = BINARY32.man_bits
+F32_BIAS = BINARY32.bias
 
 #: The two IF4 factors, in ROM select order: exactly one INT4 block, both INT4 blocks.
 _FACTORS = (INT_EXPANSION, INT_EXPANSION_SQUARED)
-
-
-class Float32Layout(data.StructLayout):
-    """IEEE 754 binary32 fields, least significant first, so the packing is the IEEE one."""
-
-    def __init__(self):
-        super().__init__({"mant": F32_MANT_WIDTH, "exp": F32_EXP_WIDTH, "sign": 1})
 
 
 class RawScaleLayout(data.StructLayout):
@@ -208,7 +197,7 @@ class IntExpansionRom(wiring.Component):
         return m
 
 
-class ScaleMul(wiring.Component):
+class ScaleMul(UnitComponent):
     """The block-scale product ``sf`` in binary32 (IEEE packing), exact or rounded once.
 
     ``sf = dec(a_sf) * dec(w_sf)``, exact (4-bit by 4-bit significands), and +0 when either
@@ -221,7 +210,7 @@ class ScaleMul(wiring.Component):
 
     Parameters
     ----------
-    unit : "nvfp4" or "if4"
+    unit : "nvfp4" or "if4" (or its :class:`~if4mac.golden.formats.Unit`)
 
     Ports
     -----
@@ -232,20 +221,11 @@ class ScaleMul(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._unit = check_unit(unit)
-        super().__init__({
+        super().__init__(unit_spec(unit), {
             "a_sf": In(SCALE_WIDTH),
             "w_sf": In(SCALE_WIDTH),
-            "sf": Out(F32_MANT_WIDTH + F32_EXP_WIDTH + 1),
+            "sf": Out(BINARY32.width),
         })
-
-    @property
-    def unit(self) -> str:
-        return self._unit
-
-    @property
-    def latency(self) -> int:
-        return 0
 
     def elaborate(self, platform):
         m = Module()
@@ -264,21 +244,21 @@ class ScaleMul(wiring.Component):
         exp = Signal(signed(RAW_SCALE_EXP_WIDTH + 1))
         m.d.comb += exp.eq(a.exp + w.exp + carry)
 
-        sf = data.View(Float32Layout(), self.sf)
+        sf = data.View(BINARY32.layout, self.sf)
         # Scales are unsigned, so the sign is + and a zero scale gives +0: the bypass is
         # simply "leave sf at 0".
         m.d.comb += sf.eq(0)
         with m.If(~a.zero & ~w.zero):
             m.d.comb += [
-                sf.mant.eq(frac << (F32_MANT_WIDTH - PROD_FRAC_WIDTH)),
+                sf.man.eq(frac << (F32_MANT_WIDTH - PROD_FRAC_WIDTH)),
                 sf.exp.eq(F32_BIAS + exp),
             ]
-            if self._unit == "if4":
+            if self._spec.reads_int_flag:
                 a_int = self.a_sf[INT_FLAG_BIT]
                 w_int = self.w_sf[INT_FLAG_BIT]
                 m.submodules.rom = rom = IntExpansionRom(reachable_product_fractions())
                 m.d.comb += [rom.frac.eq(frac), rom.squared.eq(a_int & w_int)]
                 # Any INT4 block replaces the exact product by its rounded, expanded one.
                 with m.If(a_int | w_int):
-                    m.d.comb += [sf.mant.eq(rom.mant), sf.exp.eq(F32_BIAS + exp - rom.dec)]
+                    m.d.comb += [sf.man.eq(rom.mant), sf.exp.eq(F32_BIAS + exp - rom.dec)]
         return m

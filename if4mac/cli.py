@@ -22,10 +22,9 @@ from if4mac.command import Group
 from if4mac.errors import UserError, one_line
 from if4mac.golden import (UNITS, StimulusError, load_stimulus, random_stream, run,
                            save_stimulus)
+from if4mac.golden.quantize import FORMATS
 from if4mac.golden.stimulus import MAX_STIMULUS_BEATS, check_stimulus_beats
 from if4mac.safe_output import atomic_file, check_output, check_output_dir, completed, write_text
-
-FORMATS = ("nvfp4", "nvint4", "if4")
 
 #: How golden.tensors' messages spell the array-picking options on the command line.
 CLI_ARG_NAMES = {"key": "--key", "tensor": "--tensor"}

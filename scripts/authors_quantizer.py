@@ -125,10 +125,8 @@ def make_near_ties() -> np.ndarray:
     the same order. The first block carries the amax alone; ordinary pool blocks fill any
     space left.
     """
-    import importlib
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gpu_ref"))
-    importlib.import_module("bootstrap").install()      # golden, from a bare checkout too
+    # Needs the package installed (on a bare machine: pip install --no-deps
+    # --no-build-isolation -e ., docs/gpu_ref.md).
     from if4mac.golden.quantize import block_error_sum
 
     amax = np.float32(NEAR_TIE_AMAX)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: system packages, a virtual environment in
 # .venv, and the project installed into it in editable mode. Quick when already done.
-# Sourced by demo.sh and test.sh; run it alone to just set up.
+# Run (not sourced) by demo.sh and test.sh; run it alone to just set up.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -26,8 +26,8 @@ from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
 from .plan import DrivePlan, pack_lanes
 
-__all__ = ["CLOCK_PERIOD_NS", "Clocking", "Beat", "BeatDriver", "BeatMonitor", "ResultMonitor",
-           "read_uint", "uint_reader"]
+__all__ = ["CLOCK_PERIOD_NS", "Clocking", "Beat", "BeatDriver", "PinMonitor", "BeatMonitor",
+           "ResultMonitor", "read_uint", "uint_reader"]
 
 #: The testbench clock: any period works for a zero-delay RTL model; 10 ns reads well in waves.
 CLOCK_PERIOD_NS = 10
@@ -167,7 +167,46 @@ class BeatDriver:
             self.on_progress(len(self.plan))
 
 
-class BeatMonitor:
+class PinMonitor:
+    """A monitor of some of the DUT's pins, sampled once per cycle at one clock edge.
+
+    ``pins`` are read with :func:`uint_reader`; at every ``edge`` (``"rising"`` or
+    ``"falling"``) :meth:`sample` gets the cycle number (rising edge k is cycle k; a falling
+    edge counts as the rising edge it follows) and the readers, and decides what to report.
+    As cocotb's ``DataValidMonitor``: :meth:`start` and :meth:`stop` run it as a task.
+    """
+
+    def __init__(self, dut, clocking: Clocking, pins: tuple[str, ...], edge: str):
+        if edge not in ("rising", "falling"):
+            raise ValueError(f"edge must be 'rising' or 'falling', got {edge!r}")
+        self.dut = dut
+        self.clocking = clocking
+        self.pins = pins
+        self.edge = edge
+        self._task = None
+
+    def start(self) -> None:
+        self._task = cocotb.start_soon(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def sample(self, cycle: Callable[[], int], *readers: Callable[[], int]) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        readers = [uint_reader(getattr(self.dut, name)) for name in self.pins]
+        rising = self.edge == "rising"
+        trigger = (RisingEdge if rising else FallingEdge)(self.clocking.clk)
+        cycle = self.clocking.rising_cycle if rising else self.clocking.falling_cycle
+        while True:
+            await trigger
+            self.sample(cycle, *readers)
+
+
+class BeatMonitor(PinMonitor):
     """The input monitor: at every rising edge, reports a reset or an enabled beat.
 
     ``on_beat(Beat)`` for every beat sampled with ``en=1`` (and ``rst_n=1``);
@@ -176,36 +215,19 @@ class BeatMonitor:
 
     def __init__(self, dut, clocking: Clocking, on_beat: Callable[[Beat], None],
                  on_reset: Callable[[int], None]):
-        self.dut = dut
-        self.clocking = clocking
+        super().__init__(dut, clocking,
+                         ("rst_n", "en", "first", "a_in", "w_in", "a_sf", "w_sf"), "rising")
         self.on_beat = on_beat
         self.on_reset = on_reset
-        self._task = None
 
-    def start(self) -> None:
-        self._task = cocotb.start_soon(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    async def _run(self) -> None:
-        dut = self.dut
-        rst_n, en, first, a_in, w_in, a_sf, w_sf = (
-            uint_reader(getattr(dut, name))
-            for name in ("rst_n", "en", "first", "a_in", "w_in", "a_sf", "w_sf"))
-        rising = RisingEdge(self.clocking.clk)
-        cycle_now = self.clocking.rising_cycle
-        while True:
-            await rising
-            if not rst_n():
-                self.on_reset(cycle_now())
-            elif en():
-                self.on_beat(Beat(cycle_now(), bool(first()), a_in(), w_in(), a_sf(), w_sf()))
+    def sample(self, cycle, rst_n, en, first, a_in, w_in, a_sf, w_sf) -> None:
+        if not rst_n():
+            self.on_reset(cycle())
+        elif en():
+            self.on_beat(Beat(cycle(), bool(first()), a_in(), w_in(), a_sf(), w_sf()))
 
 
-class ResultMonitor:
+class ResultMonitor(PinMonitor):
     """The output monitor: at every falling edge, ``on_result(bits, cycle)`` if ``done=1``.
 
     ``cycle`` is the rising edge after which the result appeared, so for a segment closed by
@@ -213,28 +235,13 @@ class ResultMonitor:
     """
 
     def __init__(self, dut, clocking: Clocking, on_result: Callable[[int, int], None]):
-        self.dut = dut
-        self.clocking = clocking
+        super().__init__(dut, clocking, ("done", "acc"), "falling")
         self.on_result = on_result
-        self._task = None
 
-    def start(self) -> None:
-        self._task = cocotb.start_soon(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    async def _run(self) -> None:
-        done, acc = uint_reader(self.dut.done), uint_reader(self.dut.acc)
-        falling = FallingEdge(self.clocking.clk)
-        cycle_now = self.clocking.falling_cycle
-        while True:
-            await falling
-            try:
-                valid = done()
-            except ValueError as err:
-                raise ValueError(f"{err}, after rising edge {cycle_now()}") from None
-            if valid:
-                self.on_result(acc(), cycle_now())
+    def sample(self, cycle, done, acc) -> None:
+        try:
+            valid = done()
+        except ValueError as err:
+            raise ValueError(f"{err}, after rising edge {cycle()}") from None
+        if valid:
+            self.on_result(acc(), cycle())

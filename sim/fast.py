@@ -29,10 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from if4mac.golden import Stream, run
+from if4mac.golden.formats import ELEMENT_WIDTH, SCALE_WIDTH
+from if4mac.hdl.design import Design
+from if4mac.hdl.interface import RESULT_WIDTH
 
+from .cache import build_root as _root
+from .cache import build_folder, drop_intermediates
 from .plan import DrivePlan, drive_plan, pack_lanes
-from .runner import (Design, _drop_intermediates, _locked, _prune, default_build_root,
-                     find_simulator, icarus_verilog)
+from .runner import find_simulator
 from .scoreboard import Expected, Mismatch, Scoreboard
 
 __all__ = ["TESTBENCH_TOP", "FastBuild", "FastOutcome", "sv_testbench", "build_fast",
@@ -40,13 +44,20 @@ __all__ = ["TESTBENCH_TOP", "FastBuild", "FastOutcome", "sv_testbench", "build_f
 
 TESTBENCH_TOP = "if4mac_tb"
 #: Bumped whenever the testbench text or the build commands change.
-_RECIPE = 2
+_RECIPE = 3
+
+#: The plan word, most significant first: the three control flags, the two scale bytes,
+#: then the two packed lane vectors (widths from the formats layer).
+PLAN_FLAGS = ("rst_n", "en", "first")
 
 
 def sv_testbench(design: Design, with_overrun: bool) -> str:
     """The Verilog-2005 testbench for ``design`` (one plan word per cycle, see
     :func:`write_plan`)."""
     b = design.block_size
+    # The widths come from the one declaration of the interface (hdl.interface).
+    lane_bits = ELEMENT_WIDTH * b
+    word = len(PLAN_FLAGS) + 2 * SCALE_WIDTH + 2 * lane_bits
     overrun_port = ",\n    .overrun(overrun)" if with_overrun else ""
     overrun_val = "overrun" if with_overrun else "1'b0"
     return f"""\
@@ -56,13 +67,14 @@ def sv_testbench(design: Design, with_overrun: bool) -> str:
 // then "end cycles overrun". Inputs change at falling edges, outputs are read there too.
 module {TESTBENCH_TOP};
   localparam B = {b};
-  // Word layout: 3 flags, two scale bytes, two B-lane code vectors of 4 bits per lane.
-  localparam W = 3 + 16 + 8 * B;
+  // Word layout: {len(PLAN_FLAGS)} flags, two {SCALE_WIDTH}-bit scales, two B-lane code vectors of
+  // {ELEMENT_WIDTH} bits per lane.
+  localparam W = {word};
   reg clk = 1'b0;
   reg rst_n = 1'b0, en = 1'b0, first = 1'b0;
-  reg [7:0] a_sf = 8'd0, w_sf = 8'd0;
-  reg [4*B-1:0] a_in = {{4*B{{1'b0}}}}, w_in = {{4*B{{1'b0}}}};
-  wire [31:0] acc;
+  reg [{SCALE_WIDTH - 1}:0] a_sf = {SCALE_WIDTH}'d0, w_sf = {SCALE_WIDTH}'d0;
+  reg [{lane_bits - 1}:0] a_in = {{{lane_bits}{{1'b0}}}}, w_in = {{{lane_bits}{{1'b0}}}};
+  wire [{RESULT_WIDTH - 1}:0] acc;
   wire done;
   wire overrun;
   {design.toplevel} dut (
@@ -106,14 +118,14 @@ endmodule
 
 def write_plan(plan: DrivePlan, path) -> None:
     """One hex word per cycle: ``{rst_n, en, first, a_sf, w_sf, a_in, w_in}``."""
-    lane_bits = 4 * plan.block_size
+    lane_bits = ELEMENT_WIDTH * plan.block_size
     a_in, w_in = pack_lanes(plan.a), pack_lanes(plan.w)
     flags = (plan.rst_n.astype(int) << 2 | plan.en.astype(int) << 1
              | plan.first.astype(int)).tolist()
-    scales = (plan.a_sf.astype(int) << 8 | plan.w_sf.astype(int)).tolist()
+    scales = (plan.a_sf.astype(int) << SCALE_WIDTH | plan.w_sf.astype(int)).tolist()
     with open(path, "w") as fh:
         for f, s, a, w in zip(flags, scales, a_in, w_in):
-            word = (((f << 16 | s) << lane_bits | a) << lane_bits) | w
+            word = (((f << 2 * SCALE_WIDTH | s) << lane_bits | a) << lane_bits) | w
             fh.write(f"{word:x}\n")
 
 
@@ -133,20 +145,13 @@ def build_fast(design: Design, simulator: str = "verilator", *,
     tb = sv_testbench(design, with_overrun)
     key = hashlib.sha256(json.dumps([_RECIPE, design.digest, tb, simulator, version])
                          .encode()).hexdigest()[:16]
-    root = Path(build_root) if build_root is not None else default_build_root()
-    directory = root / f"{design.toplevel}-{simulator}-sv-{key}"
-    done = directory / "built.ok"
-    run_cmd = ([str(directory / "obj" / TESTBENCH_TOP)] if simulator == "verilator"
-               else ["vvp", "-n", str(directory / "tb.vvp")])
-    with _locked(root / f".{directory.name}.lock"):
-        if done.exists():
-            done.touch()
+    name = f"{design.toplevel}-{simulator}-sv-{key}"
+    with build_folder(_root(build_root), name, version) as (directory, fresh):
+        run_cmd = ([str(directory / "obj" / TESTBENCH_TOP)] if simulator == "verilator"
+                   else ["vvp", "-n", str(directory / "tb.vvp")])
+        if not fresh:
             return FastBuild(design, simulator, directory, run_cmd)
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
-        (directory / "dut.v").write_text(icarus_verilog(design.verilog) if simulator == "icarus"
-                                         else design.verilog)
+        (directory / "dut.v").write_text(design.verilog)
         (directory / "tb.v").write_text(tb)
         if simulator == "verilator":
             cmd = ["verilator", "--binary", "-j", "0", "-O3", "-Wno-fatal", "-Wno-lint",
@@ -162,10 +167,7 @@ def build_fast(design: Design, simulator: str = "verilator", *,
                              .splitlines()[-30:])
             raise RuntimeError(f"{simulator} build of the {design.toplevel} testbench failed "
                                f"(exit {proc.returncode}):\n{tail}")
-        _drop_intermediates(directory / "obj")
-        done.write_text(version + "\n")
-        _prune(root, directory)
-    done.touch()
+        drop_intermediates(directory / "obj")
     return FastBuild(design, simulator, directory, run_cmd)
 
 

@@ -24,7 +24,6 @@ Verilator version and the build options, under the same build root).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import resource
@@ -45,29 +44,8 @@ from .fast import FastOutcome, score_results
 from .plan import DrivePlan, drive_plan
 from .runner import Design, find_simulator
 
-try:        # the build cache in its own module (sim/cache.py), where the tree has it
-    from .cache import build_folder, drop_intermediates
-    from .cache import build_root as _root
-except ImportError:     # before that refactor: the same behaviour from runner's helpers
-    from .runner import _drop_intermediates as drop_intermediates
-    from .runner import _locked, _prune, default_build_root
-
-    def _root(root: Path | None) -> Path:
-        return Path(root) if root is not None else default_build_root()
-
-    @contextlib.contextmanager
-    def build_folder(root: Path, name: str, version: str):
-        directory, done = root / name, root / name / "built.ok"
-        with _locked(root / f".{name}.lock"):
-            fresh = not done.exists()
-            if fresh:
-                shutil.rmtree(directory, ignore_errors=True)
-                directory.mkdir(parents=True)
-            yield directory, fresh
-            if fresh:
-                done.write_text(version + "\n")
-                _prune(root, directory)
-            done.touch()
+from .cache import build_folder, drop_intermediates
+from .cache import build_root as _root
 
 __all__ = ["NATIVE_MAIN", "NativeBuild", "NativeOutcome", "build_native", "write_native_plan",
            "read_native_results", "split_points", "prepare_pieces", "score_pieces",

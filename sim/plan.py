@@ -19,13 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from if4mac.golden import Stream
-from if4mac.golden.formats import ELEMENT_CODES, SCALE_CODES
+from if4mac.golden.formats import ELEMENT_CODES, ELEMENT_WIDTH, SCALE_CODES
 
 __all__ = ["ELEMENT_BITS", "DrivePlan", "drive_plan", "pack_lanes", "unpack_lanes",
            "check_latency"]
 
-#: Lane i of ``a_in`` / ``w_in`` is bits [4i+3:4i].
-ELEMENT_BITS = 4
+#: Lane i of ``a_in`` / ``w_in`` is bits [4i+3:4i]. pack_lanes packs two lanes per byte,
+#: which is only right for 4-bit codes.
+ELEMENT_BITS = ELEMENT_WIDTH
+assert 2 * ELEMENT_BITS == 8, "pack_lanes packs two element codes per byte"
 #: Idle cycles after the last beat that may still hold a result in flight, beyond ``latency``:
 #: the result of a beat sampled at rising edge E is on ``acc`` after edge E+latency and is
 #: sampled half a cycle later, so a reset (or the end of the run) must wait one cycle more.

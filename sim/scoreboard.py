@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from if4mac.golden import Stream, check_reduction, float32_from_bits, run, tree_levels
+from if4mac.golden import (Stream, check_reduction, float32_from_bits, run,
+                           shared_tree_refuses, tree_levels)
 
 from .plan import check_latency, unpack_lanes
 
@@ -198,8 +199,9 @@ class SegmentModel:
             self.flush()
 
     def _accept(self, close_cycle: int) -> bool:
+        # Golden's rule, applied to the cycles the closing beats were seen at.
         if self.reduction == "shared" and self.last_accepted is not None \
-                and close_cycle - self.last_accepted < self.levels:
+                and shared_tree_refuses(close_cycle - self.last_accepted, self.levels):
             self.refused.append(close_cycle)
             self.overrun = True
             return False

@@ -31,7 +31,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge
 
-from if4mac.golden import Stream, run
+from if4mac.golden import MacConfig, Stream, load_stream_npz, run
+from if4mac.hdl.interface import MacSignature
 
 from .beats import BeatDriver, BeatMonitor, Clocking, ResultMonitor, read_uint
 from .plan import drive_plan
@@ -50,7 +51,7 @@ class Job:
     reduction: str
     latency: int
     out_dir: str
-    stimulus: str | None = None       # .npz written by :func:`if4mac.sim.runner.save_stream`
+    stimulus: str | None = None       # .npz written by :func:`if4mac.golden.save_stream_npz`
     scenarios: tuple = ()
     seed: int = 1
     scale: float = 1.0                # scenario size, see scenarios.make_scenario
@@ -65,14 +66,6 @@ class Job:
         doc = json.loads(Path(path).read_text())
         doc["scenarios"] = tuple(doc.get("scenarios", ()))
         return cls(**doc)
-
-
-def load_stream(path) -> Stream:
-    """A stream saved by :func:`if4mac.sim.runner.save_stream` (npz: fast for long stimuli)."""
-    with np.load(path) as f:
-        reset = f["reset"] if "reset" in f.files else None
-        return Stream(str(f["unit"]), f["en"], f["first"], f["a"], f["w"], f["a_sf"], f["w_sf"],
-                      reset)
 
 
 class MacTestbench:
@@ -105,9 +98,9 @@ class MacTestbench:
             progress_every=256)
 
     def _check_dut(self) -> None:
-        want = {"a_in": 4 * self.job.block_size, "w_in": 4 * self.job.block_size,
-                "a_sf": 8, "w_sf": 8, "acc": 32, "done": 1, "en": 1, "first": 1, "rst_n": 1}
-        for name, width in want.items():
+        # The widths come from the one declaration of the interface, not restated here.
+        config = MacConfig(self.job.unit, self.job.block_size, self.job.reduction)
+        for name, width in MacSignature(config).port_widths.items():
             handle = getattr(self.dut, name, None)
             if handle is None:
                 raise ValueError(f"the design has no port {name!r}")
@@ -187,7 +180,7 @@ _SCENARIOS = [] if JOB is None else [
 @cocotb.test(skip=JOB is None or JOB.stimulus is None)
 async def run_stimulus(dut):
     """The job's stimulus file, played as written (no extra gaps), scored against golden."""
-    stream = load_stream(JOB.stimulus)
+    stream = load_stream_npz(JOB.stimulus)
     await _check(dut, JOB, "run_stimulus", stream, gap_prob=0.0, progress=JOB.progress)
 
 
@@ -199,4 +192,4 @@ async def run_scenario(dut, scenario):
     await _check(dut, JOB, f"run_scenario-{scenario}", stream, gap_prob=_GAPS)
 
 
-__all__ = ["Job", "JOB_ENV", "MacTestbench", "load_stream"]
+__all__ = ["Job", "JOB_ENV", "MacTestbench"]

@@ -17,7 +17,7 @@ from .designs import CONTROL, REGISTERS, Design
 from .libraries import Library
 from .scripts import YOSYS_ASIC
 from .sta import run_sta
-from .tools import ToolError, find_tool, require_file, run_tool
+from .tools import ToolError, find_tool, run_yosys
 
 __all__ = ["synth_asic", "area_breakdown", "DEFAULT_CLOCK_PS", "ABC_SCRIPT"]
 
@@ -126,13 +126,6 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
     workdir.mkdir(parents=True, exist_ok=True)
     yosys = find_tool("yosys")
     info = library.info
-    verilog = workdir / f"{design.name}.v"
-    verilog.write_text(design.verilog)
-    netlist = workdir / f"{design.name}.netlist.v"
-    stat_json = workdir / "yosys_stat.json"
-    stat_txt = workdir / "yosys_stat.txt"
-    for stale in (netlist, stat_json, stat_txt):
-        stale.unlink(missing_ok=True)
     children = [] if flat else design.child_modules()
     keep = ("setattr -mod -set keep_hierarchy 1 " + " ".join(children)) if children else ""
     hi, lo = info.tie_high, info.tie_low
@@ -147,19 +140,16 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
     constr.write_text(f"set_driving_cell {info.buffer.name}\nset_load {4 * nand2_cap:.6g}\n")
     abc_options = ((f"-D {period_ps:g} " if abc_delay_target else "")
                    + f"-constr {constr.name} -script {ABC_SCRIPT}")
-    script = workdir / "synth_asic.ys"
-    script.write_text(YOSYS_ASIC.substitute(
-        top=design.name, library_name=info.name, verilog=verilog.name, keep_hierarchy=keep,
-        liberty=info.path, abc_options=abc_options, hilomap=hilomap,
-        stat_json=stat_json.name, stat_txt=stat_txt.name, netlist=netlist.name))
-    log = workdir / "yosys_asic.log"
-    t0 = time.monotonic()
-    run_tool([yosys, "-q", "-l", log.name, "-s", script.name], log=workdir / "yosys_asic.out",
-             cwd=workdir, timeout=timeout)
-    synth_s = time.monotonic() - t0
-    require_file(netlist, "Yosys netlist", log)
-    require_file(stat_json, "Yosys statistics", log)
-    stat = json.loads(stat_json.read_text())
+    paths, synth_s = run_yosys(
+        yosys, YOSYS_ASIC, design=design, workdir=workdir, flow="asic",
+        library_name=info.name, keep_hierarchy=keep, liberty=info.path,
+        abc_options=abc_options, hilomap=hilomap,
+        outputs={"netlist": (f"{design.name}.netlist.v", "Yosys netlist"),
+                 "stat_json": ("yosys_stat.json", "Yosys statistics"),
+                 "stat_txt": ("yosys_stat.txt", None)},
+        timeout=timeout)
+    netlist, stat_txt = paths["netlist"], paths["stat_txt"]
+    stat = json.loads(paths["stat_json"].read_text())
     area = area_breakdown(stat, design, library)
     yosys_area = _yosys_total_area(stat_txt.read_text() if stat_txt.exists() else "")
     if yosys_area is None or abs(yosys_area - area["total_um2"]) > 1e-6 * max(1.0, yosys_area) + 0.01:

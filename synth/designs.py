@@ -1,9 +1,11 @@
 """What gets synthesised: the MAC tops, small calibration designs, and the FPGA pin wrapper.
 
-A :class:`Design` is Verilog text (Amaranth's output: one module per submodule, each named
-by its hierarchical path, e.g. ``if4_mac_b16_pipelined.lane_mul_3``) plus what the flows
-need to know about it: the clock and asynchronous reset ports, and how to sort the top's
-children into the blocks of the area breakdown.
+Every design is an :class:`if4mac.hdl.design.Design` from the one emitter: for a MAC top it is
+the very text ``if4mac verilog`` writes and the simulators run (:func:`mac_design`). Its
+Verilog has one module per submodule, each named by its hierarchical path (e.g.
+``if4_mac_b16_pipelined.lane_mul_3``), and the design carries what the flows need: the clock
+and asynchronous reset ports, and its block map (area category -> child instance names, as
+published by :attr:`if4mac.hdl.mac.MacUnit.blocks`).
 
 The ASIC flow keeps one level of hierarchy: the top's direct children (one per block
 instance) stay separate modules so their area can be read per block; everything below them
@@ -12,116 +14,44 @@ is flattened into them so Yosys and ABC optimise each block as a whole.
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from amaranth.back import verilog
 from amaranth.hdl import Cat, ClockDomain, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import check_unit
-from if4mac.golden.mac import check_reduction
+from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig, check_unit
+from if4mac.hdl.design import CONTROL, Design, emit_verilog
+from if4mac.hdl.design import mac_design as _mac_design
+from if4mac.hdl.mac import MacUnit
 
 __all__ = [
-    "Design", "MAC_BLOCKS", "BLOCK_ORDER", "REGISTERS", "CONTROL", "mac_design",
+    "Design", "BLOCK_ORDER", "REGISTERS", "CONTROL", "mac_design",
     "RegisteredMultiplier", "Registered", "SerialLoader", "registered_multiplier_design",
     "lane_mul_design", "scale_mul_design", "serial_loader_design", "DESIGN_KINDS",
     "make_design", "fpga_design", "SERIAL_WIDTH",
 ]
 
-#: Area categories that are not blocks: every flip-flop, and the top's own glue logic.
+#: Area categories that are not blocks: every flip-flop (the top's own glue is CONTROL).
 REGISTERS = "registers"
-CONTROL = "control and register enables"
 
-#: The MAC's blocks: category name and the pattern its instances' names match.
-MAC_BLOCKS = (
-    ("lane multipliers", r"lane_mul_\d+"),
-    ("scale path", r"scale_mul"),
-    ("product x scale multipliers", r"scaled_mul_\d+"),
-    ("lane accumulators", r"lane_acc_\d+"),
-    ("reduction", r"tree"),
-)
-#: Every area category in report order.
-BLOCK_ORDER = tuple(name for name, _ in MAC_BLOCKS) + (CONTROL, REGISTERS)
+#: Every area category in report order: the MAC's blocks as the top publishes them.
+BLOCK_ORDER = tuple(name for name, _ in MacUnit.BLOCK_INSTANCES) + (CONTROL, REGISTERS)
 
 #: Operand bits the FPGA wrapper loads per clock (one byte: two element codes).
 SERIAL_WIDTH = 8
 
 
-@dataclass
-class Design:
-    """Verilog of a top and the facts the flows need about it."""
-
-    name: str
-    verilog: str
-    params: dict = field(default_factory=dict)
-    clock: str = "clk"
-    reset: str | None = "rst_n"
-    #: (category, regex matching a child instance name of the top), first match wins.
-    blocks: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def sha256(self) -> str:
-        """Hash of the Verilog without Amaranth's ``src`` attributes (which only say where a
-        line of Python was): what decides whether an earlier run is still this design."""
-        text = re.sub(r"\(\*\s*src\s*=\s*\"[^\"]*\"\s*\*\)", "", self.verilog)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def child_modules(self) -> list[str]:
-        """Names of the modules instantiated directly by the top (one per child instance)."""
-        prefix = self.name + "."
-        names = re.findall(r"^module\s+\\?(\S+)", self.verilog, re.M)
-        return [n for n in names if n.startswith(prefix) and "." not in n[len(prefix):]]
-
-    def fingerprint(self, instance: str) -> str:
-        """SHA-256 of the Verilog of child ``instance`` and everything below it, with the
-        top's name and Amaranth's numbered internal names (``$123``) normalised away.
-
-        Two designs whose children have equal fingerprints synthesise the same RTL there, so
-        any difference in their results is the tools' (ABC's choices depend on names and
-        order), not the hardware's.
-        """
-        prefix = f"{self.name}.{instance}"
-        chunks = []
-        for mt in re.finditer(r"^module\s+\\?(\S+).*?^endmodule", self.verilog, re.S | re.M):
-            name = mt.group(1)
-            if name == prefix or name.startswith(prefix + "."):
-                text = mt.group(0).replace(self.name + ".", "TOP.")
-                chunks.append(re.sub(r"\$\d+", "$", text))
-        return hashlib.sha256("\n".join(sorted(chunks)).encode()).hexdigest()
-
-    def category(self, instance: str) -> str:
-        """Area category of a child instance (``lane_mul_3``), or :data:`CONTROL`."""
-        for name, pattern in self.blocks:
-            if re.fullmatch(pattern, instance):
-                return name
-        return CONTROL
-
-
-def _convert(component, name: str) -> str:
-    # Amaranth's `src` attributes carry absolute paths; made relative to the repository,
-    # the Verilog (and its hash) is the same in every clone.
-    root = str(Path(__file__).resolve().parent.parent) + "/"
-    return verilog.convert(component, name=name).replace(root, "")
+def _design(top, name: str, params: dict, blocks=()) -> Design:
+    """A calibration or wrapper design (no MAC config) from the one emitter."""
+    return Design(None, None, None, name, getattr(top, "latency", None),
+                  emit_verilog(top, name), params, blocks=blocks)
 
 
 # --- The MAC tops ------------------------------------------------------------------------------
 
-def mac_design(unit: str, block_size: int = 16, reduction: str = "pipelined") -> Design:
+def mac_design(unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
+               reduction: str = "pipelined") -> Design:
     """The NVFP4 or IF4 MAC top (``if4mac.hdl.mac``) as a :class:`Design`."""
-    from if4mac.hdl.mac import mac_unit
-
-    check_unit(unit)
-    check_reduction(reduction)
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block size must be a positive integer, got {block_size!r}")
-    top = mac_unit(unit, block_size, reduction)
-    params = {"design": "mac", "unit": unit, "block_size": block_size, "reduction": reduction,
-              "latency": top.latency}
-    return Design(top.name, _convert(top, top.name), params, blocks=MAC_BLOCKS)
+    return _mac_design(MacConfig(unit, block_size, reduction))
 
 
 # --- Calibration designs -------------------------------------------------------------------------
@@ -189,6 +119,9 @@ class Registered(wiring.Component):
     Latency 2, throughput one operation per cycle.
     """
 
+    #: The wrapped component's instance name.
+    INNER = "dut"
+
     def __init__(self, dut: wiring.Component):
         self._dut = dut
         ports = {"clk": In(1), "rst_n": In(1)}
@@ -203,7 +136,7 @@ class Registered(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         d = _local_domain(m, self.clk, self.rst_n)
-        m.submodules.dut = dut = self._dut
+        m.submodules[self.INNER] = dut = self._dut
         for pname, member in dut.signature.members.items():
             width = Shape.cast(member.shape).width
             reg = Signal(width, name=f"{pname}_q")
@@ -235,6 +168,9 @@ class SerialLoader(wiring.Component):
     Ports: ``clk``, ``rst_n``, ``din`` (SERIAL_WIDTH), ``shift``, ``go``, and ``inner``'s
     outputs.
     """
+
+    #: The wrapped design's instance name (the ECP5 flow reads its cells by it).
+    INNER = "mac"
 
     def __init__(self, inner: wiring.Component, serial_width: int = SERIAL_WIDTH):
         if isinstance(serial_width, bool) or not isinstance(serial_width, int) \
@@ -268,7 +204,7 @@ class SerialLoader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         d = _local_domain(m, self.clk, self.rst_n, name="io")
-        m.submodules.mac = inner = self._inner
+        m.submodules[self.INNER] = inner = self._inner
         frame = Signal(self.frame_width, name="frame")
         with m.If(self.shift):
             m.d[d] += frame.eq(Cat(self.din, frame)[:self.frame_width])
@@ -289,8 +225,8 @@ def registered_multiplier_design(width: int = 8) -> Design:
     """:class:`RegisteredMultiplier` as a :class:`Design` (block "multiplier")."""
     top = RegisteredMultiplier(width)
     name = f"regmul_{width}x{width}"
-    return Design(name, _convert(top, name), {"design": "regmul", "width": width},
-                  blocks=(("multiplier", r"mul"),))
+    return _design(top, name, {"design": "regmul", "width": width},
+                   blocks=(("multiplier", ("mul",)),))
 
 
 def lane_mul_design(unit: str) -> Design:
@@ -298,9 +234,8 @@ def lane_mul_design(unit: str) -> Design:
     from if4mac.hdl.lane_mul import LaneMul
 
     name = f"{check_unit(unit)}_lane_mul_reg"
-    return Design(name, _convert(Registered(LaneMul(unit)), name),
-                  {"design": "lane_mul", "unit": unit},
-                  blocks=(("lane multipliers", r"dut"),))
+    return _design(Registered(LaneMul(unit)), name, {"design": "lane_mul", "unit": unit},
+                   blocks=(("lane multipliers", (Registered.INNER,)),))
 
 
 def scale_mul_design(unit: str) -> Design:
@@ -308,9 +243,8 @@ def scale_mul_design(unit: str) -> Design:
     from if4mac.hdl.scale_mul import ScaleMul
 
     name = f"{check_unit(unit)}_scale_mul_reg"
-    return Design(name, _convert(Registered(ScaleMul(unit)), name),
-                  {"design": "scale_mul", "unit": unit},
-                  blocks=(("scale path", r"dut"),))
+    return _design(Registered(ScaleMul(unit)), name, {"design": "scale_mul", "unit": unit},
+                   blocks=(("scale path", (Registered.INNER,)),))
 
 
 def serial_loader_design(inner: wiring.Component, name: str, params: dict) -> Design:
@@ -318,14 +252,14 @@ def serial_loader_design(inner: wiring.Component, name: str, params: dict) -> De
     wrapper = SerialLoader(inner)
     params = dict(params, serial_width=wrapper._serial_width,
                   frame_width=wrapper.frame_width, pins=wrapper.pins)
-    return Design(name, _convert(wrapper, name), params)
+    return _design(wrapper, name, params)
 
 
 #: The designs the CLI can build, besides the MAC tops (``--unit nvfp4|if4``).
 DESIGN_KINDS = ("mac", "regmul", "lane_mul", "scale_mul")
 
 
-def make_design(kind: str, *, unit: str = "if4", block_size: int = 16,
+def make_design(kind: str, *, unit: str = "if4", block_size: int = DEFAULT_BLOCK_SIZE,
                 reduction: str = "pipelined", width: int = 8) -> Design:
     """Build the design ``kind`` (one of :data:`DESIGN_KINDS`)."""
     if kind == "mac":
@@ -342,15 +276,11 @@ def make_design(kind: str, *, unit: str = "if4", block_size: int = 16,
 def fpga_design(kind: str, **kwargs) -> Design:
     """The design ``kind`` inside the :class:`SerialLoader` pin wrapper."""
     if kind == "mac":
-        from if4mac.hdl.mac import mac_unit
-
-        unit, block_size = kwargs.get("unit", "if4"), kwargs.get("block_size", 16)
-        reduction = kwargs.get("reduction", "pipelined")
-        check_unit(unit)
-        check_reduction(reduction)
-        inner = mac_unit(unit, block_size, reduction)
-        params = {"design": "mac", "unit": unit, "block_size": block_size,
-                  "reduction": reduction, "latency": inner.latency}
+        config = MacConfig(kwargs.get("unit", "if4"), kwargs.get("block_size", DEFAULT_BLOCK_SIZE),
+                           kwargs.get("reduction", "pipelined"))
+        inner = config.build()
+        params = {"design": "mac", "unit": config.unit, "block_size": config.block_size,
+                  "reduction": config.reduction, "latency": inner.latency}
         return serial_loader_design(inner, f"ecp5_{inner.name}", params)
     if kind == "regmul":
         width = kwargs.get("width", 8)

