@@ -181,9 +181,11 @@ MAX_BLOCK_SIZE = 64
 def check_block_size(block_size, what: str = "block_size") -> int:
     """``block_size`` as an int if it is an integer in 1..:data:`MAX_BLOCK_SIZE`, else a
     one-line ``ValueError`` naming ``what`` and saying why."""
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
-            or block_size < 1:
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
         raise ValueError(f"{what} must be a positive integer, got {block_size!r}")
+    if block_size < 1:
+        raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} ({what} must be "
+                         f"a positive integer)")
     if block_size > MAX_BLOCK_SIZE:
         raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} (the toolkit's "
                          f"limit: RTL size and run time grow with B; see docs/errors.md)")

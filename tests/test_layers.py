@@ -17,6 +17,11 @@ ALLOWED = {
     "synth": {"golden", "hdl"},
     "gpu_ref": {"golden"},
 }
+#: The support layer under every layer: the one user-error type and safe output writing
+#: (if4mac/errors.py, if4mac/safe_output.py), which import nothing else of if4mac.
+SUPPORT = {"errors", "safe_output"}
+#: Only command-line modules use the click command classes that map errors to exit statuses.
+CLI_SUPPORT = {"command"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -39,10 +44,18 @@ def _imports(path: Path) -> set[str]:
 def test_layer_imports_only_layers_below(folder):
     bad = {}
     for path in sorted((ROOT / folder).rglob("*.py")):
-        extra = _imports(path) - ALLOWED[folder] - {folder}
+        allowed = ALLOWED[folder] | {folder} | SUPPORT
+        if path.name == "cli.py":
+            allowed |= CLI_SUPPORT
+        extra = _imports(path) - allowed
         if extra:
             bad[str(path.relative_to(ROOT))] = sorted(extra)
     assert not bad, f"imports that cross the layering of docs/architecture.md: {bad}"
+
+
+@pytest.mark.parametrize("module", sorted(SUPPORT | CLI_SUPPORT))
+def test_support_layer_imports_only_support(module):
+    assert _imports(ROOT / "if4mac" / f"{module}.py") <= SUPPORT
 
 
 def test_formats_layer_imports_nothing_of_if4mac():

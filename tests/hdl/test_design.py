@@ -57,7 +57,7 @@ def test_fpga_wrapper_holds_the_same_top():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"unit": "nvint4"}, "unknown unit 'nvint4'"),
-    ({"unit": "if4", "block_size": MAX_BLOCK_SIZE + 1}, f"at most {MAX_BLOCK_SIZE}"),
+    ({"unit": "if4", "block_size": MAX_BLOCK_SIZE + 1}, f"outside 1..{MAX_BLOCK_SIZE}"),
     ({"unit": "if4", "block_size": 16.0}, "block_size must be a positive integer"),
     ({"unit": "if4", "reduction": "tree"}, "unknown reduction 'tree'"),
     ({"unit": "if4", "arch": "fused"}, "unknown architecture 'fused'"),
