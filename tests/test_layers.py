@@ -53,9 +53,14 @@ def test_layer_imports_only_layers_below(folder):
     assert not bad, f"imports that cross the layering of docs/architecture.md: {bad}"
 
 
-@pytest.mark.parametrize("module", sorted(SUPPORT | CLI_SUPPORT))
+@pytest.mark.parametrize("module", sorted(SUPPORT))
 def test_support_layer_imports_only_support(module):
     assert _imports(ROOT / "if4mac" / f"{module}.py") <= SUPPORT
+
+
+def test_command_classes_import_support_and_golden_only():
+    # golden for the one block-size check behind every --block-size option
+    assert _imports(ROOT / "if4mac" / "command.py") <= SUPPORT | {"golden"}
 
 
 def test_formats_layer_imports_nothing_of_if4mac():
