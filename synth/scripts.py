@@ -27,6 +27,7 @@ abc $abc_options -liberty $liberty
 opt_clean -purge
 setundef -zero
 $hilomap
+$insbuf
 opt_clean -purge
 tee -q -o $stat_json stat -json
 tee -q -o $stat_txt stat -liberty $liberty
@@ -61,6 +62,7 @@ $wire_load
 create_clock -name clk -period $period [get_ports $clock]
 set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports $clock]]
 set_output_delay 0 -clock clk [all_outputs]
+$io_drive
 $false_paths
 """
 
@@ -74,6 +76,15 @@ report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \
 puts "@@endpoints"
 report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \\
     -path_delay max -group_count 10000000 -endpoint_count 1 -format summary -digits 4
+set data_inputs [delete_from_list [all_inputs] [get_ports {$clock $reset}]]
+puts "@@input"
+report_checks -from $$data_inputs -to [all_registers -data_pins] \\
+    -path_delay max -format full -digits 4
+puts "@@output"
+report_checks -from [all_registers -clock_pins] -to [all_outputs] \\
+    -path_delay max -format full -digits 4
+puts "@@through"
+report_checks -from $$data_inputs -to [all_outputs] -path_delay max -format full -digits 4
 puts "@@groups"
 set reps [dict create]
 foreach cell [all_registers -cells] {

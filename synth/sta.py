@@ -169,8 +169,8 @@ register (a constant, or inputs only) is stage 1. Feedback (an accumulator's own
 def _sections(text: str) -> dict[str, str]:
     out, name, buf = {}, None, []
     for line in text.splitlines():
-        if line.startswith("@@") and line[2:].split(" ", 1)[0] in ("critical", "endpoints",
-                                                                    "groups", "end"):
+        if line.startswith("@@") and line[2:].split(" ", 1)[0] in (
+                "critical", "endpoints", "input", "output", "through", "groups", "end"):
             if name:
                 out[name] = "\n".join(buf)
             name, buf = line[2:].split(" ", 1)[0], []
@@ -187,7 +187,8 @@ def _fill(template, **kw) -> str:
 
 def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: str,
             reset: str | None, period_ns: float, wire_load: str | None, time_unit_ps: float,
-            category, workdir: Path, timeout: float | None = None) -> dict:
+            category, workdir: Path, timeout: float | None = None,
+            driving_cell: tuple[str, str] | None = None, output_load: float | None = None) -> dict:
     """Time ``netlist`` with OpenSTA; return the critical path and the per-stage delays.
 
     ``category(instance_path)`` names the area block an instance belongs to (used to say
@@ -199,6 +200,11 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
         clock=clock, period=f"{period_ns:.6g}",
         wire_load=f"set_wire_load_model -name {{{wire_load}}}" if wire_load else "",
         false_paths=(f"set_false_path -from [get_ports {reset}]" if reset else ""),
+        reset=reset or "",
+        io_drive="\n".join(
+            ([f"set_driving_cell -lib_cell {driving_cell[0]} -pin {driving_cell[1]} "
+              f"[delete_from_list [all_inputs] [get_ports {clock}]]"] if driving_cell else [])
+            + ([f"set_load {output_load:.6g} [all_outputs]"] if output_load else [])),
     )
     script = workdir / "sta_timing.tcl"
     script.write_text(_fill(STA_TIMING, **common))
@@ -295,6 +301,21 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
         })
 
     crit_period = min_period(crit.slack)
+
+    def io_path(section: str) -> dict | None:
+        # Input delay 0: data arrives at the clock edge (an upstream register with zero
+        # clock-to-Q); output delay 0: the output is captured at the next edge. So the
+        # period a path needs is again period - slack.
+        path = parse_full_path(sec.get(section, ""))
+        if path is None:
+            return None
+        return {"startpoint": path.startpoint, "endpoint": path.endpoint,
+                "min_period_ps": round(min_period(path.slack), 1),
+                "logic_levels": len(logic(path)), "blocks": blocks_on(path)}
+
+    io = {"input_to_register": io_path("input"), "register_to_output": io_path("output"),
+          "input_to_output": io_path("through")}
+    every = max([crit_period] + [p["min_period_ps"] for p in io.values() if p])
     return {
         "clock_period_ps": round(period_ns * 1000.0, 1),
         "wire_load": wire_load or "none",
@@ -309,6 +330,13 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
             "blocks": blocks_on(crit),
         },
         "fmax_mhz": round(1e6 / crit_period, 1) if crit_period > 0 else None,
+        # Paths from the inputs and to the outputs, under the stated I/O constraints.
+        **io,
+        "io_constraints": {"input_delay_ps": 0.0, "output_delay_ps": 0.0,
+                           "input_driving_cell": driving_cell[0] if driving_cell else None,
+                           "output_load": output_load},
+        # The period that every stage, I/O included, fits in.
+        "min_period_all_paths_ps": round(every, 1),
         "register_groups": len(fanin),
         "register_endpoints": len(rows),
         "stages": stages,
