@@ -205,7 +205,7 @@ def _wrapper(op: str, variant: str, formats) -> str:
 
 def chipware_standins(variant: str, formats=STANDIN_FORMATS) -> str:
     """Verilog of ``CW_fp_add`` and ``CW_fp_mult`` (and their fixed-width cores) for ``variant``."""
-    from .tools import emit_verilog
+    from .design import emit_verilog
 
     if variant not in STANDIN_VARIANTS:
         raise ValueError(f"unknown stand-in variant {variant!r}; choose one of "

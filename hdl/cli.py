@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from if4mac.command import Command, block_size_callback
+from if4mac.errors import UserError
 from if4mac.golden import MAX_BLOCK_SIZE, REDUCTIONS, UNITS, MacConfig
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 from if4mac.safe_output import check_output, write_text
@@ -18,7 +19,8 @@ __all__ = ["verilog"]
 
 
 @click.command(name="verilog", cls=Command)
-@click.option("--unit", required=True, type=click.Choice(UNITS))
+@click.option("--unit", default=None, type=click.Choice(UNITS),
+              help="MAC unit (required unless --chipware-standins).")
 @click.option("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, callback=block_size_callback,
               show_default=True, help=f"Lanes per beat (the block size), 1..{MAX_BLOCK_SIZE}.")
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
@@ -30,7 +32,10 @@ __all__ = ["verilog"]
 @click.option("--compat", is_flag=True,
               help="Also write the reference-interface SystemVerilog wrapper to FILE's stem "
                    "+ _compat.sv.")
-def verilog(unit, block_size, reduction, output, compat):
+@click.option("--chipware-standins", type=click.Choice(("ieee", "reduced")), default=None,
+              help="Instead of a MAC: write CW_fp_add / CW_fp_mult stand-ins with ChipWare's "
+                   "port lists, built from this project's FP units (docs/external.md).")
+def verilog(unit, block_size, reduction, output, compat, chipware_standins):
     """Write the NVFP4 or IF4 MAC top as Verilog to FILE.
 
     The module is named UNIT_mac_bN_REDUCTION (e.g. if4_mac_b16_pipelined); its ports are
@@ -43,6 +48,20 @@ def verilog(unit, block_size, reduction, output, compat):
     from .mac import mac_unit, mac_verilog
 
     output = check_output(output)
+    if chipware_standins:
+        if unit or compat:
+            raise UserError("--chipware-standins writes the FP stand-ins only; drop --unit "
+                            "and --compat")
+        from .chipware import STANDIN_FORMATS, chipware_standins as standins
+
+        write_text(output, standins(chipware_standins))
+        click.echo(f"CW_fp_add, CW_fp_mult ({chipware_standins} variant; (sig_width, "
+                   "exp_width) in " + ", ".join(f"({f.man_bits}, {f.exp_bits})"
+                                                for f in STANDIN_FORMATS)
+                   + f") -> {output}")
+        return
+    if unit is None:
+        raise UserError("--unit is required (or --chipware-standins)")
     wrapper_path = compat_path(output)
     if compat:
         check_output(wrapper_path, option="--compat wrapper")
