@@ -143,6 +143,13 @@ def _rename_modules(verilog: str, top: str) -> tuple[str, dict[str, str]]:
         else:
             rest = path[len(path_of[owner]) + 1:]
             new_name[name] = f"{new_name[owner]}.{fold(rest)}"
+    # Instances of the top's children are named like them (``g_mul_0__w_a_multiplier_inst``,
+    # not ``\\g_mul[0].w_a_multiplier_inst``), so timing paths name the block they cross.
+    for child in children:
+        inst = new_name[child][len(top) + 1:]
+        verilog = re.sub(re.escape(child) + r"(\s+)\S+(\s*\()",
+                         lambda mt, i=inst, c=child: f"{c}{mt.group(1)}{i}{mt.group(2)}",
+                         verilog)
     # Replace whole escaped identifiers (they end at whitespace).
     for old in sorted(new_name, key=len, reverse=True):
         verilog = re.sub(re.escape(old) + r"(?=\s)", lambda _m, o=old: "\\" + new_name[o],

