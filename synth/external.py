@@ -29,6 +29,7 @@ import hashlib
 import re
 import shutil
 from pathlib import Path
+from string import Template
 
 from .designs import Design
 from .tools import ToolError, find_tool, run_tool
@@ -201,7 +202,6 @@ def rtl_design(files, top: str, *, params: dict[str, str] | None = None,
     out = workdir / f"{top}.slang.v"
     out.unlink(missing_ok=True)
     script = workdir / "read_rtl.ys"
-    from string import Template
     script.write_text(Template(RTL_SCRIPT).substitute(
         top=top, out=out.name,
         params=" ".join(f"-G {k}={v}" for k, v in params.items()),

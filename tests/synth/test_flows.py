@@ -104,6 +104,26 @@ def test_mac_asic_small(mac2_asic, synth_dir):
     assert "lane accumulators" in {b for s in t["stages"] for b in s["blocks"]}
 
 
+def test_mac_asic_io_paths(mac2_asic):
+    """This project's MAC registers its inputs and outputs: OpenSTA's input-to-register and
+    register-to-output paths (inputs driven by BUF_X1) exist and are short, there is no
+    combinational input-to-output path, and the all-paths period is the critical path."""
+    t = mac2_asic["timing"]
+    crit = t["critical_path"]["min_period_ps"]
+    inp, out = t["input_to_register"], t["register_to_output"]
+    ports_in = ("a_in", "a_sf", "w_in", "w_sf", "en", "first")
+    assert inp["startpoint"].split("[")[0] in ports_in and inp["endpoint"].endswith(("/D", "_reg"))
+    assert out["startpoint"].endswith("_reg") or "/" in out["startpoint"]
+    assert out["endpoint"].split("[")[0] in ("acc", "done")
+    assert 0 < inp["min_period_ps"] < crit and 0 < out["min_period_ps"] < crit
+    assert t["input_to_output"] is None
+    assert t["min_period_all_paths_ps"] == crit
+    assert t["io_constraints"] == {"input_delay_ps": 0.0, "output_delay_ps": 0.0,
+                                   "input_driving_cell": "BUF_X1",
+                                   "output_load": t["io_constraints"]["output_load"]}
+    assert t["io_constraints"]["output_load"] > 0
+
+
 def test_mac_ecp5_small(mac2_ecp5):
     rec = mac2_ecp5
     y, w, p = rec["yosys_cells"], rec["wrapper_cells"], rec["placed"]
