@@ -124,3 +124,20 @@ def test_external_design_runs_the_ecp5_flow(rtl_files, tmp_path):
     # Every data input bit sits in the serial frame (clk and rst_n are pins).
     assert rec["design"]["frame_width"] == 4 * 16
     assert rec["placed"]["TRELLIS_FF"] == 48 + 64 and rec["fmax_mhz"] > 0
+
+
+def test_top_parameters_scan():
+    from if4mac.synth.external import top_parameters
+
+    src = {"a.sv": """
+        module other #(parameter X = 1) (); endmodule
+        // module top #(parameter COMMENTED = 1)
+        module top #(parameter int A = (4 == 4), B = 2, parameter logic [3:0] C = 4'd3)
+          (input logic clk);
+          localparam L = 5;
+          parameter D = 1, E = 2;
+        endmodule
+    """}
+    assert top_parameters(src, "top") == {"A", "B", "C", "D", "E"}
+    assert top_parameters(src, "other") == {"X"}
+    assert top_parameters(src, "missing") is None
