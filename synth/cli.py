@@ -100,6 +100,14 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
     yosys-slang and then run through exactly the same flows (docs/external.md).
     """
     rtl = _rtl_options(rtl_files, top, params, defines, clock, reset, chipware_standins)
+    if rtl is not None:
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in
+                 ("unit", "design", "block_size", "reduction", "width")
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise SynthError(f"{', '.join(given)} describe this project's designs; with --rtl "
+                             "use --param")
     if target == "ecp5" and (library or liberty or clock_ps or abc_delay_target or flat):
         raise UserError("--library, --liberty, --clock-ps, --abc-delay-target and --flat "
                          "apply to --target asic only")

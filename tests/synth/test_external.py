@@ -114,6 +114,8 @@ def test_missing_top_and_unknown_parameter_are_one_line(rtl_files, tmp_path):
     assert res.exit_code == 2 and "K=V" in res.output
     res = _synth(["--top", "dot2"], tmp_path)
     assert res.exit_code == 2 and "need --rtl" in res.output
+    res = _synth(args + ["--top", "dot2", "--block-size", "4"], tmp_path)
+    assert res.exit_code == 2 and "--block-size" in res.output and "--param" in res.output
 
 
 def test_external_design_runs_the_ecp5_flow(rtl_files, tmp_path):
