@@ -134,6 +134,7 @@ def rtl_run_name(rtl: dict, target: str, *, library: str | None = None) -> str:
     """Label of an external-RTL run, e.g. ``if4_mac-BLOCK_SIZE2-cw_reduced-asic-nangate45``."""
     parts = [rtl["top"]]
     parts += [f"{k}{v}" for k, v in sorted((rtl.get("params") or {}).items())]
+    parts += [f"D{k}{v}" for k, v in sorted((rtl.get("defines") or {}).items())]
     if rtl.get("standins"):
         parts.append(f"cw_{rtl['standins']}")
     base = re.sub(r"[^A-Za-z0-9_.=-]", "_", "-".join(parts))
