@@ -120,7 +120,8 @@ def test_missing_top_and_unknown_parameter_are_one_line(rtl_files, tmp_path):
 
 def test_external_design_runs_the_ecp5_flow(rtl_files, tmp_path):
     rec = synthesize(target="ecp5", rtl={"files": rtl_files, "top": "dot2"}, workdir=tmp_path)
-    assert rec["design"]["top"] == "ecp5_dot2" and rec["design"]["design"] == "rtl"
+    assert rec["design"]["top"] == "dot2" and rec["design"]["design"] == "rtl"
+    assert rec["name"] == "dot2-ecp5"
     # The design's own registers: two 16-bit products and the 16-bit result.
     assert rec["yosys_cells"]["TRELLIS_FF"] == 2 * 16 + 16
     # Every data input bit sits in the serial frame (clk and rst_n are pins).
