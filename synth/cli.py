@@ -106,8 +106,8 @@ def synth(unit, design, block_size, reduction, width, target, library, liberty, 
                  ("unit", "design", "block_size", "reduction", "width")
                  if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
-            raise SynthError(f"{', '.join(given)} describe this project's designs; with --rtl "
-                             "use --param")
+            raise UserError(f"{', '.join(given)}: options of this project's designs; with "
+                            "--rtl use --param")
     if target == "ecp5" and (library or liberty or clock_ps or abc_delay_target or flat):
         raise UserError("--library, --liberty, --clock-ps, --abc-delay-target and --flat "
                          "apply to --target asic only")
