@@ -1,0 +1,123 @@
+"""The property registry: what ``if4mac formal`` proves, per architecture and block size.
+
+An *architecture* is a family of MAC tops (``make(unit, block_size, reduction)``) with the
+reductions it offers and the names of the registers that hold scale bytes (for one
+induction lemma). Adding an architecture is one entry in :data:`ARCHITECTURES`: every
+per-architecture property then applies to it. Each :class:`Property` states its claim in
+one sentence (docs/formal.md repeats them) and builds its harness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import harness as H
+
+__all__ = ["Architecture", "ARCHITECTURES", "Property", "properties", "Job"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    make: Callable            # make(unit, block_size, reduction) -> MAC top
+    reductions: tuple[str, ...]
+    scale_registers: tuple[str, ...]
+
+
+def _reference(unit, block_size, reduction):
+    from if4mac.hdl.mac import mac_unit
+    return mac_unit(unit, block_size, reduction)
+
+
+ARCHITECTURES = {
+    "reference": Architecture("reference", _reference, ("pipelined", "shared"),
+                              ("a_sf0", "w_sf0")),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One proof to run: its harness, induction depth and counterexample search depth."""
+
+    harness: object
+    depth: int
+    cex_depth: int
+    unit: str | None          # the MAC unit a counterexample's beats are for, if any
+    block_size: int | None
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    statement: str
+    build: Callable[[int], Job]     # build(block_size) -> Job
+    block_sized: bool               # False: the same proof whatever the block size
+
+
+def _latency(arch, block_size, reduction):
+    return arch.make("if4", block_size, reduction).latency
+
+
+def _equivalence(arch: Architecture, reduction: str) -> Property:
+    def build(block_size):
+        harness = H.UnitEquivalence(lambda unit: arch.make(unit, block_size, reduction),
+                                    block_size, arch.scale_registers)
+        return Job(harness, 1, _latency(arch, block_size, reduction) + 3, "if4", block_size)
+    return Property(
+        f"equiv-{reduction}",
+        f"The {arch.name} IF4 MAC ({reduction} reduction) with every scale byte's INT flag "
+        f"forced to 0 is sequentially equivalent to the NVFP4 MAC: from reset, for every "
+        f"beat stream, acc, done and overrun are equal on every cycle.",
+        build, True)
+
+
+def _control(arch: Architecture, reduction: str) -> Property:
+    def build(block_size):
+        top = arch.make("if4", block_size, reduction)
+        harness = H.ControlHarness(top)
+        depth = harness.induction_depth
+        return Job(harness, depth, depth, "if4", block_size)
+    if reduction == "pipelined":
+        claim = ("raises done for exactly one cycle exactly latency edges after each closing "
+                 "beat, and at no other time, so no result is ever lost; acc changes only "
+                 "with done")
+    else:
+        claim = ("raises done exactly latency edges after each closing beat that comes at "
+                 "least L cycles after the last accepted one (L tree levels) and at no other "
+                 "time, and raises the sticky overrun exactly LANE_STAGE edges after the "
+                 "first closing beat that does not; acc changes only with done")
+    return Property(
+        f"control-{reduction}",
+        f"For every en/first/rst_n pattern and whatever values the FP units produce, the "
+        f"{arch.name} MAC ({reduction} reduction) {claim}; a reset discards results in "
+        f"flight.",
+        build, True)
+
+
+def _fp_modes(unit: str) -> Property:
+    what = {"add": "FPAdd e8m23", "mul": "FPMul e5m10 x e8m23 -> e8m23"}[unit]
+
+    def build(block_size):
+        return Job(H.FPModeEquivalence(unit), 1, 0, None, None)
+    return Property(
+        f"fp{unit}-modes",
+        f"{what} in reduced mode (ieee=False) returns the same bits as in IEEE mode for "
+        f"every operand pair of zeros and normal numbers whose IEEE result is zero or normal.",
+        build, False)
+
+
+def properties(arch: str = "reference") -> dict[str, Property]:
+    """Every property for ``arch``, by name, in the order ``if4mac formal`` runs them."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    a = ARCHITECTURES[arch]
+    found = {}
+    for reduction in a.reductions:
+        for prop in (_equivalence(a, reduction), _control(a, reduction)):
+            found[prop.name] = prop
+    for unit in ("add", "mul"):
+        prop = _fp_modes(unit)
+        found[prop.name] = prop
+    return found
+
