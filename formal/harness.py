@@ -256,8 +256,8 @@ class UnitEquivalence(wiring.Component):
         super().__init__({**MacInputs(block_size), "fp_free": In(free)})
 
     @property
-    def unit(self):
-        return "if4"
+    def latency(self) -> int:
+        return self._if4.latency
 
     def elaborate(self, platform):
         m = Module()
