@@ -32,7 +32,7 @@ from if4mac.hdl.scale_mul import INT_FLAG_BIT, SCALE_WIDTH
 
 __all__ = [
     "elaborate", "registers", "find_signal", "abstract_fp_units", "zero_or_normal",
-    "FPModeEquivalence", "UnitEquivalence", "ControlHarness", "MacInputs",
+    "FPModeEquivalence", "ProductRange", "product_facts", "UnitEquivalence", "ControlHarness", "MacInputs",
 ]
 
 
@@ -132,26 +132,39 @@ class FPModeEquivalence(wiring.Component):
     """``ieee=False`` equals ``ieee=True`` for one FP unit on the reduced domain.
 
     Assumes both operands are zero or normal and the IEEE result is zero or normal (so no
-    overflow to infinity and no subnormal); asserts the two results are equal bit for bit.
+    overflow to infinity and no subnormal), and for the multiplier that the exact product
+    is zero or at least ``2**emin`` in magnitude (its documented domain); asserts the two
+    results are equal bit for bit.
     Combinational: the assertion holds at every step, so a one-step induction proves it for
     all operand pairs.
 
-    ``shared_product`` (FPMul only): the IEEE unit's significand product is replaced by the
-    reduced unit's, and the harness asserts that the two multipliers' operands are equal
-    (so by congruence their products are). That leaves one multiplier, which the solver
-    treats as a black box of both unit's inputs, instead of two to be proven equal.
+    Cut points, to keep the solver off two copies of the same wide datapath: named wires
+    of the IEEE unit are driven from the reduced unit's wire of the same name, and a lemma
+    asserts that the IEEE unit's own logic computes the same value there (so the cut is
+    proven, not assumed). For the adder that is the aligned smaller significand
+    (``align_spread``) and the significand sum (``total``), equal for every operand pair in
+    the domain (a zero operand decodes to a different exponent in the two modes, but to
+    the same significand, 0). For the multiplier, ``free_product``: the significand
+    product of both units is one free value and a lemma asserts the two multipliers'
+    operands are equal; as for the control proofs this over-approximates a multiplier (any
+    product value at all), so a PASS covers the real one, and the multiplier itself is
+    left to the exhaustive-per-exponent simulation tests.
     """
 
-    def __init__(self, unit: str, *, shared_product: bool = False):
+    #: The adder's cut points, in dataflow order.
+    ADD_CUTS = ("align_spread", "total")
+
+    def __init__(self, unit: str, *, cuts: bool = True):
         if unit not in ("add", "mul"):
             raise ValueError(f"FPModeEquivalence unit must be 'add' or 'mul', got {unit!r}")
-        if shared_product and unit != "mul":
-            raise ValueError("shared_product applies to the multiplier only")
         self._unit = unit
-        self._shared_product = shared_product
+        self._cuts = cuts
         self.a_fmt = BINARY32 if unit == "add" else BINARY16
         self.b_fmt = self.out_fmt = BINARY32
-        super().__init__({"a": In(self.a_fmt.width), "b": In(self.b_fmt.width)})
+        ports = {"a": In(self.a_fmt.width), "b": In(self.b_fmt.width)}
+        if unit == "mul" and cuts:
+            ports["free_product"] = In(self.a_fmt.precision + self.b_fmt.precision)
+        super().__init__(ports)
 
     def _make(self, ieee: bool):
         if self._unit == "add":
@@ -171,29 +184,86 @@ class FPModeEquivalence(wiring.Component):
             Assume(zero_or_normal(self.b_fmt, self.b)),
             Assume(zero_or_normal(self.out_fmt, ieee.result)),
         ]
+        if self._unit == "mul":
+            # The multiplier's documented domain also needs the exact product to be zero or
+            # at least 2**emin: one just below that may round up to the smallest normal in
+            # IEEE mode, which reduced mode does not do. The unrounded exponent says which.
+            exact = _subunit(ieee_frag, "round").raw
+            m.d.comb += Assume(exact.is_zero | (exact.exp >= self.out_fmt.emin))
         check(m, "reduced_equals_ieee", reduced.result == ieee.result)
-        if self._shared_product:
-            self._share_product(m, red_frag, ieee_frag)
+        if self._cuts and self._unit == "add":
+            for name in self.ADD_CUTS:
+                red_wire = _wire_statement(red_frag, name).lhs
+                ieee_wire, ieee_logic = _take_wire(ieee_frag, name)
+                own = Signal.like(ieee_wire, name=f"ieee_{name}")
+                m.d.comb += [own.eq(ieee_logic), ieee_wire.eq(red_wire)]
+                check(m, f"lemma_{name}", own == red_wire)
+        elif self._cuts:
+            for frag in (red_frag, ieee_frag):
+                product, _ = _take_wire(frag, "product")
+                m.d.comb += product.eq(self.free_product)
+            # The multipliers' operands: each unit's decoded significands.
+            sigs = []
+            for name in ("decode_a", "decode_b"):
+                red_dec = _subunit(red_frag, name)
+                ieee_dec = _subunit(ieee_frag, name)
+                check(m, f"lemma_{name}_sig", red_dec.raw.sig == ieee_dec.raw.sig)
+                sigs.append(red_dec.raw.sig)
+            # What a real multiplier's product is known to be (ProductRange proves it).
+            m.d.comb += Assume(product_facts(*sigs, self.free_product))
         return m
 
-    @staticmethod
-    def _share_product(m, red_frag, ieee_frag):
-        """Feed the IEEE unit the reduced unit's significand product, and prove it may."""
-        def product_wire(frag):
-            for statement in frag.statements["comb"]:
-                lhs = list(statement._lhs_signals())
-                if len(lhs) == 1 and lhs[0].name == "product":
-                    return statement, lhs[0]
-            raise ValueError("FPMul has no 'product' wire: the shared-product harness needs it")
-        ieee_stmt, ieee_product = product_wire(ieee_frag)
-        _, red_product = product_wire(red_frag)
-        ieee_frag.statements["comb"].remove(ieee_stmt)
-        m.d.comb += ieee_product.eq(red_product)
-        # The multipliers' operands: each unit's decoded significands.
-        for name in ("decode_a", "decode_b"):
-            red_dec = next(s for s, n, _ in red_frag.subfragments if n == name).origins[0]
-            ieee_dec = next(s for s, n, _ in ieee_frag.subfragments if n == name).origins[0]
-            check(m, f"{name}_sig_equal", red_dec.raw.sig == ieee_dec.raw.sig)
+
+def product_facts(sig_a, sig_b, product):
+    """What the FP multiplier's significand product is, as far as rounding needs: zero if
+    an operand's significand is zero, and with one of its top two bits set if both are
+    normalised (top bit set), i.e. in [2**(W-2), 2**W)."""
+    top = len(product) - 1
+    normalised = sig_a[-1] & sig_b[-1]
+    zero = (sig_a == 0) | (sig_b == 0)
+    return (~zero | (product == 0)) & (~normalised | product[top] | product[top - 1])
+
+
+class ProductRange(wiring.Component):
+    """The reduced FPMul e5m10 x e8m23's significand product satisfies :func:`product_facts`
+    for every operand pair of zeros and normal numbers: the assumption the multiplier mode
+    proof makes about it, proven on the real multiplier."""
+
+    def __init__(self):
+        super().__init__({"a": In(BINARY16.width), "b": In(BINARY32.width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        unit = FPMul(BINARY16, BINARY32, BINARY32, ieee=False)
+        frag = elaborate(unit)
+        m.submodules.mul = frag
+        m.d.comb += [unit.a.eq(self.a), unit.b.eq(self.b),
+                     Assume(zero_or_normal(BINARY16, self.a)),
+                     Assume(zero_or_normal(BINARY32, self.b))]
+        product = _wire_statement(frag, "product").lhs
+        check(m, "product_facts", product_facts(_subunit(frag, "decode_a").raw.sig,
+                                                _subunit(frag, "decode_b").raw.sig, product))
+        return m
+
+
+def _subunit(frag, name):
+    return next(sub for sub, n, _ in frag.subfragments if n == name).origins[0]
+
+
+def _wire_statement(frag, name):
+    """The statement driving the wire ``name`` (made by ``fp._signals.wire``) in a unit."""
+    for statement in frag.statements["comb"]:
+        if isinstance(statement.lhs, Signal) and statement.lhs.name == name:
+            return statement
+    raise ValueError(f"{type(frag.origins[0]).__name__} has no wire {name!r}; the harness "
+                     f"cuts there")
+
+
+def _take_wire(frag, name):
+    """Remove the statement driving the wire ``name``: returns the wire and its value."""
+    statement = _wire_statement(frag, name)
+    frag.statements["comb"].remove(statement)
+    return statement.lhs, statement.rhs
 
 
 # --- MAC tops --------------------------------------------------------------------------------
