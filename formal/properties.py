@@ -94,13 +94,27 @@ def _control(arch: Architecture, reduction: str) -> Property:
 
 def _fp_modes(unit: str) -> Property:
     what = {"add": "FPAdd e8m23", "mul": "FPMul e5m10 x e8m23 -> e8m23"}[unit]
+    extra = {"add": "", "mul": " and whose exact product is zero or at least 2**-126 in "
+                               "magnitude (the multiplier's documented domain)"}[unit]
 
     def build(block_size):
         return Job(H.FPModeEquivalence(unit), 1, 0, None, None)
     return Property(
         f"fp{unit}-modes",
         f"{what} in reduced mode (ieee=False) returns the same bits as in IEEE mode for "
-        f"every operand pair of zeros and normal numbers whose IEEE result is zero or normal.",
+        f"every operand pair of zeros and normal numbers whose IEEE result is zero or "
+        f"normal{extra}.",
+        build, False)
+
+
+def _product_range() -> Property:
+    def build(block_size):
+        return Job(H.ProductRange(), 1, 0, None, None)
+    return Property(
+        "fpmul-product",
+        "The reduced FPMul e5m10 x e8m23's significand product is zero when an operand is "
+        "zero and lies in [2**33, 2**35) when both are normal: what fpmul-modes assumes of "
+        "the product it treats as a free value.",
         build, False)
 
 
@@ -113,8 +127,7 @@ def properties(arch: str = "reference") -> dict[str, Property]:
     for reduction in a.reductions:
         for prop in (_equivalence(a, reduction), _control(a, reduction)):
             found[prop.name] = prop
-    for unit in ("add", "mul"):
-        prop = _fp_modes(unit)
+    for prop in (_fp_modes("add"), _fp_modes("mul"), _product_range()):
         found[prop.name] = prop
     return found
 
