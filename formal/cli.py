@@ -29,7 +29,8 @@ def _property_names():
 @click.option("--block-size", type=click.IntRange(min=1), default=2, show_default=True,
               help="Lanes of the MAC tops under proof (block-size-free properties ignore it).")
 @click.option("--arch", default="reference", show_default=True,
-              help="MAC architecture (the registry in formal/properties.py).")
+              help="MAC architecture: reference, fused-fp32, fused-exact (the registry in "
+                   "formal/properties.py).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Where the harnesses, sby runs and counterexamples go (default: a new "
                    "temporary folder).")

@@ -39,6 +39,14 @@ def test_fp_adder_modes(tmp_path):
     assert result.status == "PASS", result.detail
 
 
+@pytest.mark.parametrize("arch, name", [("fused-fp32", "equiv-pipelined"),
+                                        ("fused-exact", "control-pipelined")])
+def test_fused_architecture(arch, name, tmp_path):
+    job = properties(arch)[name].build(2)
+    result = prove(name, job.harness, tmp_path, depth=job.depth, cex_depth=job.cex_depth)
+    assert result.status == "PASS", result.detail
+
+
 def test_control_block_size_5_shared(tmp_path):
     """An odd block size: a pass-through value in the tree, L = 3 levels, busy for 2 edges."""
     job = properties()["control-shared"].build(5)
