@@ -27,6 +27,9 @@ from .tools import SOLVER, find_formal_tools
 
 __all__ = ["ProofResult", "prove", "trace_inputs", "trace_to_stream"]
 
+#: VCD time units per step in smtbmc's traces.
+SMTBMC_STEP = 10
+
 
 @dataclass
 class ProofResult:
@@ -171,22 +174,11 @@ def trace_inputs(vcd_path: Path, names) -> list[dict[str, int]]:
                     values[name] = int(raw)
     if current_time is not None:
         steps.append((current_time, dict(values)))
-    # sby's traces change inputs once per step, at a steady period: keep the last value of
-    # each distinct time, one row per clock step (the clock itself toggles in between).
-    period = _period(steps)
+    # smtbmc writes step k at time 10k (the clock's other edge at 10k + 5): one row a step.
     rows = {}
     for t, vals in steps:
-        rows[t // period] = vals
+        rows[t // SMTBMC_STEP] = vals
     return [rows[k] for k in sorted(rows)]
-
-
-def _period(steps) -> int:
-    times = [t for t, _ in steps]
-    gaps = sorted({b - a for a, b in zip(times, times[1:]) if b > a})
-    if not gaps:
-        return 1
-    # The clock toggles at half steps; a step is the longest repeated gap pattern (two halves).
-    return gaps[0] * 2 if len(gaps) == 1 or gaps[-1] == gaps[0] else gaps[-1]
 
 
 def trace_to_stream(rows: list[dict[str, int]], unit: str, block_size: int):

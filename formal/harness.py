@@ -17,9 +17,8 @@ at its reset value (Amaranth's ``init``), i.e. the proofs start from a reset des
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-from amaranth.hdl import Assert, Assume, Cat, ClockDomain, ClockSignal, Const, Fragment, \
+from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Fragment, \
     Module, ResetSignal, Signal, Value
 from amaranth.hdl._ast import SignalSet   # the registers' set type: no public API
 from amaranth.lib import data, wiring
@@ -32,7 +31,8 @@ from if4mac.hdl.scale_mul import INT_FLAG_BIT, SCALE_WIDTH
 
 __all__ = [
     "elaborate", "registers", "find_signal", "abstract_fp_units", "zero_or_normal",
-    "FPModeEquivalence", "ProductRange", "product_facts", "UnitEquivalence", "ControlHarness", "MacInputs",
+    "check", "FPModeEquivalence", "ProductRange", "product_facts", "UnitEquivalence",
+    "ControlHarness", "MacInputs",
 ]
 
 
