@@ -76,7 +76,7 @@ def prove(name: str, harness, workdir: Path, *, depth: int = 1, cex_depth: int =
     When the induction does not close and ``cex_depth`` exceeds ``depth``, a bounded check
     to ``cex_depth`` steps looks for a real counterexample (then the verdict is FAIL).
     """
-    from if4mac.hdl.tools import emit_verilog
+    from if4mac.hdl.design import emit_verilog
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

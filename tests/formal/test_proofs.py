@@ -16,6 +16,7 @@ from if4mac.formal import harness as H
 from if4mac.formal.flow import prove, trace_inputs, trace_to_stream
 from if4mac.formal.properties import properties
 from if4mac.golden import load_stimulus, run, save_stimulus
+from if4mac.golden.formats import unit_spec
 from if4mac.hdl.lane_mul import LaneMul
 from if4mac.hdl.mac import mac_unit
 
@@ -119,7 +120,7 @@ class _WrongLaneMul(wiring.Component):
 
 def test_rtl_mutant_lane_multiplier_breaks_equivalence(tmp_path, monkeypatch):
     def lane_mul(unit):
-        return _WrongLaneMul(unit) if unit == "nvfp4" else LaneMul(unit)
+        return _WrongLaneMul(unit) if unit_spec(unit).name == "nvfp4" else LaneMul(unit)
     monkeypatch.setattr(mac_module, "LaneMul", lane_mul)
     job = properties()["equiv-pipelined"].build(2)
     result = prove("mutant", job.harness, tmp_path, depth=job.depth, cex_depth=job.cex_depth)
