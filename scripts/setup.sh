@@ -39,3 +39,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+
+# The YoWASP tools (sby, Yosys, smtbmc for `if4mac formal`) compile their WebAssembly on the
+# first run on a machine and print a "Preparing to run ..." line that breaks smtbmc: run
+# each once here (minutes the first time, under a second after).
+.venv/bin/python -m if4mac.formal.tools

@@ -1,0 +1,487 @@
+"""Proof harnesses: Amaranth designs that wrap the units under proof with ``Assert``/``Assume``.
+
+Each harness is a ``wiring.Component`` whose ``In`` ports are the free inputs of the proof
+(the solver picks them at every step) and whose body states the property with ``Assert``
+(and the input domain with ``Assume``). Where an induction needs more than the property
+itself, the harness also asserts *lemmas* about the units' registers: they are proven like
+every other assertion, never assumed. The units are elaborated once into fragments
+(:func:`elaborate`), so the harness can read their registers, pair them by hierarchical
+name (:func:`registers`) and cut combinational FP units out (:func:`abstract_fp_units`).
+
+Clocking: sby proves with one global clock (``multiclock off``), every register advancing
+once per step, and turns asynchronous resets into ones that act within the step
+(``async2sync``): with ``rst_n`` low in step t every register reads its reset value in step
+t and holds it at t+1. Step t's inputs are the beat sampled at edge t. Every register starts
+at its reset value (Amaranth's ``init``), i.e. the proofs start from a reset design.
+"""
+
+from __future__ import annotations
+
+
+from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Fragment, \
+    Module, ResetSignal, Signal, Value
+from amaranth.hdl._ast import SignalSet   # the registers' set type: no public API
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In
+
+from if4mac.hdl.fp import BINARY16, BINARY32, FloatFormat, FPAdd, FPMul
+from if4mac.hdl.lane_mul import ELEMENT_WIDTH
+from if4mac.hdl.mac import LANE_STAGE
+from if4mac.hdl.scale_mul import INT_FLAG_BIT, SCALE_WIDTH
+
+__all__ = [
+    "elaborate", "registers", "find_signal", "abstract_fp_units", "zero_or_normal",
+    "check", "FPModeEquivalence", "ProductRange", "product_facts", "UnitEquivalence",
+    "ControlHarness", "MacInputs",
+]
+
+
+# --- Looking inside elaborated units --------------------------------------------------------
+
+def elaborate(elaboratable) -> Fragment:
+    """The elaborated fragment tree of a unit (its signals stay the unit's own objects)."""
+    return Fragment.get(elaboratable, None)
+
+
+def _walk(fragment: Fragment, path=()):
+    yield path, fragment
+    for sub, name, _ in fragment.subfragments:
+        yield from _walk(sub, path + (name,))
+
+
+def registers(fragment: Fragment) -> dict[tuple[str, ...], Signal]:
+    """Every register of a fragment tree, keyed by (submodule path..., signal name)."""
+    found = {}
+    for path, frag in _walk(fragment):
+        driven = SignalSet()
+        for domain, statements in frag.statements.items():
+            if domain == "comb":
+                continue
+            for statement in statements:
+                driven |= statement._lhs_signals()
+        for signal in driven:
+            found[path + (signal.name,)] = signal
+    return found
+
+
+def find_signal(fragment: Fragment, *path: str) -> Signal:
+    """A register by its path, or a ValueError naming it (a renamed RTL signal shows here)."""
+    try:
+        return registers(fragment)[path]
+    except KeyError:
+        raise ValueError(f"the unit has no register {'.'.join(path)!r}; the harness "
+                         f"needs it for an induction lemma") from None
+
+
+#: FP units the control proofs replace by free values, with the reason each may be: every
+#: one is combinational (latency 0), so a free output of the same shape at every step is a
+#: superset of what the unit can do.
+ABSTRACTABLE = (FPAdd, FPMul)
+
+
+def _cut_fp_units(fragment: Fragment) -> dict[tuple[str, ...], object]:
+    """Remove every FP adder and multiplier from a fragment tree (in place), by path."""
+    cut = {}
+    for path, frag in list(_walk(fragment)):
+        kept = []
+        for sub, name, loc in frag.subfragments:
+            unit = sub.origins[0] if sub.origins else None
+            if isinstance(unit, ABSTRACTABLE):
+                if unit.latency != 0:
+                    raise ValueError(f"{'.'.join(path + (name,))}: latency {unit.latency}, "
+                                     f"only combinational units can be cut")
+                cut[path + (name,)] = unit
+            else:
+                kept.append((sub, name, loc))
+        frag.subfragments[:] = kept
+    return cut
+
+
+def _ports(unit, flow):
+    return [getattr(unit, name) for name, member in unit.signature.members.items()
+            if member.is_port and member.flow == flow]
+
+
+def abstract_fp_units(fragment: Fragment) -> list[Signal]:
+    """Cut every FP adder and multiplier out of a fragment tree (in place).
+
+    Returns the cut units' output ports: the caller drives each from a free input of the
+    harness, a value the solver picks anew at every step. Sound for properties that hold
+    for *every* value those outputs could take: each unit is combinational (checked:
+    ``latency == 0``), and its replacement drives the same ``Out`` ports with the same
+    shapes, so every behaviour of the real design is a behaviour of the abstract one.
+    """
+    return [port for unit in _cut_fp_units(fragment).values()
+            for port in _ports(unit, wiring.Out)]
+
+
+def check(m: Module, name: str, condition) -> None:
+    """``Assert(condition)`` through a signal called ``name``, so a failure names it."""
+    ok = Signal(name=name)
+    m.d.comb += [ok.eq(condition), Assert(ok)]
+
+
+def zero_or_normal(fmt: FloatFormat, bits) -> "Value":
+    """True for a zero or a normal number (not subnormal, infinite or NaN) in ``fmt``."""
+    packed = data.View(fmt.layout, bits)
+    return (packed.exp != fmt.exp_all_ones) & ((packed.exp != 0) | (packed.man == 0))
+
+
+# --- FP units: reduced mode against IEEE mode ------------------------------------------------
+
+class FPModeEquivalence(wiring.Component):
+    """``ieee=False`` equals ``ieee=True`` for one FP unit on the reduced domain.
+
+    Assumes both operands are zero or normal and the IEEE result is zero or normal (so no
+    overflow to infinity and no subnormal), and for the multiplier that the exact product
+    is zero or at least ``2**emin`` in magnitude (its documented domain); asserts the two
+    results are equal bit for bit.
+    Combinational: the assertion holds at every step, so a one-step induction proves it for
+    all operand pairs.
+
+    Cut points, to keep the solver off two copies of the same wide datapath: named wires
+    of the IEEE unit are driven from the reduced unit's wire of the same name, and a lemma
+    asserts that the IEEE unit's own logic computes the same value there (so the cut is
+    proven, not assumed). For the adder that is the aligned smaller significand
+    (``align_spread``) and the significand sum (``total``), equal for every operand pair in
+    the domain (a zero operand decodes to a different exponent in the two modes, but to
+    the same significand, 0). For the multiplier, ``free_product``: the significand
+    product of both units is one free value and a lemma asserts the two multipliers'
+    operands are equal; as for the control proofs this over-approximates a multiplier (any
+    product value at all), so a PASS covers the real one, and the multiplier itself is
+    left to the exhaustive-per-exponent simulation tests.
+    """
+
+    #: The adder's cut points, in dataflow order.
+    ADD_CUTS = ("align_spread", "total")
+
+    def __init__(self, unit: str, *, cuts: bool = True, domain: bool = True):
+        if unit not in ("add", "mul"):
+            raise ValueError(f"FPModeEquivalence unit must be 'add' or 'mul', got {unit!r}")
+        self._unit = unit
+        self._cuts = cuts
+        # False drops the operand assumption (add) or the exact-product one (mul): a
+        # deliberately wrong property, for the tests that show a proof can fail.
+        self._domain = domain
+        self.a_fmt = BINARY32 if unit == "add" else BINARY16
+        self.b_fmt = self.out_fmt = BINARY32
+        ports = {"a": In(self.a_fmt.width), "b": In(self.b_fmt.width)}
+        if unit == "mul" and cuts:
+            ports["free_product"] = In(self.a_fmt.precision + self.b_fmt.precision)
+        super().__init__(ports)
+
+    def _make(self, ieee: bool):
+        if self._unit == "add":
+            return FPAdd(BINARY32, ieee=ieee)
+        return FPMul(BINARY16, BINARY32, BINARY32, ieee=ieee)
+
+    def elaborate(self, platform):
+        m = Module()
+        reduced, ieee = self._make(False), self._make(True)
+        red_frag, ieee_frag = elaborate(reduced), elaborate(ieee)
+        m.submodules.reduced = red_frag
+        m.submodules.ieee = ieee_frag
+        for unit in (reduced, ieee):
+            m.d.comb += [unit.a.eq(self.a), unit.b.eq(self.b)]
+        m.d.comb += Assume(zero_or_normal(self.out_fmt, ieee.result))
+        if self._domain or self._unit == "mul":
+            m.d.comb += [Assume(zero_or_normal(self.a_fmt, self.a)),
+                         Assume(zero_or_normal(self.b_fmt, self.b))]
+        if self._unit == "mul" and self._domain:
+            # The multiplier's documented domain also needs the exact product to be zero or
+            # at least 2**emin: one just below that may round up to the smallest normal in
+            # IEEE mode, which reduced mode does not do. The unrounded exponent says which.
+            exact = _subunit(ieee_frag, "round").raw
+            m.d.comb += Assume(exact.is_zero | (exact.exp >= self.out_fmt.emin))
+        check(m, "reduced_equals_ieee", reduced.result == ieee.result)
+        if self._cuts and self._unit == "add":
+            for name in self.ADD_CUTS:
+                red_wire = _wire_statement(red_frag, name).lhs
+                ieee_wire, ieee_logic = _take_wire(ieee_frag, name)
+                own = Signal.like(ieee_wire, name=f"ieee_{name}")
+                m.d.comb += [own.eq(ieee_logic), ieee_wire.eq(red_wire)]
+                check(m, f"lemma_{name}", own == red_wire)
+        elif self._cuts:
+            for frag in (red_frag, ieee_frag):
+                product, _ = _take_wire(frag, "product")
+                m.d.comb += product.eq(self.free_product)
+            # The multipliers' operands: each unit's decoded significands.
+            sigs = []
+            for name in ("decode_a", "decode_b"):
+                red_dec = _subunit(red_frag, name)
+                ieee_dec = _subunit(ieee_frag, name)
+                check(m, f"lemma_{name}_sig", red_dec.raw.sig == ieee_dec.raw.sig)
+                sigs.append(red_dec.raw.sig)
+            # What a real multiplier's product is known to be (ProductRange proves it).
+            m.d.comb += Assume(product_facts(*sigs, self.free_product))
+        return m
+
+
+def product_facts(sig_a, sig_b, product):
+    """What the FP multiplier's significand product is, as far as rounding needs: zero if
+    an operand's significand is zero, and with one of its top two bits set if both are
+    normalised (top bit set), i.e. in [2**(W-2), 2**W)."""
+    top = len(product) - 1
+    normalised = sig_a[-1] & sig_b[-1]
+    zero = (sig_a == 0) | (sig_b == 0)
+    return (~zero | (product == 0)) & (~normalised | product[top] | product[top - 1])
+
+
+class ProductRange(wiring.Component):
+    """The reduced FPMul e5m10 x e8m23's significand product satisfies :func:`product_facts`
+    for every operand pair of zeros and normal numbers: the assumption the multiplier mode
+    proof makes about it, proven on the real multiplier."""
+
+    def __init__(self):
+        super().__init__({"a": In(BINARY16.width), "b": In(BINARY32.width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        unit = FPMul(BINARY16, BINARY32, BINARY32, ieee=False)
+        frag = elaborate(unit)
+        m.submodules.mul = frag
+        m.d.comb += [unit.a.eq(self.a), unit.b.eq(self.b),
+                     Assume(zero_or_normal(BINARY16, self.a)),
+                     Assume(zero_or_normal(BINARY32, self.b))]
+        product = _wire_statement(frag, "product").lhs
+        check(m, "product_facts", product_facts(_subunit(frag, "decode_a").raw.sig,
+                                                _subunit(frag, "decode_b").raw.sig, product))
+        return m
+
+
+def _subunit(frag, name):
+    return next(sub for sub, n, _ in frag.subfragments if n == name).origins[0]
+
+
+def _wire_statement(frag, name):
+    """The statement driving the wire ``name`` (made by ``fp._signals.wire``) in a unit."""
+    for statement in frag.statements["comb"]:
+        if isinstance(statement.lhs, Signal) and statement.lhs.name == name:
+            return statement
+    raise ValueError(f"{type(frag.origins[0]).__name__} has no wire {name!r}; the harness "
+                     f"cuts there")
+
+
+def _take_wire(frag, name):
+    """Remove the statement driving the wire ``name``: returns the wire and its value."""
+    statement = _wire_statement(frag, name)
+    frag.statements["comb"].remove(statement)
+    return statement.lhs, statement.rhs
+
+
+# --- MAC tops --------------------------------------------------------------------------------
+
+def MacInputs(block_size: int) -> dict:
+    """The MAC's input ports, as inputs of a harness (sby ignores ``clk``: one step, one edge)."""
+    return {
+        "clk": In(1), "rst_n": In(1), "en": In(1), "first": In(1),
+        "a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)), "a_sf": In(SCALE_WIDTH),
+        "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)), "w_sf": In(SCALE_WIDTH),
+    }
+
+
+def _drive_mac(m, harness, mac, *, a_sf=None, w_sf=None):
+    m.d.comb += [
+        mac.clk.eq(ClockSignal()), mac.rst_n.eq(harness.rst_n),
+        mac.en.eq(harness.en), mac.first.eq(harness.first),
+        mac.a_in.eq(harness.a_in), mac.w_in.eq(harness.w_in),
+        mac.a_sf.eq(harness.a_sf if a_sf is None else a_sf),
+        mac.w_sf.eq(harness.w_sf if w_sf is None else w_sf),
+    ]
+
+
+def _harness_domain(m, harness):
+    """The harness's own registers: one clock with the MAC, the same asynchronous reset."""
+    m.domains.sync = ClockDomain(async_reset=True)
+    m.d.comb += [ClockSignal().eq(harness.clk), ResetSignal().eq(~harness.rst_n)]
+
+
+class UnitEquivalence(wiring.Component):
+    """IF4 with every INT flag forced to 0 is sequentially equivalent to NVFP4.
+
+    Both tops get the same beats, with bit 7 of every scale byte (IF4's INT flag) cleared.
+    Asserts equal ``acc``, ``done`` (and ``overrun``) at every step.
+
+    The FP units are one uninterpreted function per position: the IF4 and the NVFP4 unit
+    at the same path take one shared free output value, and a lemma asserts their inputs
+    are equal. Real units are deterministic, so equal inputs give equal outputs and the
+    abstract miter follows the real one step for step; the proof holds for any FP units,
+    the real ones included, as long as both tops use the same (checked: same paths, types
+    and signatures). What differs between the tops, the lane and scale multipliers, stays
+    concrete. Lemmas: every register of one top equals the register of the same name in
+    the other (both are built from the same pieces), which makes the property 1-inductive.
+
+    ``make(unit)`` builds a top (e.g. ``lambda unit: mac_unit(unit, 16, "pipelined")``).
+    ``scale_registers`` names the IF4 top's registers that hold scale bytes: one more lemma
+    says their INT flag bit is 0 (else an unreachable state with a flag set there would
+    break the induction).
+    """
+
+    def __init__(self, make, block_size: int, scale_registers=()):
+        self._block_size = block_size
+        self._scale_registers = tuple(scale_registers)
+        self._if4, self._nvfp4 = make("if4"), make("nvfp4")
+        self._if4_frag, self._nv_frag = elaborate(self._if4), elaborate(self._nvfp4)
+        if4_units, nv_units = _cut_fp_units(self._if4_frag), _cut_fp_units(self._nv_frag)
+        if set(if4_units) != set(nv_units):
+            raise ValueError("the IF4 and NVFP4 tops have different FP units: "
+                             + ", ".join(".".join(p) for p in set(if4_units) ^ set(nv_units)))
+        self._fp_pairs = [(if4_units[p], nv_units[p]) for p in sorted(if4_units)]
+        for a, b in self._fp_pairs:
+            if a.signature != b.signature or type(a) is not type(b) or a.name != b.name:
+                raise ValueError(f"FP units {a.name} and {b.name} differ")
+        free = sum(len(Value.cast(port)) for a, _ in self._fp_pairs
+                   for port in _ports(a, wiring.Out))
+        super().__init__({**MacInputs(block_size), "fp_free": In(free)})
+
+    @property
+    def latency(self) -> int:
+        return self._if4.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        _harness_domain(m, self)
+        if4, nvfp4, if4_frag, nv_frag = self._if4, self._nvfp4, self._if4_frag, self._nv_frag
+        m.submodules.if4 = if4_frag
+        m.submodules.nvfp4 = nv_frag
+        flag_clear = ~Const(1 << INT_FLAG_BIT, SCALE_WIDTH)
+        for top in (if4, nvfp4):
+            _drive_mac(m, self, top, a_sf=self.a_sf & flag_clear, w_sf=self.w_sf & flag_clear)
+        check(m, "acc_equal", if4.acc == nvfp4.acc)
+        check(m, "done_equal", if4.done == nvfp4.done)
+        if hasattr(if4, "overrun"):
+            check(m, "overrun_equal", if4.overrun == nvfp4.overrun)
+        if4_regs, nv_regs = registers(if4_frag), registers(nv_frag)
+        unpaired = set(if4_regs) ^ set(nv_regs)
+        for path in sorted(set(if4_regs) & set(nv_regs)):
+            a, b = if4_regs[path], nv_regs[path]
+            if a.shape() == b.shape():
+                check(m, "lemma_" + "_".join(path), a == b)
+            else:
+                unpaired.add(path)
+        self.unpaired = sorted(".".join(p) for p in unpaired)
+        # The FP units, as one uninterpreted function per position: both tops' units at a
+        # position take the same free output value, and their inputs must be equal (lemma).
+        offset = 0
+        for k, (a, b) in enumerate(self._fp_pairs):
+            for port_a, port_b in zip(_ports(a, wiring.Out), _ports(b, wiring.Out)):
+                width = len(Value.cast(port_a))
+                value = self.fp_free[offset:offset + width]
+                m.d.comb += [port_a.eq(value), port_b.eq(value)]
+                offset += width
+            for i, (port_a, port_b) in enumerate(zip(_ports(a, wiring.In), _ports(b, wiring.In))):
+                check(m, f"lemma_fp{k}_in{i}", port_a == port_b)
+        for name in self._scale_registers:
+            reg = find_signal(if4_frag, *name.split("."))
+            check(m, f"lemma_{name.replace('.', '_')}_flag_clear", ~reg[INT_FLAG_BIT])
+        return m
+
+
+class ControlHarness(wiring.Component):
+    """The timing contract of a MAC top, against a model of its ports only.
+
+    The model: a beat is a *closing beat* when ``en=1``, ``first=1`` and an enabled beat
+    came since reset. ``pipelined``: ``done`` is high exactly ``latency`` steps after each
+    closing beat and never otherwise, and ``acc`` changes only with ``done`` (or reset).
+    ``shared``: the same for the closing beats the tree *accepts*, which are those at least
+    ``L`` steps after the last accepted one (L = tree levels); ``overrun`` is low until
+    ``LANE_STAGE`` steps after the first refused closing beat and high from then on. A reset
+    clears the model: results in flight are gone, as the RTL clears every register.
+
+    ``abstract``: the FP units are cut (:func:`abstract_fp_units`): the contract is about
+    control, and it must hold whatever values the datapath carries.
+
+    Induction lemma: the top's ``segment_open`` register equals the model's "an enabled beat
+    came since reset" delayed by ``LANE_STAGE`` steps (the only state of the top that no
+    output shows until a closing beat comes, so no depth of induction would otherwise see it).
+    """
+
+    def __init__(self, top, *, abstract: bool = True):
+        self._top = top
+        self._frag = elaborate(top)
+        self._cut = abstract_fp_units(self._frag) if abstract else []
+        free = sum(len(Value.cast(port)) for port in self._cut)
+        super().__init__({**MacInputs(top.block_size),
+                          **({"fp_free": In(free)} if free else {})})
+
+    @property
+    def unit(self):
+        return self._top.unit
+
+    @property
+    def induction_depth(self) -> int:
+        """Steps after which every other register of the top is a function of the inputs."""
+        return self._top.latency + self._levels + 2
+
+    @property
+    def _levels(self):
+        from if4mac.golden import tree_levels
+        return tree_levels(self._top.block_size)
+
+    def elaborate(self, platform):
+        m = Module()
+        _harness_domain(m, self)
+        top, frag = self._top, self._frag
+        m.submodules.dut = frag
+        offset = 0
+        for port in self._cut:
+            width = len(Value.cast(port))
+            m.d.comb += port.eq(self.fp_free[offset:offset + width])
+            offset += width
+        _drive_mac(m, self, top)
+
+        seen = Signal()                     # an enabled beat since reset
+        with m.If(self.en):
+            m.d.sync += seen.eq(1)
+        closing = Signal()
+        m.d.comb += closing.eq(self.en & self.first & seen)
+
+        shared = top.reduction == "shared"
+        L = self._levels
+        if shared and L > 1:
+            # Steps since the last accepted closing beat, saturating at L (idle).
+            age = Signal(range(L + 1), init=L)
+            accepted = Signal()
+            refused = Signal()
+            m.d.comb += [accepted.eq(closing & (age >= L)), refused.eq(closing & (age < L))]
+            with m.If(accepted):
+                m.d.sync += age.eq(1)
+            with m.Elif(age < L):
+                m.d.sync += age.eq(age + 1)
+        else:
+            accepted, refused = closing, Const(0)
+
+        # `done` is high in the step after edge E + latency for a closing beat sampled at
+        # edge E, the end of its own step: latency + 1 steps later.
+        delay = [accepted]
+        for k in range(1, top.latency + 2):
+            stage = Signal(name=f"expect_done_{k}")
+            m.d.sync += stage.eq(delay[-1])
+            delay.append(stage)
+        check(m, "done_timing", top.done == delay[-1])
+
+        # `acc` changes only when `done` says so.
+        acc_before = Signal.like(top.acc, name="acc_before")
+        m.d.sync += acc_before.eq(top.acc)
+        check(m, "acc_held", top.done | (top.acc == acc_before))
+
+        if shared:
+            refused_delay = [refused]
+            # `overrun` rises at edge E + LANE_STAGE: high from LANE_STAGE + 1 steps on.
+            for k in range(1, LANE_STAGE + 1):
+                stage = Signal(name=f"refused_{k}")
+                m.d.sync += stage.eq(refused_delay[-1])
+                refused_delay.append(stage)
+            expect_overrun = Signal()
+            with m.If(refused_delay[-1]):
+                m.d.sync += expect_overrun.eq(1)
+            check(m, "overrun_exact", top.overrun == expect_overrun)
+
+        # Lemma: the top's segment_open is `seen`, LANE_STAGE steps late.
+        seen_delay = [seen]
+        for k in range(1, LANE_STAGE + 1):
+            stage = Signal(name=f"seen_{k}")
+            m.d.sync += stage.eq(seen_delay[-1])
+            seen_delay.append(stage)
+        check(m, "lemma_segment_open", find_signal(frag, "segment_open") == seen_delay[-1])
+        return m

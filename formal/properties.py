@@ -1,0 +1,150 @@
+"""The property registry: what ``if4mac formal`` proves, per architecture and block size.
+
+An *architecture* is a family of MAC tops (``make(unit, block_size, reduction)``) with the
+reductions it offers and the names of the registers that hold scale bytes (for one
+induction lemma). Adding an architecture is one entry in :data:`ARCHITECTURES`: every
+per-architecture property then applies to it. Each :class:`Property` states its claim in
+one sentence (docs/formal.md repeats them) and builds its harness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import harness as H
+
+__all__ = ["Architecture", "ARCHITECTURES", "Property", "properties", "Job"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    make: Callable            # make(unit, block_size, reduction) -> MAC top
+    reductions: tuple[str, ...]
+    scale_registers: tuple[str, ...]
+    #: False where IF4 and NVFP4 tops differ by design beyond the unit's decode (e.g. in
+    #: latency), so cycle-by-cycle equivalence is not the claim to make.
+    equivalence: bool = True
+
+
+def _reference(unit, block_size, reduction):
+    from if4mac.hdl.mac import mac_unit
+    return mac_unit(unit, block_size, reduction)
+
+
+def _fused(arch):
+    def make(unit, block_size, reduction):
+        from if4mac.hdl.fused import fused_mac
+        return fused_mac(arch, unit, block_size)
+    return make
+
+
+ARCHITECTURES = {
+    "reference": Architecture("reference", _reference, ("pipelined", "shared"),
+                              ("a_sf0", "w_sf0")),
+    # Every result comes out (the fused tops' `reduction` is "pipelined").
+    "fused-fp32": Architecture("fused-fp32", _fused("fused-fp32"), ("pipelined",),
+                               ("a_sf0", "w_sf0")),
+    # IF4's exact converter divides by 49 in one more stage than NVFP4's: latency 5 vs 4.
+    "fused-exact": Architecture("fused-exact", _fused("fused-exact"), ("pipelined",),
+                                ("a_sf0", "w_sf0"), equivalence=False),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One proof to run: its harness, induction depth and counterexample search depth."""
+
+    harness: object
+    depth: int
+    cex_depth: int
+    unit: str | None          # the MAC unit a counterexample's beats are for, if any
+    block_size: int | None
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    statement: str
+    build: Callable[[int], Job]     # build(block_size) -> Job
+    block_sized: bool               # False: the same proof whatever the block size
+
+
+def _equivalence(arch: Architecture, reduction: str) -> Property:
+    def build(block_size):
+        harness = H.UnitEquivalence(lambda unit: arch.make(unit, block_size, reduction),
+                                    block_size, arch.scale_registers)
+        # The bounded search behind an open induction covers a beat's whole way to `acc`.
+        return Job(harness, 1, harness.latency + 3, "if4", block_size)
+    return Property(
+        f"equiv-{reduction}",
+        f"The {arch.name} IF4 MAC ({reduction} reduction) with every scale byte's INT flag "
+        f"forced to 0 is sequentially equivalent to the NVFP4 MAC: from reset, for every "
+        f"beat stream, acc, done and overrun are equal on every cycle.",
+        build, True)
+
+
+def _control(arch: Architecture, reduction: str) -> Property:
+    def build(block_size):
+        top = arch.make("if4", block_size, reduction)
+        harness = H.ControlHarness(top)
+        depth = harness.induction_depth
+        return Job(harness, depth, depth, "if4", block_size)
+    if reduction == "pipelined":
+        claim = ("raises done for exactly one cycle exactly latency edges after each closing "
+                 "beat, and at no other time, so no result is ever lost; acc changes only "
+                 "with done")
+    else:
+        claim = ("raises done exactly latency edges after each closing beat that comes at "
+                 "least L cycles after the last accepted one (L tree levels) and at no other "
+                 "time, and raises the sticky overrun exactly LANE_STAGE edges after the "
+                 "first closing beat that does not; acc changes only with done")
+    return Property(
+        f"control-{reduction}",
+        f"For every en/first/rst_n pattern and whatever values the FP units produce, the "
+        f"{arch.name} MAC ({reduction} reduction) {claim}; a reset discards results in "
+        f"flight.",
+        build, True)
+
+
+def _fp_modes(unit: str) -> Property:
+    what = {"add": "FPAdd e8m23", "mul": "FPMul e5m10 x e8m23 -> e8m23"}[unit]
+    extra = {"add": "", "mul": " and whose exact product is zero or at least 2**-126 in "
+                               "magnitude (the multiplier's documented domain)"}[unit]
+
+    def build(block_size):
+        return Job(H.FPModeEquivalence(unit), 1, 0, None, None)
+    return Property(
+        f"fp{unit}-modes",
+        f"{what} in reduced mode (ieee=False) returns the same bits as in IEEE mode for "
+        f"every operand pair of zeros and normal numbers whose IEEE result is zero or "
+        f"normal{extra}.",
+        build, False)
+
+
+def _product_range() -> Property:
+    def build(block_size):
+        return Job(H.ProductRange(), 1, 0, None, None)
+    return Property(
+        "fpmul-product",
+        "The reduced FPMul e5m10 x e8m23's significand product is zero when an operand is "
+        "zero and lies in [2**33, 2**35) when both are normal: what fpmul-modes assumes of "
+        "the product it treats as a free value.",
+        build, False)
+
+
+def properties(arch: str = "reference") -> dict[str, Property]:
+    """Every property for ``arch``, by name, in the order ``if4mac formal`` runs them."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    a = ARCHITECTURES[arch]
+    found = {}
+    for reduction in a.reductions:
+        for prop in ((_equivalence(a, reduction),) if a.equivalence else ()) + (
+                _control(a, reduction),):
+            found[prop.name] = prop
+    for prop in (_fp_modes("add"), _fp_modes("mul"), _product_range()):
+        found[prop.name] = prop
+    return found
+
