@@ -16,6 +16,7 @@ ALLOWED = {
     "sim": {"golden", "hdl"},
     "synth": {"golden", "hdl"},
     "gpu_ref": {"golden"},
+    "formal": {"golden", "hdl"},
 }
 #: The support layer under every layer: the one user-error type and safe output writing
 #: (if4mac/errors.py, if4mac/safe_output.py), which import nothing else of if4mac.
