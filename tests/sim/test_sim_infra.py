@@ -288,3 +288,12 @@ def test_score_accepts_the_right_output_and_names_a_wrong_one():
     assert {m.kind for m in sb.mismatches} == {"latency"}
     sb, _ = score(s, plan, "pipelined", "")
     assert {m.kind for m in sb.mismatches} == {"stream", "missing"}
+
+
+# -- where the test sessions cache builds -------------------------------------------------------
+
+def test_builds_are_cached_outside_the_repository():
+    """Issue 17, item 8: the suite must not write build caches into the working tree."""
+    from .conftest import BUILD_ROOT, REPO
+
+    assert not BUILD_ROOT.resolve().is_relative_to(REPO.resolve()), BUILD_ROOT
