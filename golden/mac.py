@@ -53,7 +53,7 @@ __all__ = [
     "Stream", "Results", "StimulusError", "lane_product_table", "scale_product_table",
     "lane_products", "scale_products", "scaled_products", "tree_reduce", "run", "validate",
     "REDUCTIONS", "check_reduction", "tree_levels", "shared_tree_refuses", "latency",
-    "TREE_START_EDGE",
+    "TREE_START_EDGE", "closed_segments",
 ]
 
 #: The reduction trees the MAC tops offer (see the module docstring).
@@ -341,7 +341,7 @@ def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined") -
     check_reduction(reduction)
     if strict:
         validate(stream)
-    results = _run_pipelined(stream)
+    results = closed_segments(stream)
     reset_rows = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
                   if stream.reset is not None else _no_beats())
     close = results.close_beat
@@ -366,8 +366,10 @@ def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined") -
                    close[discarded])
 
 
-def _run_pipelined(stream: Stream) -> Results:
-    """Every completed segment's result, as the pipelined tree emits them."""
+def closed_segments(stream: Stream) -> Results:
+    """The arithmetic result of every closed segment, whatever the hardware's timing does
+    with it: :func:`run` without the shared tree's refusals and without the results that a
+    reset discards in flight. For cross-checks of the arithmetic alone (the GPU reference)."""
     unit = stream.unit
     enabled, first, starts, emits = _segment_bounds(stream)
     empty = np.zeros(0, dtype=np.int64)

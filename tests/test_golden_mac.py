@@ -10,7 +10,7 @@ import pytest
 from if4mac.golden import (
     E2M1_VALUES, E4M3_VALUES, INT4_VALUES, INT_EXPANSION, INT_EXPANSION_SQUARED, StimulusError,
     Stream, float32_bits, lane_product_table, random_stream, run, scale_product_table,
-    scaled_products, stimulus_to_json, tree_reduce,
+    scaled_products, stimulus_to_json, tree_reduce, closed_segments,
 )
 from tests import scalar_model as ref
 
@@ -296,6 +296,10 @@ def test_reset_discards_a_result_in_flight_per_edge(block_size, reduction):
     assert len(got.overrun_beat) == 0
     # The independent scalar model agrees.
     assert ref.run("if4", stimulus_to_json(stream)["beats"]) == expected(cases)
+    # The arithmetic of every closed segment, timing aside, is still there for cross-checks.
+    every = closed_segments(stream)
+    assert every.bits.tolist() == [c["bits"] for c in cases]
+    assert every.close_beat.tolist() == [c["close"] for c in cases]
 
 
 def test_shared_close_refused_or_discarded():
