@@ -233,16 +233,36 @@ def test_block_sizes(block_size):
     assert run(s).bits.tolist() == ref.run("if4", stimulus_to_json(s)["beats"])
 
 
+def _sum_in_order(values, order) -> np.float32:
+    """binary32 sum adding ``values`` one by one in ``order``."""
+    acc = np.float32(values[order[0]])
+    for i in order[1:]:
+        acc = np.float32(acc + np.float32(values[i]))
+    return acc
+
+
 def test_tree_reduce_order():
-    # (a + b) + (c + d) with a = 2^24, b = 1, c = 1, d = -2^24 ... choose values where order
-    # matters: ((2^24 + 1) + (1 + 0)) = 2^24 + 1 -> 2^24 (tie to even), then + 1 -> 2^24.
-    x = np.array([[2.0 ** 24, 1.0, 1.0, 0.0]], np.float32)
-    assert tree_reduce(x)[0] == 2.0 ** 24
-    # An odd lane passes up unchanged: 3 lanes -> (x0 + x1) + x2.
-    assert tree_reduce(np.array([[2.0 ** 24, 1.0, 1.0]], np.float32))[0] == 2.0 ** 24
-    # Sequential order would give 2^24 + 2 here: ((a + c) + b): check we are not sequential.
-    y = np.array([[1.0, 1.0, 2.0 ** 24, 0.0]], np.float32)
-    assert tree_reduce(y)[0] == 2.0 ** 24 + 2
+    """Pairwise (0,1), (2,3), then the pair sums; an odd lane passes up. Every case is picked
+    so that the other plausible orders give a different binary32 result, and says so."""
+    big = 2.0 ** 24                     # ulp 2 above it: +1 ties to even and vanishes
+    cases = [
+        # (2^24 + 1) + (1 + 1) = 2^24 + 2; left to right loses each 1: 2^24.
+        ([big, 1.0, 1.0, 1.0], big + 2),
+        # Adjacent pairs: 0 + 2 = 2; strided pairs (0,2),(1,3): 2^24 + (1 - 2^24) = 1.
+        ([big, -big, 1.0, 1.0], 2.0),
+        # Three lanes: (x0 + x1) + x2 = 2^24; pairing the last two first: 2^24 + 2.
+        ([big, 1.0, 1.0], big),
+    ]
+    for values, want in cases:
+        x = np.array([values], np.float32)
+        assert tree_reduce(x)[0] == np.float32(want), values
+    # Case 1 tells the tree from a sequential sum either way round.
+    values, want = cases[0]
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0]):
+        assert _sum_in_order(values, order) != np.float32(want)
+    # Cases 2 and 3 tell it from strided pairs and from pairing the last two first.
+    assert np.float32(np.float32(big + 1.0) + np.float32(-big + 1.0)) == 1.0
+    assert np.float32(big + np.float32(1.0 + 1.0)) == big + 2
 
 
 # --- strict validation -----------------------------------------------------------------------
