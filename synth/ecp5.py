@@ -21,7 +21,7 @@ from .designs import Design, SerialLoader
 from .scripts import YOSYS_ECP5
 from .tools import ToolError, find_tool, require_file, run_tool, run_yosys
 
-__all__ = ["synth_ecp5", "ECP5_DEVICE", "ECP5_PACKAGE", "ECP5_SPEED", "DEFAULT_FREQ_MHZ",
+__all__ = ["synth_ecp5", "parse_nextpnr_report", "ECP5_DEVICE", "ECP5_PACKAGE", "ECP5_SPEED", "DEFAULT_FREQ_MHZ",
            "NEXTPNR_SEED"]
 
 #: LFE5U-85F: big enough for a block-16 MAC (tens of thousands of LUTs, 156 multipliers).
@@ -46,6 +46,43 @@ def _cells(stat: dict, module: str) -> dict[str, int]:
         raise ToolError(f"Yosys ECP5 statistics have no module {module!r}")
     by_type = {k.lstrip("\\"): v for k, v in mods[module].get("num_cells_by_type", {}).items()}
     return {kind: by_type.get(kind, 0) for kind in _CELL_KINDS}
+
+
+def parse_nextpnr_report(rep: dict, where: object = "nextpnr report") -> dict:
+    """Placed utilisation, the clock's achieved Fmax and the critical path from nextpnr's
+    ``--report`` JSON (tested on real reports in tests/data/tools)."""
+    fmax = [v["achieved"] for k, v in rep.get("fmax", {}).items() if "clk" in k]
+    if not fmax:
+        raise ToolError(f"nextpnr reported no Fmax for the clock (report: {where})")
+    util = rep.get("utilization", {})
+
+    def used(kind):
+        return util.get(kind, {}).get("used", 0)
+
+    def avail(kind):
+        return util.get(kind, {}).get("available", 0)
+
+    crit = next((p for p in rep.get("critical_paths", [])
+                 if "clk" in p.get("from", "") and "clk" in p.get("to", "")), None)
+    crit_out = None
+    if crit and crit["path"]:
+        crit_out = {
+            "from": crit["path"][0]["from"]["cell"],
+            "to": crit["path"][-1]["to"]["cell"],
+            "delay_ns": round(sum(step["delay"] for step in crit["path"]), 3),
+            "logic_ns": round(sum(s["delay"] for s in crit["path"] if s["type"] != "routing"), 3),
+            "routing_ns": round(sum(s["delay"] for s in crit["path"] if s["type"] == "routing"), 3),
+        }
+    return {
+        "placed": {
+            "TRELLIS_COMB": used("TRELLIS_COMB"), "TRELLIS_COMB_available": avail("TRELLIS_COMB"),
+            "TRELLIS_FF": used("TRELLIS_FF"), "TRELLIS_FF_available": avail("TRELLIS_FF"),
+            "MULT18X18D": used("MULT18X18D"), "MULT18X18D_available": avail("MULT18X18D"),
+            "TRELLIS_IO": used("TRELLIS_IO"),
+        },
+        "fmax_mhz": round(min(fmax), 2),
+        "critical_path": crit_out,
+    }
 
 
 def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
@@ -93,29 +130,7 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
              log=workdir / "nextpnr.out", cwd=workdir, timeout=timeout)
     pnr_s = time.monotonic() - t1
     require_file(report, "nextpnr report", pnr_log)
-    rep = json.loads(report.read_text())
-    fmax = [v["achieved"] for k, v in rep.get("fmax", {}).items() if "clk" in k]
-    if not fmax:
-        raise ToolError(f"nextpnr reported no Fmax for the clock (report: {report})")
-    util = rep.get("utilization", {})
-
-    def used(kind):
-        return util.get(kind, {}).get("used", 0)
-
-    def avail(kind):
-        return util.get(kind, {}).get("available", 0)
-
-    crit = next((p for p in rep.get("critical_paths", [])
-                 if "clk" in p.get("from", "") and "clk" in p.get("to", "")), None)
-    crit_out = None
-    if crit and crit["path"]:
-        crit_out = {
-            "from": crit["path"][0]["from"]["cell"],
-            "to": crit["path"][-1]["to"]["cell"],
-            "delay_ns": round(sum(step["delay"] for step in crit["path"]), 3),
-            "logic_ns": round(sum(s["delay"] for s in crit["path"] if s["type"] != "routing"), 3),
-            "routing_ns": round(sum(s["delay"] for s in crit["path"] if s["type"] == "routing"), 3),
-        }
+    parsed = parse_nextpnr_report(json.loads(report.read_text()), report)
     return {
         "target": "ecp5",
         "device": {"family": "Lattice ECP5", "part": f"LFE5U-{ECP5_DEVICE[:-1].upper()}F",
@@ -126,14 +141,9 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
                  f"({design.params.get('pins')} pins)"),
         "yosys_cells": inner_cells,
         "wrapper_cells": wrapper_cells,
-        "placed": {
-            "TRELLIS_COMB": used("TRELLIS_COMB"), "TRELLIS_COMB_available": avail("TRELLIS_COMB"),
-            "TRELLIS_FF": used("TRELLIS_FF"), "TRELLIS_FF_available": avail("TRELLIS_FF"),
-            "MULT18X18D": used("MULT18X18D"), "MULT18X18D_available": avail("MULT18X18D"),
-            "TRELLIS_IO": used("TRELLIS_IO"),
-        },
-        "fmax_mhz": round(min(fmax), 2),
+        "placed": parsed["placed"],
+        "fmax_mhz": parsed["fmax_mhz"],
         "target_mhz": freq_mhz,
-        "critical_path": crit_out,
+        "critical_path": parsed["critical_path"],
         "runtime_s": {"yosys": round(synth_s, 1), "nextpnr": round(pnr_s, 1)},
     }
