@@ -91,12 +91,15 @@ class Trace:
     reset_edge: np.ndarray     # edges during which rst_n was held low
 
 
-def drive_schedule(stream: Stream, latency: int) -> tuple[np.ndarray, np.ndarray, int]:
+def drive_schedule(stream: Stream, latency: int, *,
+                   drain: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """Edge of each row, edges held in reset, total edges, as the testbench drives them.
 
     Before a row marked ``reset`` the driver holds ``rst_n`` low across one edge, without
-    draining first (golden models the results that reset discards in flight). After the
-    last row it idles ``latency + 2`` edges.
+    draining first (golden models the results that reset discards in flight). ``drain``:
+    idle ``latency`` edges before each reset first, for models that assume a drained
+    pipeline (golden's fused architectures, for now). After the last row it idles
+    ``latency + 2`` edges.
     """
     row_edge = np.zeros(len(stream), dtype=np.int64)
     reset_edge = []
@@ -104,6 +107,7 @@ def drive_schedule(stream: Stream, latency: int) -> tuple[np.ndarray, np.ndarray
     resets = stream.reset if stream.reset is not None else np.zeros(len(stream), bool)
     for row in range(len(stream)):
         if resets[row]:
+            edge += latency if drain else 0
             reset_edge.append(edge)
             edge += 1
         row_edge[row] = edge
