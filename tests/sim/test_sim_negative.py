@@ -43,9 +43,10 @@ OVERRUN_FAULTS = {
 }
 
 
-def faulty_design(unit: str, fault: str) -> Design:
+def faulty_design(unit: str, fault: str, block_size: int = 16) -> Design:
     shared = fault in OVERRUN_FAULTS
-    core = design_verilog(unit, 16, "shared" if shared else "pipelined", build_root=BUILD_ROOT)
+    core = design_verilog(unit, block_size, "shared" if shared else "pipelined",
+                          build_root=BUILD_ROOT)
     ov_port = ", overrun" if shared else ""
     ov_decl = "output overrun;\n  wire core_overrun;" if shared else ""
     ov_conn = ", .overrun(core_overrun)" if shared else ""
@@ -54,7 +55,7 @@ def faulty_design(unit: str, fault: str) -> Design:
     wrapper = f"""
 module faulty_mac(clk, rst_n, en, first, a_in, a_sf, w_in, w_sf, acc, done{ov_port});
   input clk, rst_n, en, first;
-  input [63:0] a_in, w_in;
+  input [{4 * block_size - 1}:0] a_in, w_in;
   input [7:0] a_sf, w_sf;
   output [31:0] acc;
   output done;
@@ -71,7 +72,8 @@ module faulty_mac(clk, rst_n, en, first, a_in, a_sf, w_in, w_sf, acc, done{ov_po
   {body}
 endmodule
 """
-    return Design(unit, 16, core.reduction, "faulty_mac", core.latency, core.verilog + wrapper)
+    return Design(unit, block_size, core.reduction, "faulty_mac", core.latency,
+                  core.verilog + wrapper)
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,17 @@ def test_verilog_testbench_checks_overrun_per_edge(fault):
     assert not out.passed
     assert out.results == want.hex()          # every result right: only overrun is wrong
     assert "overrun change 0" in out.report, out.report
+
+
+def test_verilator_testbench_catches_a_faulty_design():
+    """The same on Verilator (its own build of the plain Verilog testbench, block size 2 to keep
+    the build short), with INT4 blocks: the flipped fourth result is named."""
+    s = make_scenario("mixed_blocks", "if4", 2, 1, 0.1)
+    want = run(s)
+    assert len(want) >= 4 and ((s.a_sf >> 7) & s.en).any()
+    out = run_fast(build_fast(faulty_design("if4", "flip", 2), "verilator",
+                              build_root=BUILD_ROOT), s)
+    assert not out.passed
+    bits = int(want.bits[3])
+    assert "segment 3" in out.report and f"got 0x{bits ^ 1:08x}" in out.report, out.report
+    assert len(out.results) == len(want)
