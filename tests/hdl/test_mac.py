@@ -29,6 +29,7 @@ from amaranth.sim import Simulator
 from if4mac.golden import (
     REDUCTIONS, Stream, random_stream, run, stimulus_to_json, tree_levels,
 )
+from if4mac.golden import closed_segments
 from if4mac.golden import latency as golden_latency
 from if4mac.hdl.mac import LANE_STAGE, If4Mac, MacUnit, Nvfp4Mac, mac_unit
 from tests import scalar_model
@@ -434,14 +435,23 @@ def test_golden_shared_matches_cycle_model(block_size):
     for seed in range(20):
         stream = edge_stream("if4", block_size, seed=seed, segments=80, max_len=7,
                              bubble_prob=0.3, reset_prob=0.03)
-        full = run(stream)
+        full = closed_segments(stream)        # every closed segment, timing aside
         shared = run(stream, reduction="shared")
         accept = ref_shared_accepts(stream, full.close_beat)
-        assert np.array_equal(shared.bits, full.bits[accept])
-        assert np.array_equal(shared.start_beat, full.start_beat[accept])
-        assert np.array_equal(shared.close_beat, full.close_beat[accept])
-        assert np.array_equal(shared.overrun_beat, full.close_beat[~accept])
-        assert shared.overrun == bool((~accept).any())
+        # A reset r rows after a close discards its result when r <= latency (in flight), and
+        # a refused close only raises overrun if it reached the tree (r > 3) first.
+        latency = 2 + max(1, tree_levels(block_size))
+        resets = np.flatnonzero(stream.reset)
+        dist = np.array([(resets[resets > c][0] - c) if (resets > c).any() else 10**9
+                         for c in full.close_beat.tolist()], dtype=np.int64)
+        kept = accept & (dist > latency)
+        refused = ~accept & (dist > 3)
+        assert np.array_equal(shared.bits, full.bits[kept])
+        assert np.array_equal(shared.start_beat, full.start_beat[kept])
+        assert np.array_equal(shared.close_beat, full.close_beat[kept])
+        assert np.array_equal(shared.overrun_beat, full.close_beat[refused])
+        assert np.array_equal(shared.discarded_beat, full.close_beat[~kept & ~refused])
+        assert shared.overrun == bool(refused.any())
         if block_size <= 2:
             assert not shared.overrun      # one level: the tree is never busy
 
