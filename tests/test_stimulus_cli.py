@@ -252,3 +252,17 @@ def test_cli_stimulus_bad_operands_exit_2(tmp_path, operands, extra, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, \
         proc.stderr
+
+
+def test_cli_gpu_check_without_gpu_exits_2(tmp_path):
+    """The README promises exit status 2 for a problem the user can fix; no GPU is one."""
+    from if4mac.gpu_ref import device
+
+    if device.gpu_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = tmp_path / "r.json"
+    proc = if4mac("gpu-check", "--segments", "10", "--output", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: no CUDA GPU found")
+    assert not out.exists()
+    assert if4mac("gpu-check", "--unit", "fp8").returncode == 2
