@@ -27,8 +27,13 @@ values:
   ``1 <= r - r0 <= L - 1``. The newer segment is then refused: its result is lost, its closing
   beat still opens the next segment, and the hardware raises its sticky ``overrun`` output.
   ``Results.overrun_beat`` lists the closing beats of the refused segments. A reset between
-  two closing beats frees the tree (drivers apply reset only after the pipeline has drained,
-  see :class:`Stream`).
+  two closing beats frees the tree.
+
+Reset (``Stream.reset``) clears every register of the hardware, so besides the open segment
+it also discards a result still in flight: a segment closed at row ``c`` loses its result if
+the next reset is marked at row ``r`` with ``r - c <= latency(B)`` (see :class:`Stream` for
+the timing). ``Results.discarded_beat`` lists those closing beats; the hardware signals
+nothing for them, as the driver asked for the reset.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from .formats import (
 __all__ = [
     "Stream", "Results", "StimulusError", "lane_product_table", "scale_product_table",
     "lane_products", "scale_products", "scaled_products", "tree_reduce", "run", "validate",
-    "REDUCTIONS", "check_reduction", "tree_levels", "shared_tree_refuses",
+    "REDUCTIONS", "check_reduction", "tree_levels", "shared_tree_refuses", "latency",
+    "TREE_START_EDGE", "closed_segments",
 ]
 
 #: The reduction trees the MAC tops offer (see the module docstring).
@@ -72,6 +78,23 @@ def shared_tree_refuses(rows_since_accepted, levels: int):
     (clock cycles) after the last accepted close, with no reset between, is refused when that
     gap is below ``levels`` (the tree is still busy). Works on scalars and arrays."""
     return np.asarray(rows_since_accepted) < levels
+
+
+#: Edges from the one that samples a closing beat to the one at which that beat starts the
+#: reduction tree: the input, lane-product and scaled-product registers come first. The shared
+#: tree refuses a close (and raises ``overrun``) at this edge.
+TREE_START_EDGE = 3
+
+
+def latency(block_size: int) -> int:
+    """Edges from a closing beat's sampling edge to the edge that raises ``done``.
+
+    The tree's first level loads at :data:`TREE_START_EDGE` (from the lane registers' values
+    before that edge), then one edge per further level; one lane still has a result register:
+    ``2 + max(1, ceil(log2 B))``, 6 for B = 16. The RTL derives the same number from its own
+    structure (``MacUnit.latency``); the tests check that they agree.
+    """
+    return TREE_START_EDGE - 1 + max(1, tree_levels(block_size))
 
 
 class StimulusError(ValueError):
@@ -179,11 +202,16 @@ def tree_reduce(lanes: np.ndarray) -> np.ndarray:
 class Stream:
     """A beat stream as the MAC's ports see it: one row per clock cycle.
 
-    ``reset`` (optional) marks beats before which ``rst_n`` is pulsed: the open segment is
-    discarded without a result and the lane registers return to +0. The model assumes the
-    driver lets the pipeline drain (every closed segment's result has come out) before it
-    pulses reset: the hardware's reset also clears results in flight, which the model keeps.
-    Reset and drain take no rows; they happen between two rows.
+    ``reset`` (optional) marks rows before which ``rst_n`` is pulsed: it is held low for one
+    clock cycle between rows ``r - 1`` and ``r`` (that cycle samples no beat and is not a
+    row). Reset clears every register: the open segment is discarded without a result, the
+    lane registers return to +0, and a result still in the pipeline is discarded too. With
+    the closing beat of a segment at row ``c`` sampled at edge ``e``, rows ``c+1 .. r-1`` take
+    edges ``e+1 .. e+r-c-1``, ``rst_n`` falls half a cycle later and the reset cycle's edge is
+    ``e + (r - c)``; the result would load at edge ``e + latency(B)``. So it is discarded when
+    ``r - c <= latency(B)`` and delivered when ``r - c > latency(B)`` (at ``r - c ==
+    latency(B) + 1``, ``done`` rises at row ``r - 1``'s edge and the reset cuts the pulse to
+    half a cycle: sample the outputs before applying the reset, as every testbench here does).
     """
 
     unit: str
@@ -224,12 +252,15 @@ class Results:
 
     ``overrun_beat`` is only ever non-empty for ``reduction="shared"``: the closing beats of
     segments whose result the busy shared tree refused (they are not in ``bits``).
+    ``discarded_beat``: the closing beats of segments whose result a reset discarded while it
+    was in flight (not in ``bits`` either; see :class:`Stream`).
     """
 
     bits: np.ndarray         # (S,) uint32 binary32 results
     start_beat: np.ndarray   # (S,) index of the segment's first beat in the stream
     close_beat: np.ndarray   # (S,) index of the first=1 beat that closed it
     overrun_beat: np.ndarray = field(default_factory=_no_beats)   # (K,) refused closes
+    discarded_beat: np.ndarray = field(default_factory=_no_beats)  # (D,) closes lost to reset
 
     @property
     def overrun(self) -> bool:
@@ -310,18 +341,35 @@ def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined") -
     check_reduction(reduction)
     if strict:
         validate(stream)
-    results = _run_pipelined(stream)
-    if reduction == "pipelined" or len(results) < 2:
-        return results
+    results = closed_segments(stream)
     reset_rows = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
                   if stream.reset is not None else _no_beats())
-    accept = _shared_tree_accepts(results.close_beat, reset_rows, tree_levels(stream.block_size))
-    return Results(results.bits[accept], results.start_beat[accept],
-                   results.close_beat[accept], results.close_beat[~accept])
+    close = results.close_beat
+    # Rows from each closing beat to the next reset after it (a reset at row r acts before
+    # row r, so one at the closing row itself comes earlier and does not count).
+    after = np.searchsorted(reset_rows, close, side="right")
+    padded = np.append(reset_rows, np.iinfo(np.int64).max // 2)   # "no reset after it"
+    to_reset = padded[after] - close
+    in_flight = to_reset <= latency(stream.block_size)
+    if reduction == "shared":
+        accept = _shared_tree_accepts(close, reset_rows, tree_levels(stream.block_size))
+    else:
+        accept = np.ones(len(close), dtype=bool)
+    # A refused close raises overrun when it reaches the tree; a reset before that edge takes
+    # it first, and then it is simply discarded.
+    refused = ~accept & (to_reset > TREE_START_EDGE)
+    kept = accept & ~in_flight
+    discarded = ~kept & ~refused
+    if kept.all():
+        return results
+    return Results(results.bits[kept], results.start_beat[kept], close[kept], close[refused],
+                   close[discarded])
 
 
-def _run_pipelined(stream: Stream) -> Results:
-    """Every completed segment's result, as the pipelined tree emits them."""
+def closed_segments(stream: Stream) -> Results:
+    """The arithmetic result of every closed segment, whatever the hardware's timing does
+    with it: :func:`run` without the shared tree's refusals and without the results that a
+    reset discards in flight. For cross-checks of the arithmetic alone (the GPU reference)."""
     unit = stream.unit
     enabled, first, starts, emits = _segment_bounds(stream)
     empty = np.zeros(0, dtype=np.int64)

@@ -44,7 +44,7 @@ __all__ = ["TESTBENCH_TOP", "FastBuild", "FastOutcome", "sv_testbench", "build_f
 
 TESTBENCH_TOP = "if4mac_tb"
 #: Bumped whenever the testbench text or the build commands change.
-_RECIPE = 3
+_RECIPE = 4
 
 #: The plan word, most significant first: the three control flags, the two scale bytes,
 #: then the two packed lane vectors (widths from the formats layer).
@@ -64,7 +64,8 @@ def sv_testbench(design: Design, with_overrun: bool) -> str:
 `timescale 1ns/1ps
 // Plays a drive plan on {design.toplevel}: one hex word per clock cycle,
 // {{rst_n, en, first, a_sf, w_sf, a_in, w_in}}; writes "cycle acc" for every done cycle,
-// then "end cycles overrun". Inputs change at falling edges, outputs are read there too.
+// "o cycle value" whenever overrun changes, then "end cycles overrun". Inputs change at
+// falling edges, outputs are read there too.
 module {TESTBENCH_TOP};
   localparam B = {b};
   // Word layout: {len(PLAN_FLAGS)} flags, two {SCALE_WIDTH}-bit scales, two B-lane code vectors of
@@ -83,6 +84,7 @@ module {TESTBENCH_TOP};
     .acc(acc), .done(done){overrun_port});
 {"" if with_overrun else "  assign overrun = 1'b0;"}
   reg [W-1:0] word;
+  reg overrun_seen = 1'b0;
   reg [8*1024-1:0] plan_file, out_file;
   integer fin, fout, got, cycle;
   initial begin
@@ -103,6 +105,10 @@ module {TESTBENCH_TOP};
       #5 clk = 1'b1;
       #5 clk = 1'b0;
       if (done) $fwrite(fout, "%0d %h\\n", cycle, acc);
+      if (overrun !== overrun_seen) begin
+        $fwrite(fout, "o %0d %b\\n", cycle, overrun);
+        overrun_seen = overrun;
+      end
       cycle = cycle + 1;
       if (cycle % 8192 == 0) $fflush(fout);   // lets the caller show progress
       got = $fscanf(fin, "%h\\n", word);
@@ -191,14 +197,35 @@ class FastOutcome:
         return self.beats / self.sim_seconds if self.sim_seconds > 0 else float("inf")
 
 
+def overrun_changes(plan: DrivePlan, refused_rows) -> list[tuple[int, str]]:
+    """Every change of the sticky ``overrun`` output golden implies, as (cycle, "0"/"1"),
+    sampled after each rising edge: it rises at the edge where a refused closing beat reaches
+    the tree (:data:`~if4mac.golden.mac.TREE_START_EDGE` after the beat) and falls at the next
+    reset cycle."""
+    from if4mac.golden.mac import TREE_START_EDGE
+
+    rises = sorted(int(plan.cycle_of_row[r]) + TREE_START_EDGE for r in refused_rows)
+    resets = np.flatnonzero(~plan.rst_n).tolist()
+    events = sorted([(c, 1) for c in rises] + [(c, 0) for c in resets])
+    changes, state = [], 0
+    for cycle, value in events:
+        if value != state:
+            changes.append((cycle, str(value)))
+            state = value
+    return changes
+
+
 def score(stream: Stream, plan: DrivePlan, reduction: str, output: str) -> tuple[Scoreboard, bool]:
     """Check the testbench's output against golden; returns the scoreboard and the overrun
     flag the RTL ended with."""
     events: list = []
     end = None
+    changes = []            # (cycle, value) of every overrun change the testbench saw
     for line in output.splitlines():
         parts = line.split()
-        if parts and parts[0] == "end":
+        if parts and parts[0] == "o" and len(parts) == 3:
+            changes.append((int(parts[1]), parts[2]))
+        elif parts and parts[0] == "end":
             end = (int(parts[1]), parts[2] == "1")
         elif len(parts) == 2:
             if "x" in parts[1].lower() or "z" in parts[1].lower():
@@ -206,18 +233,20 @@ def score(stream: Stream, plan: DrivePlan, reduction: str, output: str) -> tuple
                     "value", f"acc is {parts[1]} (X or Z) at {plan.describe_cycle(int(parts[0]))}"))
                 continue
             events.append((int(parts[0]), int(parts[1], 16)))
-    sb = score_results(stream, plan, reduction, events, end)
+    sb = score_results(stream, plan, reduction, events, end, overrun_seen=changes)
     return sb, bool(end and end[1])
 
 
 def score_results(stream: Stream, plan: DrivePlan, reduction: str, events, end, *,
-                  close_cycle_of_row=None) -> Scoreboard:
+                  close_cycle_of_row=None, overrun_seen=None) -> Scoreboard:
     """Score what a testbench wrote, in order: ``events`` holds ``(cycle, acc bits)`` for each
     cycle with ``done=1`` (or a :class:`Mismatch` for one that could not be read); ``end`` is
     ``(cycles played, overrun at the end)``, or None if the testbench stopped early.
 
     ``close_cycle_of_row``: the cycle of each row as a *closing* beat, where that differs from
     ``plan.cycle_of_row`` (a stream played in pieces repeats each piece's closing beat).
+    ``overrun_seen``: every change of ``overrun`` the testbench saw, ``(cycle, "0"/"1")``,
+    compared edge for edge with :func:`overrun_changes` (shared tree only).
     """
     sb = Scoreboard(plan.latency, plan.describe_cycle)
     expected = run(stream, reduction=reduction)
@@ -239,6 +268,17 @@ def score_results(stream: Stream, plan: DrivePlan, reduction: str, events, end, 
         sb.mismatches.append(Mismatch(
             "stream", f"the testbench played {end[0]} cycles, the plan has {len(plan)}"))
     sb.finish()
+    if reduction == "shared" and overrun_seen is not None:
+        changes = list(overrun_seen)
+        want_changes = overrun_changes(plan, expected.overrun_beat)
+        if changes != want_changes:
+            first = next((i for i, (g, w) in enumerate(zip(changes, want_changes)) if g != w),
+                         min(len(changes), len(want_changes)))
+            got_s = changes[first] if first < len(changes) else "no further change"
+            want_s = want_changes[first] if first < len(want_changes) else "no further change"
+            sb.mismatches.append(Mismatch(
+                "overrun", f"overrun change {first}: got {got_s}, expected {want_s} "
+                f"((cycle, value); {len(changes)} changes seen, {len(want_changes)} expected)"))
     # The sticky flag at the end covers the refusals since the last reset.
     if reduction == "shared":
         overrun = bool(end and end[1])

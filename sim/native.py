@@ -173,7 +173,14 @@ def split_points(stream: Stream, pieces: int) -> np.ndarray:
     n = len(stream)
     ok = np.asarray(stream.en, dtype=bool) & np.asarray(stream.first, dtype=bool)
     if stream.reset is not None:
-        ok &= ~np.asarray(stream.reset, dtype=bool)
+        reset = np.asarray(stream.reset, dtype=bool)
+        ok &= ~reset
+        # Nor where a reset follows within latency rows: it discards that closing beat's
+        # result in flight (golden.run), which the piece played alone would let out.
+        from if4mac.golden import latency
+
+        for back in range(1, latency(stream.block_size) + 1):
+            ok[:-back] &= ~reset[back:]
     # A cut at row 0 would leave the piece before it empty.
     ok[:1] = False
     candidates = np.flatnonzero(ok)

@@ -1,9 +1,10 @@
 """From a golden :class:`~if4mac.golden.Stream` to what the MAC's pins see, clock cycle by cycle.
 
-A stimulus row is not a clock cycle: before a row marked ``reset`` the pipeline is drained
-(``latency + 1`` idle cycles, so that every closed segment's result has come out and been
-sampled) and ``rst_n`` is pulsed low for one cycle; the run starts with a power-up reset and
-ends with a drain; a testbench may add random idle gaps. :func:`drive_plan` works all of that
+A stimulus row is a clock cycle, with two kinds of cycles added: before a row marked ``reset``,
+``rst_n`` is held low for one cycle, without draining the pipeline first (a result still in
+flight is discarded, as golden models: see ``golden.Stream``); the run starts with a power-up
+reset and ends with a drain; a testbench may add random idle gaps, but never within the
+``latency`` rows up to a reset, where a gap would change which results the reset discards. :func:`drive_plan` works all of that
 out once, in numpy, so that the cocotb driver and the plain SystemVerilog testbench
 (:mod:`if4mac.sim.fast`) play exactly the same cycles, and so that a mismatch at clock cycle k
 can be traced back to the stimulus row that was on the pins then.
@@ -30,7 +31,7 @@ ELEMENT_BITS = ELEMENT_WIDTH
 assert 2 * ELEMENT_BITS == 8, "pack_lanes packs two element codes per byte"
 #: Idle cycles after the last beat that may still hold a result in flight, beyond ``latency``:
 #: the result of a beat sampled at rising edge E is on ``acc`` after edge E+latency and is
-#: sampled half a cycle later, so a reset (or the end of the run) must wait one cycle more.
+#: sampled half a cycle later, so the end of the run must wait one cycle more.
 DRAIN_MARGIN = 1
 
 
@@ -118,10 +119,12 @@ def drive_plan(stream: Stream, latency: int, *, gap_prob: float = 0.0,
                seed: int = 0) -> DrivePlan:
     """The cycle-by-cycle drive for ``stream`` on a MAC of the given ``latency``.
 
-    Cycle 0 is a power-up reset. Before each row with ``reset`` set: ``latency + 1`` idle
-    cycles, then one reset cycle. Before every row, with probability ``gap_prob`` each,
-    a geometric number of extra idle cycles (bubbles that are not in the stimulus). At the
-    end, ``latency + 1`` idle cycles so the last result comes out.
+    Cycle 0 is a power-up reset. Before each row with ``reset`` set: one reset cycle (no
+    drain). Before every row, with probability ``gap_prob`` each, a geometric number of
+    extra idle cycles (bubbles that are not in the stimulus), except in the ``latency`` rows
+    that end at a reset row: there the cycles between a closing beat and the reset must be
+    the stimulus rows, as golden counts them. At the end, ``latency + 1`` idle cycles so
+    the last result comes out.
     """
     latency = check_latency(latency)
     if not 0 <= gap_prob < 1:
@@ -134,14 +137,18 @@ def drive_plan(stream: Stream, latency: int, *, gap_prob: float = 0.0,
              else np.asarray(stream.reset, dtype=bool))
     gaps = (rng.geometric(1 - gap_prob, size=n) - 1 if gap_prob > 0
             else np.zeros(n, dtype=np.int64))
-    inserted = reset * (drain + 1) + gaps            # idle cycles placed before each row
+    # No gap before rows r - latency + 1 .. r of a reset row r: a close within latency rows
+    # of the reset is discarded by golden's count, and a gap would let its result out.
+    near = (np.flatnonzero(reset)[:, None] - np.arange(latency)[None, :]).ravel()
+    gaps[near[near >= 0]] = 0
+    inserted = reset.astype(np.int64) + gaps         # cycles placed before each row
     cycle_of_row = 1 + np.cumsum(inserted + 1) - 1   # cycle 0 is the power-up reset
     total = (int(cycle_of_row[-1]) + 1 if n else 1) + drain
 
     rst_n = np.ones(total, dtype=bool)
     rst_n[0] = False
-    # The reset pulse sits right after the drain, before the row's random gap.
-    rst_n[cycle_of_row[reset] - gaps[reset] - 1] = False
+    # The reset pulse is the cycle right before its row (which has no gap).
+    rst_n[cycle_of_row[reset] - 1] = False
     en = np.zeros(total, dtype=bool)
     first = rng.random(total) < 0.5
     a = rng.integers(0, ELEMENT_CODES, size=(total, block), dtype=np.uint8)

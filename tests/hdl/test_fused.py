@@ -5,7 +5,8 @@ plus their pieces (element integers, block dot product, constant divider, conver
 The expected port trace comes from golden's results for the top's architecture: a ``done``
 pulse ``latency`` edges after each closing beat, the result on ``acc`` (held; 0 after reset)
 and, for fused-exact, the sticky ``overflow`` from edge ACC_STAGE of each beat golden lists
-in ``overflow_beat`` until the next reset. The driver is tests/hdl/test_mac.py's.
+in ``overflow_beat`` until the next reset. The driver is tests/hdl/test_mac.py's, draining the
+pipeline before each reset: golden's fused model does not yet discard results in flight.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def ref_trace(stream: Stream, top) -> Trace:
     kwargs = ({"acc_width": top.acc_width, "converter": top.converter}
               if top.arch == "fused-exact" else {})
     results = run(stream, arch=top.arch, **kwargs)
-    row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
+    row_edge, reset_edge, edges = drive_schedule(stream, top.latency, drain=True)
     done = np.zeros(edges, dtype=bool)
     acc = np.zeros(edges, dtype=np.uint32)
     done_at = row_edge[results.close_beat] + top.latency
@@ -81,7 +82,7 @@ def ref_trace(stream: Stream, top) -> Trace:
 
 def rtl_trace(stream: Stream, top) -> Trace:
     """Drive ``stream`` into ``top`` in pysim, as test_mac's driver; record the ports."""
-    row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
+    row_edge, reset_edge, edges = drive_schedule(stream, top.latency, drain=True)
     a_packed, w_packed = _packed(np.asarray(stream.a)), _packed(np.asarray(stream.w))
     has_overflow = "overflow" in top.signature.members
     has_overrun = "overrun" in top.signature.members

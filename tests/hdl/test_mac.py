@@ -29,8 +29,11 @@ from amaranth.sim import Simulator
 from if4mac.golden import (
     REDUCTIONS, Stream, random_stream, run, stimulus_to_json, tree_levels,
 )
+from if4mac.golden import closed_segments
+from if4mac.golden import latency as golden_latency
 from if4mac.hdl.mac import LANE_STAGE, If4Mac, MacUnit, Nvfp4Mac, mac_unit
 from tests import scalar_model
+from tests.reset_streams import LATENCY, expected, reset_ladder
 
 UNITS = ("nvfp4", "if4")
 #: Zero, smallest, largest (0x7E = 448 and 0x7F, read as 448) scales, each with the INT flag.
@@ -89,12 +92,15 @@ class Trace:
     reset_edge: np.ndarray     # edges during which rst_n was held low
 
 
-def drive_schedule(stream: Stream, latency: int) -> tuple[np.ndarray, np.ndarray, int]:
+def drive_schedule(stream: Stream, latency: int, *,
+                   drain: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """Edge of each row, edges held in reset, total edges, as the testbench drives them.
 
-    Before a row marked ``reset`` the driver idles ``latency`` edges (so every closed segment's
-    result comes out, as golden assumes), then holds ``rst_n`` low across one edge. After the
-    last row it idles ``latency + 2`` edges.
+    Before a row marked ``reset`` the driver holds ``rst_n`` low across one edge, without
+    draining first (golden models the results that reset discards in flight). ``drain``:
+    idle ``latency`` edges before each reset first, for models that assume a drained
+    pipeline (golden's fused architectures, for now). After the last row it idles
+    ``latency + 2`` edges.
     """
     row_edge = np.zeros(len(stream), dtype=np.int64)
     reset_edge = []
@@ -102,7 +108,7 @@ def drive_schedule(stream: Stream, latency: int) -> tuple[np.ndarray, np.ndarray
     resets = stream.reset if stream.reset is not None else np.zeros(len(stream), bool)
     for row in range(len(stream)):
         if resets[row]:
-            edge += latency
+            edge += latency if drain else 0
             reset_edge.append(edge)
             edge += 1
         row_edge[row] = edge
@@ -261,6 +267,7 @@ def test_latency_follows_tree_depth():
     for block_size, latency in expected.items():
         for reduction in REDUCTIONS:
             assert Nvfp4Mac(block_size, reduction).latency == latency
+            assert golden_latency(block_size) == latency     # the spec's timing, in golden
             assert If4Mac(block_size, reduction).latency == latency
     assert If4Mac().latency == 6 and If4Mac().block_size == 16
     assert If4Mac().reduction == "pipelined"
@@ -321,18 +328,42 @@ def test_reset_discards_open_segment_and_clears_outputs():
     rows = [{"first": 1, "a": 0x2}, {"first": 1, "a": 0x2},
             {"first": 1, "a": 0x2},                    # refused by the busy shared tree
             {"a": 0x2},
+            # Bubbles: the reset below comes more than latency (4) rows after the closes, so
+            # row 1's result is out and row 2's refusal has raised overrun before it.
+            {"en": 0}, {"en": 0}, {"en": 0}, {"en": 0},
             {"first": 1, "a": 0x7, "w": 0x7, "reset": 1},   # closes nothing: reset came first
             {"first": 1, "a": 0x2}, {"en": 0}, {"first": 1}]
     stream = hand_stream("nvfp4", rows, 4)
     assert run(stream, reduction="shared").overrun_beat.tolist() == [2]
     want = check(stream, mac_unit("nvfp4", 4, "shared"))
-    # Row 0 -> 4 lanes of 1.0 = 4.0; rows 2-3 are lost; row 4 (0x7 * 0x7 = 36) -> 144; row 5
+    # Row 0 -> 4 lanes of 1.0 = 4.0; rows 2-3 are lost; row 8 (0x7 * 0x7 = 36) -> 144; row 9
     # -> 4.0.
     assert [int(want.acc[t]) for t in np.flatnonzero(want.done)] == [
         0x40800000, 0x43100000, 0x40800000]
     reset = want.reset_edge[0]
     assert want.acc[reset] == 0 and want.acc[reset - 1] == 0x40800000
     assert want.overrun[reset - 1] and not want.overrun[reset:].any()
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("block_size", [2, 16])
+def test_reset_with_a_result_in_flight_per_edge(block_size, reduction):
+    """rst_n asserted 1, 2, .., latency + 2 edges after a closing beat (no drain): the RTL
+    discards the result for 1 .. latency (its reset clears the whole pipeline), delivers it
+    from latency + 1 on, and the port trace equals golden's edge for edge."""
+    top = mac_unit("if4", block_size, reduction)
+    assert top.latency == LATENCY[block_size]
+    stream, cases = reset_ladder("if4", block_size, range(1, top.latency + 3))
+    want = check(stream, top)           # RTL trace == the trace golden implies, every edge
+    # And by hand, from the RTL side: which edges raised done, with what.
+    done_edges = np.flatnonzero(want.done).tolist()
+    assert done_edges == [int(want.row_edge[c["close"]]) + top.latency
+                          for c in cases if c["survives"]]
+    assert [int(want.acc[t]) for t in done_edges] == expected(cases)
+    # Each reset edge comes exactly k edges after its closing beat's edge (nothing drained).
+    for c in cases[:-1]:
+        nxt = int(want.reset_edge[want.reset_edge > want.row_edge[c["close"]]][0])
+        assert nxt - int(want.row_edge[c["close"]]) == c["k"]
 
 
 # -- parameters -------------------------------------------------------------------------------
@@ -404,14 +435,23 @@ def test_golden_shared_matches_cycle_model(block_size):
     for seed in range(20):
         stream = edge_stream("if4", block_size, seed=seed, segments=80, max_len=7,
                              bubble_prob=0.3, reset_prob=0.03)
-        full = run(stream)
+        full = closed_segments(stream)        # every closed segment, timing aside
         shared = run(stream, reduction="shared")
         accept = ref_shared_accepts(stream, full.close_beat)
-        assert np.array_equal(shared.bits, full.bits[accept])
-        assert np.array_equal(shared.start_beat, full.start_beat[accept])
-        assert np.array_equal(shared.close_beat, full.close_beat[accept])
-        assert np.array_equal(shared.overrun_beat, full.close_beat[~accept])
-        assert shared.overrun == bool((~accept).any())
+        # A reset r rows after a close discards its result when r <= latency (in flight), and
+        # a refused close only raises overrun if it reached the tree (r > 3) first.
+        latency = 2 + max(1, tree_levels(block_size))
+        resets = np.flatnonzero(stream.reset)
+        dist = np.array([(resets[resets > c][0] - c) if (resets > c).any() else 10**9
+                         for c in full.close_beat.tolist()], dtype=np.int64)
+        kept = accept & (dist > latency)
+        refused = ~accept & (dist > 3)
+        assert np.array_equal(shared.bits, full.bits[kept])
+        assert np.array_equal(shared.start_beat, full.start_beat[kept])
+        assert np.array_equal(shared.close_beat, full.close_beat[kept])
+        assert np.array_equal(shared.overrun_beat, full.close_beat[refused])
+        assert np.array_equal(shared.discarded_beat, full.close_beat[~kept & ~refused])
+        assert shared.overrun == bool(refused.any())
         if block_size <= 2:
             assert not shared.overrun      # one level: the tree is never busy
 

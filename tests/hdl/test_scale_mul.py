@@ -22,6 +22,8 @@ from if4mac.hdl.scale_mul import (
     IntExpansionRom, ScaleDecode, ScaleMul, expansion_entry, reachable_product_fractions,
 )
 
+from .conftest import module_ports
+
 BYTES = range(256)
 
 
@@ -258,6 +260,6 @@ def test_ports_and_latency():
 @pytest.mark.parametrize("unit", ["nvfp4", "if4"])
 def test_emits_verilog(unit):
     text = verilog.convert(ScaleMul(unit), name=f"scale_mul_{unit}")
-    assert f"module scale_mul_{unit}" in text
-    for port in ("a_sf", "w_sf", "sf"):
-        assert port in text
+    # The module header, exactly: "sf" is its own 32-bit output, not a substring of "a_sf".
+    assert module_ports(text, f"scale_mul_{unit}") == {
+        "a_sf": ("input", 8), "w_sf": ("input", 8), "sf": ("output", 32)}

@@ -1,13 +1,17 @@
 """Session-wide caches for the RTL simulation tests: one build per (design, simulator) and one
 simulator run per regression, shared by the tests that read its verdicts.
 
-Builds go to the repository's build/sim (git-ignored) and are keyed by a hash of the Verilog,
-so a later session reuses them until the RTL changes; a Verilator build of a 16-lane MAC
-takes about a minute on two cores, an Icarus one a second.
+Builds go to a per-user cache outside the repository (``$IF4MAC_TEST_CACHE``, else
+``$XDG_CACHE_HOME/if4mac/tests``, else ``~/.cache/if4mac/tests``; a temporary folder if none
+of those can be written) and are keyed by a hash of the Verilog, so a later session reuses
+them until the RTL changes; a Verilator build of a 16-lane MAC takes about a minute on two
+cores, an Icarus one a second. The tests write nothing into the working tree.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,27 @@ import pytest
 from if4mac.sim.runner import build, design_verilog, run_job
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_ROOT = REPO / "build" / "sim"
+
+
+def cache_root() -> Path:
+    """Where the test sessions keep their simulator builds: never inside the repository."""
+    explicit = os.environ.get("IF4MAC_TEST_CACHE")
+    if explicit:
+        return Path(explicit).absolute()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for root in (base / "if4mac" / "tests",
+                 Path(tempfile.gettempdir()) / f"if4mac-tests-{os.getuid()}"):
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(root, os.W_OK):
+            return root
+    raise RuntimeError("no writable cache folder for the simulation builds: set "
+                       "IF4MAC_TEST_CACHE")
+
+
+BUILD_ROOT = cache_root() / "sim"
 #: Icarus runs the MAC about a hundred times slower than Verilator: it gets each scenario at
 #: this fraction of the size (the same mix of cases), Verilator the full size.
 ICARUS_SCALE = 0.15
