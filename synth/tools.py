@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import sys
 import time
 from pathlib import Path
 
