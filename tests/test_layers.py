@@ -25,8 +25,9 @@ SUPPORT = {"errors", "safe_output"}
 CLI_SUPPORT = {"command"}
 #: Single modules allowed one layer sideways, each for a stated reason. synth/power.py
 #: simulates the mapped netlist for its switching activity with the simulation layer's drive
-#: plan and plan-file testbench (the same beats as every RTL simulation, not a copy).
-MODULE_EXTRA = {"synth/power.py": {"sim"}}
+#: plan and plan-file testbench (the same beats as every RTL simulation, not a copy);
+#: synth/gatesim.py runs the mapped netlists under that testbench and its scoreboard.
+MODULE_EXTRA = {"synth/power.py": {"sim"}, "synth/gatesim.py": {"sim"}}
 
 
 def _imports(path: Path) -> set[str]:
