@@ -210,11 +210,11 @@ def demo(workdir, unit):
 # Commands of the other subpackages: each lives next to the code it drives.
 from if4mac.hdl.cli import verilog  # noqa: E402  (Verilog of the MAC tops)
 from if4mac.sim.cli import sim  # noqa: E402  (RTL simulation against golden)
-from if4mac.synth.cli import report, synth  # noqa: E402  (synthesis flows and reports)
+from if4mac.synth.cli import report, sweep, synth  # noqa: E402  (synthesis flows, reports, sweeps)
 from if4mac.gpu_ref.cli import gpu_check  # noqa: E402  (CUDA cross-check of golden)
 from if4mac.formal.cli import formal  # noqa: E402  (proofs with SymbiYosys)
 
-for _command in (verilog, sim, synth, report, gpu_check, formal):
+for _command in (verilog, sim, synth, report, sweep, gpu_check, formal):
     cli.add_command(_command)
 
 

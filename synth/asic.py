@@ -17,9 +17,10 @@ from .designs import CONTROL, REGISTERS, Design
 from .libraries import Library
 from .scripts import YOSYS_ASIC
 from .sta import run_sta
+from .profile import strip_stamps, yosys_steps
 from .tools import ToolError, find_tool, run_yosys
 
-__all__ = ["synth_asic", "area_breakdown", "DEFAULT_CLOCK_PS", "ABC_SCRIPT"]
+__all__ = ["synth_asic", "area_breakdown", "DEFAULT_CLOCK_PS", "ABC_SCRIPT", "ABC_PERMUTE"]
 
 #: ABC's script: Yosys 0.23's own for ``-liberty`` (structural choices, then the delay-
 #: oriented ``&nf`` mapper with area recovery), followed by what a sizing-aware flow adds:
@@ -31,6 +32,10 @@ __all__ = ["synth_asic", "area_breakdown", "DEFAULT_CLOCK_PS", "ABC_SCRIPT"]
 #: target, if any.
 ABC_SCRIPT = ("+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;"
               "&nf,{D};&put;buffer,-p;upsize,{D};dnsize,{D}")
+
+#: ABC command inserted after the first ``strash`` when a seed is given: a random
+#: permutation of the inputs, outputs and flip-flops (the same function, another order).
+ABC_PERMUTE = "permute,-S,{seed}"
 
 #: The STA clock when none is given. Only slack depends on it: the reported delays are
 #: minimum periods, and ABC maps without a delay target unless one is asked for.
@@ -112,7 +117,8 @@ def _yosys_total_area(stat_txt: str) -> float | None:
 
 def synth_asic(design: Design, library: Library, workdir: Path, *,
                clock_ps: float | None = None, abc_delay_target: bool = False,
-               flat: bool = False, timeout: float | None = 1800) -> dict:
+               flat: bool = False, abc_seed: int | None = None,
+               timeout: float | None = 1800) -> dict:
     """Synthesise ``design`` to ``library`` in ``workdir`` and time it.
 
     ``clock_ps`` sets the STA clock (default :data:`DEFAULT_CLOCK_PS`); with
@@ -145,8 +151,14 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
     # Fanout-of-four load on each module output, in the library's capacitance unit.
     nand2_cap = max(info.nand2.input_caps.values(), default=0.0)
     constr.write_text(f"set_driving_cell {info.buffer.name}\nset_load {4 * nand2_cap:.6g}\n")
+    if abc_seed is not None and (isinstance(abc_seed, bool) or not isinstance(abc_seed, int)
+                                 or abc_seed < 0):
+        raise ValueError(f"ABC seed must be a non-negative integer, got {abc_seed!r}")
+    abc_script = (ABC_SCRIPT if abc_seed is None else
+                  ABC_SCRIPT.replace("+strash;", f"+strash;{ABC_PERMUTE.format(seed=abc_seed)};", 1))
     abc_options = ((f"-D {period_ps:g} " if abc_delay_target else "")
-                   + f"-constr {constr.name} -script {ABC_SCRIPT}")
+                   + f"-constr {constr.name} -script {abc_script}")
+    # stamps: time-stamped log lines, from which the time of each step is read (profile.py).
     paths, synth_s = run_yosys(
         yosys, YOSYS_ASIC, design=design, workdir=workdir, flow="asic",
         library_name=info.name, keep_hierarchy=keep, liberty=info.path,
@@ -154,11 +166,12 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
         outputs={"netlist": (f"{design.name}.netlist.v", "Yosys netlist"),
                  "stat_json": ("yosys_stat.json", "Yosys statistics"),
                  "stat_txt": ("yosys_stat.txt", None)},
-        timeout=timeout)
+        timeout=timeout, stamps=True)
     netlist, stat_txt = paths["netlist"], paths["stat_txt"]
-    stat = json.loads(paths["stat_json"].read_text())
+    log = workdir / "yosys_asic.log"
+    stat = json.loads(strip_stamps(paths["stat_json"].read_text()))
     area = area_breakdown(stat, design, library)
-    yosys_area = _yosys_total_area(stat_txt.read_text() if stat_txt.exists() else "")
+    yosys_area = _yosys_total_area(strip_stamps(stat_txt.read_text()) if stat_txt.exists() else "")
     if yosys_area is None or abs(yosys_area - area["total_um2"]) > 1e-6 * max(1.0, yosys_area) + 0.01:
         raise ToolError(f"area cross-check failed: cells x Liberty areas give "
                         f"{area['total_um2']:.3f}, Yosys stat -liberty says {yosys_area}")
@@ -184,7 +197,9 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
         "flow": (("Yosys: flatten all, " if flat else
                   "Yosys: flatten below the top's children, ") + "synth, dfflibmap, abc -liberty "
                  f"(&nf mapping, then buffer/upsize/dnsize with ports driven by {info.buffer.name}"
-                 + (f", delay target {period_ps:g} ps" if abc_delay_target else "") + "); "
+                 + (f", delay target {period_ps:g} ps" if abc_delay_target else "")
+                 + (f", inputs permuted with seed {abc_seed}" if abc_seed is not None else "")
+                 + "); "
                  f"OpenSTA: ideal clock, wire load {info.default_wire_load or 'none'}, I/O delays 0, "
                  f"inputs driven by {info.buffer.name}, outputs loaded by 4 NAND2 inputs, "
                  "asynchronous reset a false path"),
@@ -202,4 +217,7 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
         },
         "timing": timing,
         "runtime_s": {"yosys": round(synth_s, 1), "sta": round(sta_s, 1)},
+        # Where the Yosys time went (synth, ABC's library mapping, the rest), from its log.
+        "steps_s": {**yosys_steps(log.read_text(errors="replace")), "opensta": round(sta_s, 2)},
+        "abc_seed": abc_seed,
     }

@@ -24,7 +24,7 @@ from .flow import (CLOCK_PS_RANGE, FREQ_MHZ_RANGE, TARGETS, TIMEOUT_S_RANGE, WID
 from .libraries import LIBRARIES
 from .tools import ToolError
 
-__all__ = ["synth", "report"]
+__all__ = ["synth", "report", "sweep"]
 
 
 class SynthError(click.ClickException):
@@ -215,3 +215,174 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reu
         click.echo(f"-> {f}")
 
 
+
+
+def _csv(kind, item_type=str, choices=None):
+    """A click callback parsing a comma-separated list of ``item_type`` (one-line errors)."""
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        items = [v.strip() for v in value.split(",")]
+        if not items or any(v == "" for v in items):
+            raise click.BadParameter(f"expected a comma-separated list of {kind}, got {value!r}")
+        out = []
+        for v in items:
+            if choices is not None and v not in choices:
+                raise click.BadParameter(f"{v!r} is not one of {', '.join(choices)}")
+            try:
+                x = item_type(v)
+            except ValueError:
+                raise click.BadParameter(f"{v!r} is not a valid {kind[:-1] if kind.endswith('s') else kind}") from None
+            if item_type is not str and not x > 0:
+                raise click.BadParameter(f"must be positive, got {v}")
+            out.append(x)
+        return tuple(dict.fromkeys(out))
+    return parse
+
+
+def _positive_int(ctx, param, value):
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be a positive integer, got {value}")
+    return value
+
+
+@click.command(cls=Command)
+@click.option("--units", default="nvfp4,if4", show_default=True,
+              callback=_csv("units", choices=UNITS), help="Comma-separated MAC units.")
+@click.option("--block-sizes", default="2", show_default=True, callback=_csv("block sizes", int),
+              help="Comma-separated block sizes (lanes B).")
+@click.option("--reductions", default="pipelined", show_default=True,
+              callback=_csv("reductions", choices=REDUCTIONS), help="Comma-separated reductions.")
+@click.option("--clock-ps", default=None, callback=_csv("clock periods", float),
+              help="Comma-separated clock targets in ps (ASIC: ABC delay target and STA "
+                   "clock; ECP5: nextpnr frequency) [default: the flows' defaults, no ABC "
+                   "delay target].")
+@click.option("--abc-delay-target/--no-abc-delay-target", default=True, show_default=True,
+              help="Give each --clock-ps to ABC as its delay target (abc -D).")
+@click.option("--repeats", type=int, default=1, show_default=True, callback=_positive_int,
+              help="Runs per point: the extra ones permute ABC's inputs with seeds 1.. "
+                   "(the flow's noise).")
+@click.option("--repeat-at", default=None, callback=_csv("clock periods", float),
+              help="Comma-separated clock targets (ps) at which --repeats applies "
+                   "[default: all].")
+@click.option("--target", "targets", type=click.Choice(TARGETS), multiple=True,
+              help="Repeat for several [default: asic].")
+@click.option("--design", type=click.Choice(("mac", "regmul")), default="mac",
+              show_default=True, help="mac: the MAC tops; regmul: the 8 x 8 calibration "
+                                      "multiplier (quick).")
+@click.option("--library", type=click.Choice(LIBRARIES), default=None,
+              help="Named open library for the ASIC runs [default: nangate45].")
+@click.option("--liberty", type=click.Path(dir_okay=False), default=None,
+              help="Any Liberty file for the ASIC runs, instead of --library.")
+@click.option("--flat", is_flag=True, help="Flatten each ASIC design whole.")
+@click.option("--power", is_flag=True,
+              help="Also power (OpenSTA) from the simulated activity of the built-in "
+                   "example tensors, at each run's clock.")
+@click.option("--power-tensor", type=click.Path(dir_okay=False), default=None,
+              help="Power from this weight tensor (.npy/.npz/.safetensors, read as "
+                   "`if4mac quantize` reads it) instead of the built-in one.")
+@click.option("--tensor", "tensor_name", default=None,
+              help="Tensor name inside the --power-tensor .safetensors file.")
+@click.option("--scheduler", default=None,
+              help="Address of a running Dask scheduler (e.g. tcp://host:8786) [default: a "
+                   "LocalCluster on this machine].")
+@click.option("--workers", type=int, default=2, show_default=True, callback=_positive_int,
+              help="LocalCluster worker processes (ignored with --scheduler).")
+@click.option("--store", type=click.Path(file_okay=False), default="build/sweep/runs",
+              show_default=True, help="Content-addressed run records (reused when the key "
+                                      "matches).")
+@click.option("--workdir", type=click.Path(file_okay=False), default="build/sweep/work",
+              show_default=True, help="Where the tools run and leave their logs.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="build/sweep/results",
+              show_default=True, help="Results table prefix: writes PREFIX.json and PREFIX.csv.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also plot area vs achieved period of the ASIC runs (PNG).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--timeout", type=float, default=3600, show_default=True,
+              callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
+def sweep(units, block_sizes, reductions, clock_ps, abc_delay_target, repeats, repeat_at, targets,
+          design, library, liberty, flat, power, power_tensor, tensor_name, scheduler,
+          workers, store, workdir, output, plot, progress, timeout):
+    """Run a design-space sweep on Dask; write one results table (JSON + CSV)."""
+    import time
+
+    from .ladder import compare, plot_ladders, point
+    from .libraries import resolve_library
+    from .sweep import SweepInterrupted, run_sweep, sweep_specs, write_results
+
+    targets = tuple(targets) or ("asic",)
+    if "ecp5" in targets and (library or liberty or flat or power or power_tensor):
+        raise UserError("--library, --liberty, --flat and --power apply to --target asic only")
+    if repeat_at and not set(repeat_at) <= set(clock_ps or ()):
+        raise UserError("--repeat-at must name clock targets given in --clock-ps")
+    if tensor_name and not power_tensor:
+        raise UserError("--tensor needs --power-tensor")
+    workload = None
+    if power_tensor:
+        if not Path(power_tensor).is_file():
+            raise UserError(f"--power-tensor: no such file: {power_tensor}")
+        workload = {"path": str(Path(power_tensor).resolve()), "tensor": tensor_name}
+    elif power:
+        workload = "example"
+    if workload is not None and design != "mac":
+        raise UserError("--power needs --design mac")
+    try:
+        if "asic" in targets:
+            resolve_library(library, liberty)   # a bad library fails here, once
+        if workload is not None:
+            from .store import workload_stream
+
+            for u in units:
+                for b in block_sizes:
+                    workload_stream(workload, u, b)   # bad tensors / block sizes fail here
+        specs = sweep_specs(units=units, block_sizes=block_sizes, reductions=reductions,
+                            clocks_ps=clock_ps or (None,), repeats=repeats,
+                            repeat_at=repeat_at, targets=targets,
+                            abc_delay_target=abc_delay_target, library=library,
+                            liberty=liberty and str(Path(liberty).resolve()), flat=flat,
+                            design=design)
+        click.echo(f"sweep: {len(specs)} runs on "
+                   + (f"scheduler {scheduler}" if scheduler else f"a LocalCluster of {workers} "
+                      f"worker{'s' if workers != 1 else ''}"), err=True)
+        t0 = time.monotonic()
+        records = run_sweep(specs, store=store, workdir=workdir, scheduler=scheduler,
+                            workers=workers, workload=workload, timeout=timeout,
+                            progress=progress)
+        wall = time.monotonic() - t0
+    except SweepInterrupted as err:
+        click.echo(f"Error: {err}", err=True)
+        raise SystemExit(130) from None
+    except ToolError as err:
+        raise SynthError(str(err)) from None
+    except OSError as err:
+        if scheduler:
+            raise UserError(f"cannot reach the Dask scheduler {scheduler}: {err}") from None
+        raise
+    jpath, cpath = write_results(records, output, wall_s=round(wall, 2),
+                                 workers=None if scheduler else workers)
+    reused = sum(1 for r in records if r.get("reused"))
+    click.echo(f"sweep: {len(records)} runs ({reused} reused from {store}) in {wall:.1f} s")
+    asic = [r for r in records if r.get("target") == "asic"]
+    if asic:
+        click.echo(f"{'run':<36} {'area um^2':>11} {'achieved ps':>11} {'wall s':>7}"
+                   + ("  pJ/lane-product" if any('power' in r for r in asic) else ""))
+        for r in asic:
+            p = r.get("power")
+            click.echo(f"{r['label']:<36} {r['area']['total_um2']:>11.1f} "
+                       f"{r['timing']['critical_path']['min_period_ps']:>11.1f} "
+                       f"{r['wall_s']:>7.1f}"
+                       + (f"  {p['energy_per_lane_product_pj']:.3f}" if p else ""))
+        points = [point(r) for r in asic]
+        for c in compare(points):
+            for row in c["iso_period"]:
+                verdict = {True: "", False: "  (not distinguishable)", None: ""}[row["distinguishable"]]
+                spread = (f" [{row['ratio_min']:.3f} .. {row['ratio_max']:.3f}, "
+                          f"{row['spread_from']}]" if row["spread_from"] else "")
+                click.echo(f"IF4/NVFP4 area at {row['period_ps']:.0f} ps (B={c['block_size']}, "
+                           f"{c['reduction']}): {row['area_ratio']:.3f}{spread}{verdict}")
+            click.echo(f"fastest closed period (B={c['block_size']}, {c['reduction']}): "
+                       + ", ".join(f"{u.upper()} {v:.0f} ps" if v else f"{u.upper()} none"
+                                   for u, v in c["fastest_closed_ps"].items()))
+        if plot:
+            click.echo(f"-> {plot_ladders(points, plot)}")
+    click.echo(f"-> {jpath}, {cpath}")

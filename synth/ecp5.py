@@ -146,4 +146,5 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
         "target_mhz": freq_mhz,
         "critical_path": parsed["critical_path"],
         "runtime_s": {"yosys": round(synth_s, 1), "nextpnr": round(pnr_s, 1)},
+        "steps_s": {"yosys_synth_ecp5": round(synth_s, 2), "nextpnr": round(pnr_s, 2)},
     }

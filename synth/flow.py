@@ -72,7 +72,7 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
                reduction: str = "pipelined", width: int = 8, library: str | None = None,
                liberty: str | None = None, clock_ps: float | None = None,
                abc_delay_target: bool = False, flat: bool = False,
-               freq_mhz: float = DEFAULT_FREQ_MHZ,
+               abc_seed: int | None = None, freq_mhz: float = DEFAULT_FREQ_MHZ,
                workdir: str | Path = "build/synth", timeout: float | None = 3600,
                rtl: dict | None = None) -> dict:
     """Run one configuration on one target; return its record (see module docstring).
@@ -80,7 +80,8 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
     ``rtl``: an external design instead of this project's (keys ``files``, ``top`` and
     optionally ``params``, ``defines``, ``clock``, ``reset``, ``standins``; see
     :func:`external_design`); ``design``, ``unit``, ``block_size``, ``reduction`` and
-    ``width`` are then ignored.
+    ``width`` are then ignored. ``abc_seed``: ABC permutes its inputs with this seed
+    (the flow-noise measurement, :mod:`.ladder`).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -106,11 +107,13 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
             name = run_name(design, target, library=lib.key, **kwargs)
         name += "-flat" if flat else ""
         result = synth_asic(des, lib, Path(workdir) / name, clock_ps=clock_ps,
-                            abc_delay_target=abc_delay_target, flat=flat, timeout=timeout)
+                            abc_delay_target=abc_delay_target, flat=flat, abc_seed=abc_seed,
+                            timeout=timeout)
         tools = {k: v for k, v in tool_versions().items() if not k.startswith("yowasp")}
     else:
-        if library or liberty or flat:
-            raise ValueError("--library, --liberty and --flat apply to --target asic only")
+        if library or liberty or flat or abc_seed is not None:
+            raise ValueError("--library, --liberty, --flat and an ABC seed apply to "
+                             "--target asic only")
         if rtl is None:
             des = fpga_design(design, **kwargs)
             name = run_name(design, target, **kwargs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,18 @@ def _tail(path: Path, lines: int = 8) -> str:
     return "\n".join(text[-lines:])
 
 
+def _die_with_parent() -> None:
+    # Linux: the tool gets SIGTERM when the Python process that started it dies (a sweep
+    # worker killed mid-run), instead of running on as an orphan.
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_tool(argv: list[str], *, log: Path, cwd: Path, timeout: float | None) -> None:
     """Run ``argv`` in ``cwd`` with stdout+stderr to ``log``; raise :class:`ToolError` on a
     non-zero exit or a timeout, quoting the end of the log."""
@@ -43,7 +56,8 @@ def run_tool(argv: list[str], *, log: Path, cwd: Path, timeout: float | None) ->
     with open(log, "wb") as out:
         try:
             proc = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=timeout)
+                                  stdin=subprocess.DEVNULL, timeout=timeout,
+                                  preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         except subprocess.TimeoutExpired:
             raise ToolError(f"{Path(argv[0]).name} timed out after {timeout:g} s "
                             f"(log: {log})") from None
@@ -64,14 +78,15 @@ def require_file(path: Path, what: str, log: Path | None = None) -> Path:
 
 def run_yosys(yosys: str, template, *, design, workdir: Path, flow: str,
               outputs: dict[str, tuple[str, str | None]], timeout: float | None,
-              **substitutions) -> tuple[dict[str, Path], float]:
+              stamps: bool = False, **substitutions) -> tuple[dict[str, Path], float]:
     """One Yosys run of a flow, the part the ASIC and ECP5 flows share.
 
     Writes ``design``'s Verilog and the script ``template`` (a ``string.Template`` given
     ``top``, ``verilog``, each output's file name under its key, and ``substitutions``) as
     ``synth_<flow>.ys`` into ``workdir``, removes stale outputs, runs Yosys with its log in
     ``yosys_<flow>.log``, and checks that every output with a description was written.
-    Returns the outputs' paths by key and the run's seconds.
+    Returns the outputs' paths by key and the run's seconds. ``stamps``: Yosys ``-t``, every
+    log line time-stamped (and so every ``tee`` output: see :func:`.profile.strip_stamps`).
     """
     verilog = workdir / f"{design.name}.v"
     verilog.write_text(design.verilog)
@@ -84,8 +99,8 @@ def run_yosys(yosys: str, template, *, design, workdir: Path, flow: str,
         **substitutions))
     log = workdir / f"yosys_{flow}.log"
     t0 = time.monotonic()
-    run_tool([yosys, "-q", "-l", log.name, "-s", script.name], log=workdir / f"yosys_{flow}.out",
-             cwd=workdir, timeout=timeout)
+    run_tool([yosys, *(["-t"] if stamps else []), "-q", "-l", log.name, "-s", script.name],
+             log=workdir / f"yosys_{flow}.out", cwd=workdir, timeout=timeout)
     seconds = time.monotonic() - t0
     for key, (_, what) in outputs.items():
         if what:

@@ -1,0 +1,363 @@
+"""Content-addressed synthesis runs: a run is reused only if everything that decides its
+result is the same.
+
+A run's **key** is the SHA-256 of its *key parts* (:func:`key_parts`):
+
+* the emitted Verilog (``Design.sha256``: Amaranth's output without its ``src`` line
+  annotations), for the ECP5 the pin wrapper included;
+* the flow: the text of the Python modules that write the tool scripts and read their
+  results (:data:`FLOW_FILES`, whichever of them exist), and the run's options (target,
+  flatten, ABC delay target, ABC permutation seed, nextpnr frequency and seed);
+* the tool versions (Yosys, OpenSTA, nextpnr, Amaranth);
+* the Liberty file's SHA-256 (ASIC);
+* the clock target in ps;
+A power analysis is its own record (:func:`power_key_parts`): the synthesis key, the
+SHA-256 of the workload's beats (what is simulated), the power flow's text and the clock.
+
+:class:`RunStore` keeps one JSON record per key (``ROOT/ab/abcdef....json``). Each record
+carries its key and key parts, the git commit and whether the tree had local changes, the
+wall time and the time of each step. :meth:`RunStore.get` returns a record only if its
+stored parts hash to the requested key, so a record written under another key (a changed
+flow, Verilog or library) is never reused. :func:`execute` is the one entry point a sweep
+worker calls: look the key up, else run and store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .tools import REPO_ROOT, git_revision, tool_versions
+
+__all__ = ["RunSpec", "RunStore", "key_parts", "run_key", "execute", "FLOW_FILES",
+           "KEY_SCHEMA", "file_sha256", "flow_sha256", "workload_stream", "stream_sha256",
+           "power_key_parts"]
+
+#: Version of the key layout: bump when what goes into a key changes.
+KEY_SCHEMA = "if4mac-run-key/1"
+
+#: The modules (relative to the repository) whose text decides a run's result beyond the
+#: Verilog: tool scripts, how results are read and attributed. Missing ones are skipped, so
+#: a module that moves (a refactor) changes the key once and old records stop matching.
+FLOW_FILES = {
+    "asic": ("synth/scripts.py", "synth/asic.py", "synth/sta.py", "synth/liberty.py",
+             "synth/libraries.py", "synth/designs.py", "synth/flow.py", "synth/profile.py",
+             "synth/tools.py"),
+    "ecp5": ("synth/scripts.py", "synth/ecp5.py", "synth/designs.py", "synth/flow.py",
+             "synth/tools.py"),
+    "power": ("synth/power.py",),
+}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+#: Where :data:`FLOW_FILES` are read from (the repository; tests point it elsewhere).
+FLOW_ROOT = REPO_ROOT
+
+
+def flow_sha256(target: str, *, root: Path | None = None, files=None) -> dict[str, str]:
+    """SHA-256 of each flow module of ``target`` that exists under ``root``
+    (default :data:`FLOW_ROOT`)."""
+    out = {}
+    root = FLOW_ROOT if root is None else root
+    for rel in files if files is not None else FLOW_FILES[target]:
+        p = Path(root) / rel
+        if p.is_file():
+            out[rel] = file_sha256(p)
+    return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One flow run: what to build and how. Frozen and JSON-able, so it travels to workers."""
+
+    target: str = "asic"
+    design: str = "mac"
+    unit: str = "if4"
+    block_size: int = 16
+    reduction: str = "pipelined"
+    library: str | None = None
+    liberty: str | None = None
+    clock_ps: float | None = None
+    abc_delay_target: bool = False
+    flat: bool = False
+    abc_seed: int | None = None
+    freq_mhz: float | None = None
+    width: int = 8          # operand width of design "regmul"
+
+    def label(self) -> str:
+        """A short human label (not unique across flow versions: that is the key's job)."""
+        parts = ([self.unit, f"b{self.block_size}", self.reduction] if self.design == "mac"
+                 else [f"regmul{self.width}"] if self.design == "regmul"
+                 else [self.unit, self.design]) + [self.target]
+        if self.flat:
+            parts.append("flat")
+        if self.clock_ps is not None:
+            parts.append(f"{self.clock_ps:g}ps" + ("-D" if self.abc_delay_target else ""))
+        if self.abc_seed is not None:
+            parts.append(f"seed{self.abc_seed}")
+        return "-".join(parts)
+
+    def synth_kwargs(self) -> dict:
+        kw = dict(target=self.target, design=self.design, unit=self.unit,
+                  block_size=self.block_size, reduction=self.reduction, width=self.width)
+        if self.target == "asic":
+            kw.update(library=self.library, liberty=self.liberty, clock_ps=self.clock_ps,
+                      abc_delay_target=self.abc_delay_target, flat=self.flat,
+                      abc_seed=self.abc_seed)
+        elif self.freq_mhz is not None:
+            kw["freq_mhz"] = self.freq_mhz
+        return kw
+
+
+def _design(spec: RunSpec):
+    from .designs import fpga_design, make_design
+
+    kw = dict(unit=spec.unit, block_size=spec.block_size, reduction=spec.reduction,
+              width=spec.width)
+    return (make_design(spec.design, **kw) if spec.target == "asic"
+            else fpga_design(spec.design, **kw))
+
+
+def _library_file(library: str | None, liberty: str | None) -> tuple[str, Path]:
+    """The library's key and file, without parsing it (the flow checks it when it runs)."""
+    from .liberty import LibertyError
+    from .libraries import _OSU018_PATH, DEFAULT_LIBRARY, _nangate_path
+
+    if library and liberty:
+        raise LibertyError("give either --library or --liberty, not both")
+    if liberty:
+        if not Path(liberty).is_file():
+            raise LibertyError(f"Liberty file not found: {liberty}")
+        return "user", Path(liberty)
+    key = library or DEFAULT_LIBRARY
+    if key == "nangate45":
+        return key, _nangate_path()
+    if key == "osu018":
+        return key, _OSU018_PATH
+    raise LibertyError(f"unknown library {key!r}")
+
+
+def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
+    """Everything that determines ``spec``'s result (see the module docstring).
+
+    ``verilog_sha256`` skips building the design when the caller already has its hash.
+    """
+    from .ecp5 import DEFAULT_FREQ_MHZ, NEXTPNR_SEED
+
+    if verilog_sha256 is None:
+        verilog_sha256 = _design(spec).sha256
+    versions = tool_versions()
+    parts: dict = {
+        "schema": KEY_SCHEMA,
+        "verilog_sha256": verilog_sha256,
+        "options": {"target": spec.target, "design": spec.design, "unit": spec.unit,
+                    "block_size": spec.block_size, "reduction": spec.reduction,
+                    "width": spec.width},
+    }
+    if spec.target == "asic":
+        lib_key, lib_path = _library_file(spec.library, spec.liberty)
+        parts["flow_sha256"] = flow_sha256("asic")
+        parts["options"].update(flat=spec.flat, abc_delay_target=spec.abc_delay_target,
+                                abc_seed=spec.abc_seed, library_key=lib_key)
+        parts["library_sha256"] = file_sha256(lib_path)
+        parts["tools"] = {k: v for k, v in versions.items() if not k.startswith("yowasp")}
+        from .asic import DEFAULT_CLOCK_PS
+
+        parts["clock_ps"] = float(spec.clock_ps) if spec.clock_ps else DEFAULT_CLOCK_PS
+    else:
+        parts["flow_sha256"] = flow_sha256("ecp5")
+        parts["options"].update(nextpnr_seed=NEXTPNR_SEED)
+        parts["tools"] = {k: v for k, v in versions.items() if k not in ("yosys", "opensta")}
+        parts["clock_ps"] = 1e6 / (spec.freq_mhz or DEFAULT_FREQ_MHZ)
+    return parts
+
+
+def run_key(parts: dict) -> str:
+    """The key of ``parts``: SHA-256 of their canonical JSON."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RunStore:
+    """Finished run records, one JSON file per key under ``root``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The record stored for ``key``, or None (also for a record whose stored key parts
+        do not hash to ``key``: written by another flow, or edited)."""
+        try:
+            rec = json.loads(self.path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        rk = rec.get("run_key") if isinstance(rec, dict) else None
+        if not isinstance(rk, dict) or rk.get("sha256") != key:
+            return None
+        if run_key(rk.get("parts", {})) != key:
+            return None
+        return rec
+
+    def put(self, record: dict) -> Path:
+        """Store ``record`` under its own ``run_key``; atomic (a killed writer leaves no
+        half-written record that could later be read as finished)."""
+        key = record["run_key"]["sha256"]
+        if run_key(record["run_key"]["parts"]) != key:
+            raise ValueError("record's run_key does not match its parts")
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+        return path
+
+    def records(self) -> list[dict]:
+        """Every valid record in the store."""
+        out = []
+        for p in sorted(self.root.glob("??/*.json")):
+            rec = self.get(p.stem)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+
+def workload_stream(workload, unit: str, block_size: int):
+    """The beats of ``workload``: ``"example"`` (the built-in tensors) or a dict
+    ``{"path": ..., "tensor": ..., "key": ...}`` naming a user's weight tensor."""
+    from .power import example_workload, tensor_workload
+
+    if workload == "example":
+        return example_workload(unit, block_size)
+    if isinstance(workload, dict) and "path" in workload:
+        return tensor_workload(unit, block_size, workload["path"], key=workload.get("key"),
+                               tensor=workload.get("tensor"))
+    raise ValueError(f"unknown workload {workload!r}: 'example' or {{'path': FILE}}")
+
+
+def stream_sha256(stream) -> str:
+    """Hash of a beat stream's contents (what a power run simulates)."""
+    import numpy as np
+
+    h = hashlib.sha256(stream.unit.encode())
+    for arr in (stream.en, stream.first, stream.a, stream.w, stream.a_sf, stream.w_sf):
+        a = np.ascontiguousarray(np.asarray(arr, dtype=np.uint8))
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def power_key_parts(synth_key: str, workload_sha256: str, clock_ps: float) -> dict:
+    """Key parts of a power analysis: the synthesis run it reads (its key), the workload's
+    beats, the power flow's modules and the clock."""
+    return {"schema": KEY_SCHEMA, "kind": "power", "synth_key": synth_key,
+            "workload_sha256": workload_sha256, "flow_sha256": flow_sha256("power"),
+            "clock_ps": clock_ps, "tools": {"opensta": tool_versions().get("opensta"),
+                                            "yosys": tool_versions().get("yosys"),
+                                            "iverilog": _iverilog_version()}}
+
+
+def _iverilog_version() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    return (out.stdout.splitlines() or ["unknown"])[0].strip()
+
+
+def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
+            timeout: float | None = 3600, workload=None) -> dict:
+    """Run ``spec`` unless the store already holds its key; return the record.
+
+    The returned record has ``reused`` True when it came from the store. ``workload``
+    (``"example"`` or ``{"path": ...}``, see :mod:`.power`) adds a power analysis of the
+    mapped netlist at the run's clock, from the workload's simulated switching activity.
+    The power analysis is a record of its own (key: the synthesis run's key, the workload's
+    beats, the power flow, the clock), so a change to the power flow redoes the power only;
+    ``power_reused`` says whether it came from the store.
+    """
+    from .flow import synthesize
+
+    if isinstance(spec, dict):
+        spec = RunSpec(**spec)
+    store = RunStore(store)
+    design = _design(spec)
+    stream = None
+    if workload is not None:
+        if spec.target != "asic" or spec.design != "mac":
+            raise ValueError("power (a workload) needs an ASIC run of a MAC")
+        stream = workload_stream(workload, spec.unit, spec.block_size)
+    parts = key_parts(spec, verilog_sha256=design.sha256)
+    key = run_key(parts)
+    work = Path(workdir) / key[:16]
+    rec = store.get(key)
+    pkey = pparts = None
+    if stream is not None:
+        pparts = power_key_parts(key, stream_sha256(stream), parts["clock_ps"])
+        pkey = run_key(pparts)
+        prec = store.get(pkey)
+        if rec is not None and prec is not None:
+            return {**rec, "reused": True, "power": prec["power"], "power_reused": True}
+    if rec is not None and (stream is None or (work / rec["name"] / f"{design.name}.netlist.v").is_file()):
+        rec = {**rec, "reused": True}
+    else:
+        # Not stored (or its netlist, which a power analysis reads, is gone): synthesise.
+        t0 = time.monotonic()
+        rec = synthesize(workdir=work, timeout=timeout, **spec.synth_kwargs())
+        rec.pop("runtime_s", None)
+        rec["spec"] = dataclasses.asdict(spec)
+        rec["label"] = spec.label()
+        rec["run_key"] = {"sha256": key, "parts": parts}
+        rec["git"] = git_revision()
+        rec["wall_s"] = round(time.monotonic() - t0, 2)
+        # Which process ran it (a sweep's worker): shows how the runs were spread.
+        rec["worker"] = {"host": socket.gethostname(), "pid": os.getpid()}
+        rec["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        store.put(rec)
+        rec = {**rec, "reused": False}
+    if stream is None:
+        return rec
+
+    from .libraries import resolve_library
+    from .power import gate_activity, run_power
+
+    t0 = time.monotonic()
+    rundir = work / rec["name"]
+    netlist = rundir / f"{design.name}.netlist.v"
+    lib = resolve_library(spec.library, spec.liberty)
+    activity = gate_activity(design, stream, netlist, lib.path, rundir / "power",
+                             timeout=timeout)
+    sim_s = time.monotonic() - t0
+    power = run_power(netlist=netlist, top=design.name, library=lib,
+                      activity=activity, clock_ps=parts["clock_ps"], clock=design.clock,
+                      reset=design.reset, workdir=rundir / "power", timeout=timeout)
+    power["workload"] = workload if workload == "example" else {
+        k: str(v) for k, v in workload.items()}
+    power["steps_s"] = {"activity_sim": round(sim_s, 2), "opensta_power": power["runtime_s"]}
+    power["results_checked"] = activity["results_checked"]
+    power["wall_s"] = round(time.monotonic() - t0, 2)
+    store.put({"run_key": {"sha256": pkey, "parts": pparts}, "power": power,
+               "git": git_revision(), "label": spec.label() + "-power"})
+    return {**rec, "power": power, "power_reused": False}
