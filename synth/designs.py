@@ -18,7 +18,7 @@ from amaranth.hdl import Cat, ClockDomain, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig, check_unit
+from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig, check_block_size, check_unit
 from if4mac.hdl.design import CONTROL, Design, emit_verilog
 from if4mac.hdl.design import mac_design as _mac_design
 from if4mac.hdl.mac import MacUnit
@@ -51,6 +51,8 @@ def _design(top, name: str, params: dict, blocks=()) -> Design:
 def mac_design(unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
                reduction: str = "pipelined") -> Design:
     """The NVFP4 or IF4 MAC top (``if4mac.hdl.mac``) as a :class:`Design`."""
+    # The flows' own callers pass a bare number: name it as the option users know.
+    check_block_size(block_size, "block size")
     return _mac_design(MacConfig(unit, block_size, reduction))
 
 
