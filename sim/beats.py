@@ -194,7 +194,9 @@ class PinMonitor:
             self._task = None
 
     def sample(self, cycle: Callable[[], int], *readers: Callable[[], int]) -> None:
-        raise NotImplementedError
+        """What a monitor does with one clock edge's pins: each subclass (beats, results)
+        defines it; the base class only knows how to read the pins every edge."""
+        raise NotImplementedError(f"{type(self).__name__} must define sample()")
 
     async def _run(self) -> None:
         readers = [uint_reader(getattr(self.dut, name)) for name in self.pins]
