@@ -165,20 +165,12 @@ def atomic_file(path, mode: str = "w", *, encoding: str | None = "utf-8") -> Ite
             yield stream
         return
     fd, tmp = _temporary(target)
-    try:
+    with _removed_on_failure(tmp, path):
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         _finish(tmp, target)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise _tagged(err, Path(path)) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 @contextlib.contextmanager
@@ -188,11 +180,19 @@ def atomic_path(path) -> Iterator[Path]:
     target = _resolve_target(path)
     fd, tmp = _temporary(target)
     os.close(fd)
-    try:
+    with _removed_on_failure(tmp, path):
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         _finish(tmp, target)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(tmp: Path, path) -> Iterator[None]:
+    # The one failure rule of both writers: the temporary goes, the target stays as it was,
+    # and an OSError names the user's path.
+    try:
+        yield
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
