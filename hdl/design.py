@@ -158,6 +158,7 @@ def mac_design(config: MacConfig, cache_dir: str | Path | None = None) -> Design
     Elaborating a 16-lane MAC takes several seconds, so with ``cache_dir`` the design is also
     kept on disk there, keyed by :func:`source_digest`; a damaged entry is rebuilt.
     """
+    from .fused import FusedMac, fused_verilog
     from .mac import mac_verilog
 
     if not isinstance(config, MacConfig):
@@ -175,8 +176,10 @@ def mac_design(config: MacConfig, cache_dir: str | Path | None = None) -> Design
               "reduction": config.reduction, "latency": top.latency}
     if config.arch != "reference":
         params["arch"] = config.arch
+        params.update({k: v for k, v in config.options.items()})
+    verilog = fused_verilog(top) if isinstance(top, FusedMac) else mac_verilog(top)
     design = Design(config.unit, config.block_size, config.reduction, top.name, top.latency,
-                    mac_verilog(top), params, blocks=tuple(top.blocks.items()))
+                    verilog, params, blocks=tuple(top.blocks.items()))
     if cached is not None:
         with contextlib.suppress(OSError):
             cached.parent.mkdir(parents=True, exist_ok=True)

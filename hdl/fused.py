@@ -43,18 +43,20 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from if4mac.golden import check_unit
+from if4mac.golden.config import MacConfig
 from if4mac.golden.fused import (
-    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, SERIAL_CONVERTER_BUSY, check_converter,
-    exact_acc_width, exact_beat_bound, exact_divisor, exact_max_segment,
+    EXACT_LSB_EXP, KIND_WEIGHT, QNAN_BITS, SERIAL_CONVERTER_BUSY,
+    exact_beat_bound, exact_divisor, exact_max_segment,
 )
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 
 from .block_dot import (
     S_MAX_KIND_SHIFT, SCALE_EXP_MAX, SCALE_EXP_OFFSET, BlockDot, IntToFloat, KindShift, ScaleIntDecode,
-    check_block_size, dot_width,
+    dot_width,
 )
 from .fp import BINARY32, FPAdd, FPMul, FPRound, LeadingZeroCounter, signed_width, unsigned_width
 from .fp._signals import wire
+from .interface import MacSignature
 from .lane_mul import ELEMENT_WIDTH
 from .mac import WORD_WIDTH
 from .scale_mul import E4M3_SIG_WIDTH, E4M3_WIDTH, INT_FLAG_BIT, SCALE_WIDTH, ScaleMul
@@ -492,19 +494,25 @@ class FusedMac(wiring.Component):
 
     arch = None
 
-    def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE, extra_ports=None):
-        self._unit = check_unit(unit)
-        self._block_size = check_block_size(block_size)
-        super().__init__({
-            "clk": In(1), "rst_n": In(1), "en": In(1), "first": In(1),
-            "a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
-            "a_sf": In(SCALE_WIDTH),
-            "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
-            "w_sf": In(SCALE_WIDTH),
-            "acc": Out(WORD_WIDTH),
-            "done": Out(1),
-            **(extra_ports or {}),
-        })
+    def __init__(self, unit, block_size: int = DEFAULT_BLOCK_SIZE, **options):
+        # A MacConfig passes through; otherwise one is built (and so validated) here.
+        config = unit if isinstance(unit, MacConfig) else MacConfig(
+            unit, block_size, arch=self.arch, **options)
+        if config.arch != self.arch:
+            raise ValueError(f"{type(self).__name__} builds {self.arch}, not {config.arch}")
+        self._config = config
+        self._unit = config.unit
+        self._block_size = config.block_size
+        super().__init__(MacSignature(config))
+
+    @classmethod
+    def from_config(cls, config: MacConfig) -> FusedMac:
+        """The top of ``config`` (what :meth:`MacConfig.build` calls)."""
+        return cls(config)
+
+    @property
+    def config(self) -> MacConfig:
+        return self._config
 
     @property
     def unit(self) -> str:
@@ -518,6 +526,25 @@ class FusedMac(wiring.Component):
     def reduction(self) -> str:
         """Every result comes out, as the reference's pipelined tree."""
         return "pipelined"
+
+    @property
+    def name(self) -> str:
+        """Verilog module name, e.g. ``if4_mac_b16_fused_fp32`` (:attr:`MacConfig.name`)."""
+        return self._config.name
+
+    @property
+    def port_widths(self) -> dict[str, int]:
+        """Each port's width in bits, in Verilog port order."""
+        return self.signature.port_widths
+
+    #: Area category -> the top's child instances in it (the synthesis report's rows).
+    BLOCK_INSTANCES = ()
+
+    @property
+    def blocks(self) -> dict[str, tuple[str, ...]]:
+        """Area category -> the names of the top's child instances in it (in Verilog, module
+        ``<name>.<instance>``); logic outside them is the top's control."""
+        return {category: instances for category, instances in self.BLOCK_INSTANCES}
 
     def _front(self, m: Module):
         """The mac domain, edge 0 (input registers) and edge 1 (S, registered); returns
@@ -560,14 +587,16 @@ class FusedFp32Mac(FusedMac):
     """
 
     arch = "fused-fp32"
+    BLOCK_INSTANCES = (
+        ("block dot product", ("dot",)),
+        ("scale path", ("scale_mul", "kind")),
+        ("beat scaling", ("to_float", "scaled")),
+        ("accumulator", ("add",)),
+    )
 
     @property
     def latency(self) -> int:
         return ACC_STAGE
-
-    @property
-    def name(self) -> str:
-        return f"{self._unit}_mac_b{self._block_size}_fused_fp32"
 
     def elaborate(self, platform):
         m = Module()
@@ -634,18 +663,23 @@ class FusedExactMac(FusedMac):
     """
 
     arch = "fused-exact"
+    BLOCK_INSTANCES = (
+        ("block dot product", ("dot",)),
+        ("scale path", ("scale_weight",)),
+        ("beat scaling", ("term",)),
+        ("accumulator", ("accumulator",)),
+        ("conversion", ("convert",)),
+    )
 
-    def __init__(self, unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
-                 acc_width: int | None = None, converter: str = "pipelined"):
-        check_unit(unit)
-        check_block_size(block_size)
-        self._acc_width = exact_acc_width(unit, block_size, acc_width)
-        self._max_segment = exact_max_segment(unit, block_size, self._acc_width)
-        self._converter = check_converter(unit, converter)
-        extra = {"overflow": Out(1)}
-        if self._converter == "serial":
-            extra["overrun"] = Out(1)
-        super().__init__(unit, block_size, extra)
+    def __init__(self, unit, block_size: int = DEFAULT_BLOCK_SIZE,
+                 acc_width: int | None = None, converter: str | None = None):
+        if isinstance(unit, MacConfig):
+            super().__init__(unit)
+        else:
+            super().__init__(unit, block_size, acc_width=acc_width, converter=converter)
+        self._acc_width = self._config.acc_width
+        self._max_segment = exact_max_segment(self._unit, self._block_size, self._acc_width)
+        self._converter = self._config.converter
 
     @property
     def converter(self) -> str:
@@ -666,11 +700,6 @@ class FusedExactMac(FusedMac):
         if self._converter == "serial":
             return ACC_STAGE - 1 + SERIAL_CONVERTER_BUSY + 2
         return ACC_STAGE - 1 + _converter_latency(exact_divisor(self._unit))
-
-    @property
-    def name(self) -> str:
-        return (f"{self._unit}_mac_b{self._block_size}_fused_exact_w{self._acc_width}"
-                + ("_serial" if self._converter == "serial" else ""))
 
     def elaborate(self, platform):
         m = Module()

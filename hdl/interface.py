@@ -3,7 +3,8 @@
 A *beat* is one cycle's data on the MAC's inputs: ``a_in``/``w_in`` (``B`` element codes
 each, lane i at bits ``[4*i+3 : 4*i]``) and the scale bytes ``a_sf``/``w_sf``. Around it the
 top has the clock, the asynchronous active-low reset, ``en`` and ``first``, and the result
-``acc`` with its ``done`` strobe (plus the sticky ``overrun`` of the shared tree).
+``acc`` with its ``done`` strobe (plus the sticky ``overflow`` and ``overrun`` flags of the
+configurations that have them).
 
 :func:`beat_layout` is that data as an Amaranth ``data.StructLayout`` (field order = Verilog
 port order); :class:`MacSignature` is the top's ``wiring.Signature`` built from it. The RTL
@@ -38,7 +39,8 @@ def beat_layout(block_size: int) -> data.StructLayout:
 
 class MacSignature(wiring.Signature):
     """The MAC top's ports for ``config``: clk, rst_n, en, first, the beat's fields, acc,
-    done, and overrun for ``reduction="shared"``."""
+    done; then fused-exact's sticky ``overflow``, and the sticky ``overrun`` of the designs
+    that can lose a result (the reference's shared tree, fused-exact's serial converter)."""
 
     def __init__(self, config: MacConfig):
         if not isinstance(config, MacConfig):
@@ -49,7 +51,9 @@ class MacSignature(wiring.Signature):
             members[name] = In(field.shape)
         members["acc"] = Out(RESULT_WIDTH)
         members["done"] = Out(1)
-        if config.reduction == "shared":
+        if config.arch == "fused-exact":
+            members["overflow"] = Out(1)
+        if config.reduction == "shared" or config.converter == "serial":
             members["overrun"] = Out(1)
         super().__init__(members)
 

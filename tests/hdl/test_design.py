@@ -61,6 +61,11 @@ def test_fpga_wrapper_holds_the_same_top():
     ({"unit": "if4", "block_size": 16.0}, "block_size must be a positive integer"),
     ({"unit": "if4", "reduction": "tree"}, "unknown reduction 'tree'"),
     ({"unit": "if4", "arch": "fused"}, "unknown architecture 'fused'"),
+    ({"unit": "if4", "arch": "fused-fp32", "reduction": "shared"}, "has no reduction tree"),
+    ({"unit": "if4", "acc_width": 60}, "acc_width is an option of fused-exact"),
+    ({"unit": "if4", "arch": "fused-fp32", "converter": "serial"}, "converter is an option"),
+    ({"unit": "nvfp4", "arch": "fused-exact", "converter": "serial"}, "NVFP4 has no division"),
+    ({"unit": "if4", "arch": "fused-exact", "acc_width": 8}, "cannot hold one beat"),
 ])
 def test_config_is_validated_once_at_the_edge(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -68,9 +73,31 @@ def test_config_is_validated_once_at_the_edge(kwargs, message):
 
 
 def test_config_builds_its_top():
-    assert set(ARCHITECTURES) == {"reference"}
+    assert set(ARCHITECTURES) == {"reference", "fused-fp32", "fused-exact"}
     top = MacConfig("nvfp4", 3).build()
     assert isinstance(top, MacUnit) and top.name == "nvfp4_mac_b3_pipelined"
     assert top.port_widths["a_in"] == 12 and top.port_widths["acc"] == 32
     assert top.blocks["lane accumulators"] == ("lane_acc_0", "lane_acc_1", "lane_acc_2")
     Fragment.get(top, None)    # elaborated, so Amaranth does not warn of an unused top
+
+
+@pytest.mark.parametrize("arch, options, cls, name", [
+    ("fused-fp32", {}, "FusedFp32Mac", "if4_mac_b3_fused_fp32"),
+    ("fused-exact", {"converter": "serial"}, "FusedExactMac", "if4_mac_b3_fused_exact_w{}_serial"),
+])
+def test_config_builds_the_fused_tops(arch, options, cls, name):
+    from if4mac.golden.fused import exact_acc_width
+    from if4mac.hdl import fused
+
+    config = MacConfig("if4", 3, arch=arch, **options)
+    top = config.build()
+    assert type(top) is getattr(fused, cls) and top.config == config
+    assert top.name == config.name == name.format(exact_acc_width("if4", 3))
+    # The same top as built directly, so the Verilog of both is one design.
+    direct = getattr(fused, cls)("if4", 3, **options)
+    assert direct.config == config and direct.latency == top.latency
+    ports = list(top.port_widths)
+    assert ports[-2:] == (["overflow", "overrun"] if options else ["acc", "done"])
+    assert set(top.blocks["block dot product"]) == {"dot"}
+    Fragment.get(top, None)
+    Fragment.get(direct, None)
