@@ -22,16 +22,16 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from if4mac.golden import check_unit
-from if4mac.golden.fused import dot_bound, q_bound
+from if4mac.golden.formats import E4M3_BIAS, E4M3_EXP_BITS, check_block_size, unit_spec
+from if4mac.golden.fused import KIND_SHIFT, dot_bound, q_bound
 
 from .fp import FloatFormat, LeadingZeroCounter, signed_width, unsigned_width
-from .lane_mul import ELEMENT_WIDTH
-from .scale_mul import E4M3_MAN_WIDTH, E4M3_SIG_WIDTH, E4M3_WIDTH
+from .lane_mul import ELEMENT_WIDTH, UnitComponent
+from .scale_mul import E4M3_MAN_WIDTH, E4M3_SIG_WIDTH, E4M3_WIDTH, e4m3_significand
 
 __all__ = [
     "Q_WIDTH", "Q_PRODUCT_WIDTH", "SCALE_EXP_MAX", "SCALE_EXP_WIDTH", "SCALE_EXP_OFFSET", "S_MAX_KIND_SHIFT",
-    "check_block_size", "dot_width", "ElementQ", "BlockDot", "ScaleIntDecode", "KindShift",
+    "dot_width", "ElementQ", "BlockDot", "ScaleIntDecode", "KindShift",
     "IntToFloat", "int_float_format",
 ]
 
@@ -40,33 +40,23 @@ Q_WIDTH = signed_width(-max(q_bound(False), q_bound(True)), max(q_bound(False), 
 #: |q_a * q_w| <= 144 (12 * 12): signed 9 bits.
 Q_PRODUCT_WIDTH = signed_width(-q_bound(False) ** 2, q_bound(False) ** 2)
 #: E4M3's biased exponent with the subnormals' 0 read as 1: 1..15 minus 1, so 0..14.
-SCALE_EXP_MAX = 14
+SCALE_EXP_MAX = (1 << E4M3_EXP_BITS) - 2
 SCALE_EXP_WIDTH = unsigned_width(SCALE_EXP_MAX)
 #: dec(scale) = sig * 2^(SCALE_EXP - SCALE_EXP_OFFSET): bias 7 plus the 3 fraction bits, less
 #: the 1 folded in above.
-SCALE_EXP_OFFSET = 9
-#: The largest binary point of S: FP.FP, where q is twice the element.
-S_MAX_KIND_SHIFT = 2
-
-
-def check_block_size(block_size) -> int:
-    """``block_size`` if it is a positive integer, else a one-line ``ValueError``."""
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    return block_size
-
-
-def _kinds(unit: str) -> tuple[int, ...]:
-    return (0, 1, 2) if unit == "if4" else (0,)
+SCALE_EXP_OFFSET = E4M3_BIAS + E4M3_MAN_WIDTH - 1
+#: The largest binary point of S: FP.FP (no INT4 operand), where q is twice the element.
+S_MAX_KIND_SHIFT = KIND_SHIFT[0]
 
 
 def dot_width(unit: str, block_size: int) -> int:
     """Signed width of S: its bound B * 144 (FP.FP is the largest kind), both signs."""
-    bound = max(dot_bound(block_size, n) for n in _kinds(check_unit(unit)))
+    kinds = range(len(KIND_SHIFT)) if unit_spec(unit).reads_int_flag else (0,)
+    bound = max(dot_bound(block_size, n) for n in kinds)
     return signed_width(-bound, bound)
 
 
-class ElementQ(wiring.Component):
+class ElementQ(UnitComponent):
     """One element code to its integer ``q``: 2 * E2M1 value, or the INT4 value.
 
     Combinational: latency 0. E2M1 ``s e1 e0 m``: ``|q| = m`` for e = 0, else
@@ -85,16 +75,12 @@ class ElementQ(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._unit = check_unit(unit)
+        spec = unit_spec(unit)
         ports = {"code": In(ELEMENT_WIDTH)}
-        if unit == "if4":
+        if spec.reads_int_flag:
             ports["is_int"] = In(1)
         ports["q"] = Out(signed(Q_WIDTH))
-        super().__init__(ports)
-
-    @property
-    def latency(self) -> int:
-        return 0
+        super().__init__(spec, ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -106,14 +92,14 @@ class ElementQ(wiring.Component):
         mag = Signal(Q_WIDTH - 1)
         m.d.comb += mag.eq(Mux(exp == 0, man, Cat(man, 1) << (exp - 1)[:2]))
         fp_q = Mux(sign, -mag, mag)
-        if self._unit == "if4":
+        if self._spec.reads_int_flag:
             m.d.comb += self.q.eq(Mux(self.is_int, code.as_signed(), fp_q))
         else:
             m.d.comb += self.q.eq(fp_q)
         return m
 
 
-class BlockDot(wiring.Component):
+class BlockDot(UnitComponent):
     """``S = sum_i q_a,i * q_w,i`` over the B lanes of a beat, exact.
 
     Combinational: latency 0, one beat per cycle. B signed 5 x 5-bit multipliers and a
@@ -133,19 +119,15 @@ class BlockDot(wiring.Component):
     """
 
     def __init__(self, unit: str, block_size: int):
-        self._unit = check_unit(unit)
+        spec = unit_spec(unit)
         self._block_size = check_block_size(block_size)
         ports = {"a": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
                  "w": In(data.ArrayLayout(ELEMENT_WIDTH, block_size))}
-        if unit == "if4":
+        if spec.reads_int_flag:
             ports["a_int"] = In(1)
             ports["w_int"] = In(1)
-        ports["s"] = Out(signed(dot_width(unit, block_size)))
-        super().__init__(ports)
-
-    @property
-    def latency(self) -> int:
-        return 0
+        ports["s"] = Out(signed(dot_width(spec, block_size)))
+        super().__init__(spec, ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -156,7 +138,7 @@ class BlockDot(wiring.Component):
                 dec = ElementQ(self._unit)
                 m.submodules[f"q_{name}_{i}"] = dec
                 m.d.comb += dec.code.eq(codes[i])
-                if self._unit == "if4":
+                if self._spec.reads_int_flag:
                     m.d.comb += dec.is_int.eq(getattr(self, flag))
                 qs.append(dec.q)
             product = Signal(signed(Q_PRODUCT_WIDTH), name=f"qq_{i}")
@@ -204,19 +186,15 @@ class ScaleIntDecode(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        man = self.code[:E4M3_MAN_WIDTH]
-        exp = self.code[E4M3_MAN_WIDTH:]
-        top = (1 << (E4M3_WIDTH - E4M3_MAN_WIDTH)) - 1
-        man_448 = Mux((exp == top) & (man == (1 << E4M3_MAN_WIDTH) - 1),
-                      (1 << E4M3_MAN_WIDTH) - 2, man)
+        sig, exp = e4m3_significand(self.code)
         m.d.comb += [
-            self.sig.eq(Cat(man_448, exp != 0)),
+            self.sig.eq(sig),
             self.exp.eq(Mux(exp == 0, 0, exp - 1)),
         ]
         return m
 
 
-class KindShift(wiring.Component):
+class KindShift(UnitComponent):
     """The binary point of S: ``k = 2 - (number of INT4 operands)`` (NVFP4: always 2).
 
     Combinational: latency 0.
@@ -228,18 +206,14 @@ class KindShift(wiring.Component):
     """
 
     def __init__(self, unit: str):
-        self._unit = check_unit(unit)
-        ports = {"a_int": In(1), "w_int": In(1)} if unit == "if4" else {}
+        spec = unit_spec(unit)
+        ports = {"a_int": In(1), "w_int": In(1)} if spec.reads_int_flag else {}
         ports["k"] = Out(unsigned_width(S_MAX_KIND_SHIFT))
-        super().__init__(ports)
-
-    @property
-    def latency(self) -> int:
-        return 0
+        super().__init__(spec, ports)
 
     def elaborate(self, platform):
         m = Module()
-        if self._unit == "if4":
+        if self._spec.reads_int_flag:
             m.d.comb += self.k.eq(S_MAX_KIND_SHIFT - self.a_int - self.w_int)
         else:
             m.d.comb += self.k.eq(S_MAX_KIND_SHIFT)
@@ -260,7 +234,7 @@ def int_float_format(unit: str, block_size: int) -> FloatFormat:
     return FloatFormat(exp_bits, max(1, mag_width - 1))
 
 
-class IntToFloat(wiring.Component):
+class IntToFloat(UnitComponent):
     """``S * 2^-k`` as an exact float in :func:`int_float_format` (IEEE packing, +0 for 0).
 
     Combinational: latency 0. Sign and magnitude, a leading-zero count, a normalising shift.
@@ -275,17 +249,13 @@ class IntToFloat(wiring.Component):
     def __init__(self, unit: str, block_size: int):
         self._fmt = int_float_format(unit, block_size)
         self._s_width = dot_width(unit, block_size)
-        super().__init__({"s": In(signed(self._s_width)),
-                          "k": In(unsigned_width(S_MAX_KIND_SHIFT)),
-                          "result": Out(self._fmt.width)})
+        super().__init__(unit_spec(unit), {"s": In(signed(self._s_width)),
+                                           "k": In(unsigned_width(S_MAX_KIND_SHIFT)),
+                                           "result": Out(self._fmt.width)})
 
     @property
     def fmt(self) -> FloatFormat:
         return self._fmt
-
-    @property
-    def latency(self) -> int:
-        return 0
 
     def elaborate(self, platform):
         m = Module()

@@ -38,6 +38,7 @@ __all__ = [
     "SCALE_WIDTH", "INT_FLAG_BIT", "E4M3_WIDTH", "E4M3_MAN_WIDTH", "E4M3_BIAS",
     "RAW_SCALE_EXP_WIDTH", "PROD_WIDTH", "PROD_FRAC_WIDTH", "RawScaleLayout",
     "ScaleDecode", "IntExpansionRom", "ScaleMul", "expansion_entry", "reachable_product_fractions",
+    "e4m3_significand",
 ]
 
 #: The scale byte's fields (SCALE_WIDTH, INT_FLAG_BIT, E4M3_*) come from the formats layer.
@@ -85,6 +86,18 @@ def expansion_entry(frac: int, factor: np.float32) -> tuple[int, int]:
     return bits & ((1 << F32_MANT_WIDTH) - 1), dec
 
 
+def e4m3_significand(code):
+    """An E4M3 code's significand with its hidden bit explicit (0..15: a subnormal keeps its
+    leading zeros) and its biased exponent field, the 448 rule applied: the one reading of the
+    scale's fields that :class:`ScaleDecode` and the fused front end share."""
+    man = code[:E4M3_MAN_WIDTH]
+    exp = code[E4M3_MAN_WIDTH:]
+    # The 448 rule: E4M3 (fn) has no inf, and its would-be NaN code reads as 0x7E.
+    man_448 = Mux((exp == (1 << E4M3_EXP_WIDTH) - 1) & (man == (1 << E4M3_MAN_WIDTH) - 1),
+                  (1 << E4M3_MAN_WIDTH) - 2, man)
+    return Cat(man_448, exp != 0), exp
+
+
 def reachable_product_fractions() -> tuple[int, ...]:
     """The fractions (below the leading one) that a product of two E4M3 significands can have.
 
@@ -122,13 +135,9 @@ class ScaleDecode(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        man = self.code[:E4M3_MAN_WIDTH]
-        exp = self.code[E4M3_MAN_WIDTH:]
-        # The 448 rule: E4M3 (fn) has no inf, and its would-be NaN code reads as 0x7E.
-        man_448 = Mux((exp == (1 << E4M3_EXP_WIDTH) - 1) & (man == (1 << E4M3_MAN_WIDTH) - 1),
-                      (1 << E4M3_MAN_WIDTH) - 2, man)
+        sig_value, exp = e4m3_significand(self.code)
         sig = Signal(E4M3_SIG_WIDTH)
-        m.d.comb += sig.eq(Cat(man_448, exp != 0))
+        m.d.comb += sig.eq(sig_value)
         # 0 for normals; 1..3 moves a subnormal's leading one up to the hidden-bit position.
         lz = leading_zeros(m, sig, E4M3_SIG_WIDTH)
         norm = Signal(E4M3_SIG_WIDTH)
