@@ -28,7 +28,8 @@ from if4mac.hdl.fused import (
     ACC_STAGE, ConstDivider, FusedExactMac, FusedFp32Mac, fused_mac, fused_verilog,
 )
 from tests import scalar_model
-from tests.hdl.test_mac import HALF_PERIOD, _packed, drive_schedule, edge_stream, hand_stream
+from tests.hdl.port_trace import packed, result_ports, simulate_ports, sticky
+from tests.hdl.test_mac import drive_schedule, edge_stream, hand_stream
 
 UNITS = ("nvfp4", "if4")
 ARCHS = ("fused-fp32", "fused-exact")
@@ -52,78 +53,25 @@ def ref_trace(stream: Stream, top) -> Trace:
               if top.arch == "fused-exact" else {})
     results = run(stream, arch=top.arch, **kwargs)
     row_edge, reset_edge, edges = drive_schedule(stream, top.latency, drain=True)
-    done = np.zeros(edges, dtype=bool)
-    acc = np.zeros(edges, dtype=np.uint32)
-    done_at = row_edge[results.close_beat] + top.latency
-    done[done_at] = True
-    events = sorted([(int(t), 1, int(b)) for t, b in zip(done_at, results.bits)]
-                    + [(int(t), 0, 0) for t in reset_edge])
-    value, cursor = 0, 0
-    for t, kind, bits in events:
-        acc[cursor:t] = value
-        value = bits if kind else 0
-        cursor = t
-    acc[cursor:] = value
+    done, acc = result_ports(results, row_edge, reset_edge, edges, top.latency)
 
-    def sticky(rows):
+    def flag(rows):
         # From the edge the row reaches the accumulator until the next reset.
-        flag = np.zeros(edges, dtype=bool)
-        for row in rows:
-            t = row_edge[row] + ACC_STAGE
-            later = reset_edge[reset_edge >= t]
-            flag[t:int(later[0]) if len(later) else edges] = True
-        return flag
+        return sticky(rows, row_edge, reset_edge, edges, ACC_STAGE)
 
     exact = top.arch == "fused-exact"
-    overflow = sticky(results.overflow_beat) if exact else None
-    overrun = sticky(results.overrun_beat) if exact and top.converter == "serial" else None
+    overflow = flag(results.overflow_beat) if exact else None
+    overrun = flag(results.overrun_beat) if exact and top.converter == "serial" else None
     return Trace(done, acc, overflow, overrun, row_edge, reset_edge)
 
 
 def rtl_trace(stream: Stream, top) -> Trace:
     """Drive ``stream`` into ``top`` in pysim, as test_mac's driver; record the ports."""
     row_edge, reset_edge, edges = drive_schedule(stream, top.latency, drain=True)
-    a_packed, w_packed = _packed(np.asarray(stream.a)), _packed(np.asarray(stream.w))
-    has_overflow = "overflow" in top.signature.members
-    has_overrun = "overrun" in top.signature.members
-    done = np.zeros(edges, dtype=bool)
-    acc = np.zeros(edges, dtype=np.uint32)
-    overflow = np.zeros(edges, dtype=bool) if has_overflow else None
-    overrun = np.zeros(edges, dtype=bool) if has_overrun else None
-    reset_set = set(reset_edge.tolist())
-    edge_row = {int(e): r for r, e in enumerate(row_edge)}
-
-    async def testbench(ctx):
-        ctx.set(top.rst_n, 0)
-        await ctx.delay(HALF_PERIOD)
-        ctx.set(top.rst_n, 1)
-        for edge in range(edges):
-            row = edge_row.get(edge)
-            ctx.set(top.rst_n, 0 if edge in reset_set else 1)
-            if row is None:
-                ctx.set(top.en, 0)
-            else:
-                ctx.set(top.en, int(stream.en[row]))
-                ctx.set(top.first, int(stream.first[row]))
-                ctx.set(top.a_in.as_value(), a_packed[row])
-                ctx.set(top.w_in.as_value(), w_packed[row])
-                ctx.set(top.a_sf, int(stream.a_sf[row]))
-                ctx.set(top.w_sf, int(stream.w_sf[row]))
-            await ctx.delay(HALF_PERIOD)
-            ctx.set(top.clk, 1)
-            done[edge] = ctx.get(top.done)
-            acc[edge] = ctx.get(top.acc)
-            if has_overflow:
-                overflow[edge] = ctx.get(top.overflow)
-            if has_overrun:
-                overrun[edge] = ctx.get(top.overrun)
-            await ctx.delay(HALF_PERIOD)
-            ctx.set(top.clk, 0)
-
-    sim = Simulator(top)
-    sim.add_testbench(testbench)
-    sim.run()
-    return Trace(done, acc, overflow, overrun, row_edge, reset_edge)
+    flags = [name for name in ("overflow", "overrun") if name in top.signature.members]
+    ports = simulate_ports(stream, top, row_edge, reset_edge, edges, flags)
+    return Trace(ports["done"], ports["acc"], ports.get("overflow"), ports.get("overrun"),
+                 row_edge, reset_edge)
 
 
 def check(stream: Stream, top) -> Trace:
@@ -184,7 +132,7 @@ def test_block_dot_random(unit):
     a_int, w_int = rng.integers(0, 2, n), rng.integers(0, 2, n)
     a_int[:6], w_int[:6] = [0, 0, 1, 0, 1, 1], [0, 0, 1, 1, 0, 1]
     inputs = {"a": dut.a.as_value(), "w": dut.w.as_value()}
-    vectors = [{"a": _packed(a[i:i + 1])[0], "w": _packed(w[i:i + 1])[0]} for i in range(n)]
+    vectors = [{"a": packed(a[i:i + 1])[0], "w": packed(w[i:i + 1])[0]} for i in range(n)]
     if unit == "if4":
         inputs.update(a_int=dut.a_int, w_int=dut.w_int)
         for i, v in enumerate(vectors):

@@ -24,7 +24,6 @@ from amaranth.back import rtlil
 from amaranth.hdl import (
     ClockDomain, ClockSignal, Elaboratable, Fragment, Module, ResetSignal, Signal,
 )
-from amaranth.sim import Simulator
 
 from if4mac.golden import (
     REDUCTIONS, Stream, random_stream, run, stimulus_to_json, tree_levels,
@@ -33,12 +32,12 @@ from if4mac.golden import closed_segments
 from if4mac.golden import latency as golden_latency
 from if4mac.hdl.mac import LANE_STAGE, If4Mac, MacUnit, Nvfp4Mac, mac_unit
 from tests import scalar_model
+from tests.hdl.port_trace import result_ports, simulate_ports, sticky
 from tests.reset_streams import LATENCY, expected, reset_ladder
 
 UNITS = ("nvfp4", "if4")
 #: Zero, smallest, largest (0x7E = 448 and 0x7F, read as 448) scales, each with the INT flag.
 EDGE_SCALES = np.array([0x00, 0x80, 0x01, 0x81, 0x7E, 0x7F, 0xFE, 0xFF], dtype=np.uint8)
-HALF_PERIOD = 5e-9
 
 
 # -- streams ----------------------------------------------------------------------------------
@@ -120,78 +119,22 @@ def ref_trace(stream: Stream, top: MacUnit) -> Trace:
     """The port trace golden.run implies for ``top`` on ``stream``."""
     results = run(stream, reduction=top.reduction)
     row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
-    done = np.zeros(edges, dtype=bool)
-    acc = np.zeros(edges, dtype=np.uint32)
-    overrun = np.zeros(edges, dtype=bool) if top.reduction == "shared" else None
-    done_at = row_edge[results.close_beat] + top.latency
-    done[done_at] = True
-    events = sorted([(int(t), 1, int(bits)) for t, bits in zip(done_at, results.bits)]
-                    + [(int(t), 0, 0) for t in reset_edge])
-    value = 0
-    cursor = 0
-    for t, kind, bits in events:
-        acc[cursor:t] = value
-        value = bits if kind else 0
-        cursor = t
-    acc[cursor:] = value
-    if overrun is not None:
+    done, acc = result_ports(results, row_edge, reset_edge, edges, top.latency)
+    overrun = None
+    if top.reduction == "shared":
         # Sticky from the refusing edge (the lane stage of the refused closing beat) to reset.
-        for row in results.overrun_beat:
-            t = row_edge[row] + LANE_STAGE
-            later_resets = reset_edge[reset_edge >= t]
-            stop = int(later_resets[0]) if len(later_resets) else edges
-            overrun[t:stop] = True
+        overrun = sticky(results.overrun_beat, row_edge, reset_edge, edges, LANE_STAGE)
     return Trace(done, acc, overrun, row_edge, reset_edge)
 
 
 # -- the RTL trace ----------------------------------------------------------------------------
 
-def _packed(codes: np.ndarray) -> list[int]:
-    """Each row's lane codes as one integer, lane i at bits [4*i+3 : 4*i]."""
-    weights = [1 << (4 * i) for i in range(codes.shape[1])]
-    return [sum(int(c) * wt for c, wt in zip(row, weights)) for row in codes]
-
-
 def rtl_trace(stream: Stream, top: MacUnit) -> Trace:
     """Drive ``stream`` into ``top`` in the Amaranth simulator; record the ports per edge."""
     row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
-    a_packed, w_packed = _packed(np.asarray(stream.a)), _packed(np.asarray(stream.w))
-    shared = top.reduction == "shared"
-    done = np.zeros(edges, dtype=bool)
-    acc = np.zeros(edges, dtype=np.uint32)
-    overrun = np.zeros(edges, dtype=bool) if shared else None
-    reset_set = set(reset_edge.tolist())
-    edge_row = {int(e): r for r, e in enumerate(row_edge)}
-
-    async def testbench(ctx):
-        ctx.set(top.rst_n, 0)            # power-on reset (asynchronous: no edge needed)
-        await ctx.delay(HALF_PERIOD)
-        ctx.set(top.rst_n, 1)
-        for edge in range(edges):
-            row = edge_row.get(edge)
-            ctx.set(top.rst_n, 0 if edge in reset_set else 1)
-            if row is None:
-                ctx.set(top.en, 0)
-            else:
-                ctx.set(top.en, int(stream.en[row]))
-                ctx.set(top.first, int(stream.first[row]))
-                ctx.set(top.a_in.as_value(), a_packed[row])
-                ctx.set(top.w_in.as_value(), w_packed[row])
-                ctx.set(top.a_sf, int(stream.a_sf[row]))
-                ctx.set(top.w_sf, int(stream.w_sf[row]))
-            await ctx.delay(HALF_PERIOD)
-            ctx.set(top.clk, 1)
-            done[edge] = ctx.get(top.done)
-            acc[edge] = ctx.get(top.acc)
-            if shared:
-                overrun[edge] = ctx.get(top.overrun)
-            await ctx.delay(HALF_PERIOD)
-            ctx.set(top.clk, 0)
-
-    sim = Simulator(top)
-    sim.add_testbench(testbench)
-    sim.run()
-    return Trace(done, acc, overrun, row_edge, reset_edge)
+    flags = ("overrun",) if top.reduction == "shared" else ()
+    ports = simulate_ports(stream, top, row_edge, reset_edge, edges, flags)
+    return Trace(ports["done"], ports["acc"], ports.get("overrun"), row_edge, reset_edge)
 
 
 def assert_traces_equal(got: Trace, want: Trace):
