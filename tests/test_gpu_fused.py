@@ -12,7 +12,6 @@ The canonical exhaustive order is checked against the independent scalar model
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -26,7 +25,8 @@ from if4mac.golden.fused import QNAN_BITS, exact_acc_width, exact_max_segment, r
 from if4mac.gpu_ref import crosscheck, generator
 from if4mac.gpu_ref.cli import gpu_check
 from tests import scalar_model
-from tests.test_gpu_ref import _find_nvcc
+from tests.gpu_record import (assert_clean_sweeps, assert_source_unchanged,
+                              assert_sources_listed, compile_cuda)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "gpu_ref" / "fused.cu"
@@ -56,25 +56,11 @@ def test_fused_record_reports_a_clean_full_run(fused_record, arch, unit):
         assert (run["acc_width"], run["max_segment"]) == (width, exact_max_segment(unit, 16, width))
         # The default accumulator takes every generated segment: no random result is the NaN.
         assert run["max_segment"] >= generator.MAX_SEGMENT_LENGTH
-    ex = entry["exhaustive"]
-    assert ex["count"] == 1 << 24 and ex["mismatches"] == 0
-    assert ex["order"] == crosscheck.FUSED_EXHAUSTIVE_ORDER
-    assert ex["sha256"] == ex["golden_sha256"]
     rnd = entry["random"]
-    assert rnd["generator"] == generator.GENERATOR
-    assert rnd["segments"] >= 10**8 and rnd["mismatches"] == 0
-    assert rnd["stream_kernel_first_chunk_mismatches"] == 0
-    assert rnd["sha256"] == rnd["golden_sha256"]
+    assert_clean_sweeps(entry, crosscheck.FUSED_EXHAUSTIVE_ORDER,
+                        crosscheck.stream_cases(rnd["seed"], arch, unit),
+                        ("kind", "seed", "pattern_rows", "acc_width"))
     assert rnd["length_counts"]["9-264"] > 0           # long segments were in it
-    assert rnd["lane_products"] == 16 * rnd["beats"] and rnd["beats"] > 4 * rnd["segments"]
-    st = entry["stream"]
-    assert st["segments"] > 0 and st["mismatches"] == 0
-    strip = [{k: c[k] for k in ("kind", "seed", "pattern_rows", "acc_width") if k in c}
-             for c in st["cases"]]
-    assert strip == crosscheck.stream_cases(rnd["seed"], arch, unit)
-    for case in st["cases"]:
-        assert case["mismatches"] == 0 and case["sha256"] == case["golden_sha256"], case
-    assert st["segments"] == sum(c["segments"] for c in st["cases"])
 
 
 @pytest.mark.parametrize("arch, unit", CASES)
@@ -110,19 +96,17 @@ def test_golden_reproduces_gpu_fused_stream_digests(fused_record, arch, unit):
 @pytest.mark.parametrize("path", crosscheck.FUSED_RECORD_SOURCES)
 def test_fused_record_source_is_unchanged(fused_record, path):
     """Each file the fused GPU record depends on is byte for byte the one the run checked."""
-    now = hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
-    for arch, unit in CASES:
-        recorded = fused_record["archs"][arch][unit]["run"]["sources_sha256"].get(path)
-        assert recorded == now, (
-            f"{path} differs from the file the fused GPU record checked ({arch} {unit}: sha256 "
-            f"now {now[:16]}, recorded {str(recorded)[:16]}): rerun `if4mac gpu-check` on a "
-            f"GPU and commit tests/data/gpu_crosscheck_fused.json")
+    assert_source_unchanged(path, _runs(fused_record), "fused GPU record",
+                            "tests/data/gpu_crosscheck_fused.json")
 
 
 def test_fused_record_names_exactly_its_sources(fused_record):
-    for arch, unit in CASES:
-        assert sorted(fused_record["archs"][arch][unit]["run"]["sources_sha256"]) == sorted(
-            crosscheck.FUSED_RECORD_SOURCES), f"{arch} {unit}: the source list is out of date"
+    assert_sources_listed(_runs(fused_record), crosscheck.FUSED_RECORD_SOURCES,
+                          "the source list")
+
+
+def _runs(fused_record) -> dict[str, dict]:
+    return {f"{arch} {unit}": fused_record["archs"][arch][unit]["run"] for arch, unit in CASES}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,15 +155,9 @@ def test_cli_rejects_bad_arch():
 
 
 def test_fused_cuda_source_compiles_with_nvcc(tmp_path):
-    nvcc = _find_nvcc()
-    if nvcc is None:
-        pytest.skip("nvcc not found (PATH, /usr/local/cuda*/bin): cannot build gpu_ref/fused.cu")
-    proc = subprocess.run([nvcc, "--fmad=false", "-std=c++17", "-arch=sm_90", "-Werror",
-                           "all-warnings", "-c", str(SOURCE), "-o", str(tmp_path / "fused.o")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    obj = compile_cuda(SOURCE, tmp_path)
     # The kernels the cross-check launches are there, unmangled.
-    symbols = subprocess.run(["nm", str(tmp_path / "fused.o")], capture_output=True, text=True)
+    symbols = subprocess.run(["nm", str(obj)], capture_output=True, text=True)
     if symbols.returncode == 0:
         for kernel in ("fused_exhaustive", "fused_stream_beats", "fused_random_segments"):
             assert re.search(rf"\b{kernel}\b", symbols.stdout), kernel

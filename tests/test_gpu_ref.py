@@ -13,11 +13,9 @@ still compiles where nvcc exists.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -31,6 +29,8 @@ from click.testing import CliRunner
 from if4mac.golden import closed_segments, UNITS, Stream, run
 from if4mac.gpu_ref import crosscheck, device, generator
 from if4mac.gpu_ref.cli import gpu_check
+from tests.gpu_record import (assert_clean_sweeps, assert_source_unchanged,
+                              assert_sources_listed, compile_cuda)
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD_PATH = ROOT / "tests" / "data" / "gpu_crosscheck.json"
@@ -208,25 +208,10 @@ def test_record_reports_a_clean_full_run(record, unit):
     entry = record["units"][unit]
     assert entry["run"]["device"]["name"]
     assert re.match(r"\d+\.\d+", entry["run"]["device"]["compute_capability"])
-    ex = entry["exhaustive"]
-    assert ex["count"] == 1 << 24 and ex["mismatches"] == 0
-    assert ex["order"] == crosscheck.EXHAUSTIVE_ORDER
-    assert ex["sha256"] == ex["golden_sha256"]
-    rnd = entry["random"]
-    assert rnd["generator"] == generator.GENERATOR
-    assert rnd["segments"] >= 10**8 and rnd["mismatches"] == 0
-    assert rnd["stream_kernel_first_chunk_mismatches"] == 0
-    assert rnd["sha256"] == rnd["golden_sha256"]
-    assert rnd["lane_products"] == 16 * rnd["beats"] and rnd["beats"] > 4 * rnd["segments"]
-    st = entry["stream"]
-    assert st["segments"] > 0 and st["mismatches"] == 0
-    assert st["order"] == crosscheck.STREAM_ORDER
-    # The cases are the defined ones, each clean, each with its GPU and golden digests equal.
-    strip = [{k: c[k] for k in ("kind", "seed", "pattern_rows") if k in c} for c in st["cases"]]
-    assert strip == crosscheck.stream_cases(rnd["seed"])
-    for case in st["cases"]:
-        assert case["mismatches"] == 0 and case["sha256"] == case["golden_sha256"], case
-    assert st["segments"] == sum(c["segments"] for c in st["cases"])
+    assert_clean_sweeps(entry, crosscheck.EXHAUSTIVE_ORDER,
+                        crosscheck.stream_cases(entry["random"]["seed"]),
+                        ("kind", "seed", "pattern_rows"))
+    assert entry["stream"]["order"] == crosscheck.STREAM_ORDER
     assert "--fmad=false" in entry["run"]["nvrtc_options"]
 
 
@@ -259,19 +244,15 @@ def test_golden_reproduces_gpu_stream_digests(record, unit):
 @pytest.mark.parametrize("path", crosscheck.RECORD_SOURCES)
 def test_record_source_is_unchanged(record, path):
     """Each file the GPU record depends on is byte for byte the one the run checked."""
-    now = hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
-    for unit in UNITS:
-        recorded = record["units"][unit]["run"]["sources_sha256"].get(path)
-        assert recorded == now, (
-            f"{path} differs from the file the GPU record checked ({unit}: sha256 now "
-            f"{now[:16]}, recorded {str(recorded)[:16]}): rerun `if4mac gpu-check` on a GPU "
-            f"and commit tests/data/gpu_crosscheck.json")
+    assert_source_unchanged(path, _runs(record), "GPU record", "tests/data/gpu_crosscheck.json")
 
 
 def test_record_names_exactly_the_record_sources(record):
-    for unit in UNITS:
-        assert sorted(record["units"][unit]["run"]["sources_sha256"]) == sorted(
-            crosscheck.RECORD_SOURCES), f"{unit}: the record's source list is out of date"
+    assert_sources_listed(_runs(record), crosscheck.RECORD_SOURCES, "the record's source list")
+
+
+def _runs(record) -> dict[str, dict]:
+    return {unit: record["units"][unit]["run"] for unit in UNITS}
 
 
 #: Repository modules that `if4mac gpu-check` imports but that cannot change what it records,
@@ -370,19 +351,5 @@ def test_cli_rejects_bad_unit():
     assert result.exit_code != 0 and "'fp8' is not one of" in result.output
 
 
-def _find_nvcc() -> str | None:
-    found = shutil.which("nvcc")
-    if found:
-        return found
-    candidates = sorted(glob.glob("/usr/local/cuda*/bin/nvcc"))
-    return candidates[-1] if candidates else None
-
-
 def test_cuda_source_compiles_with_nvcc(tmp_path):
-    nvcc = _find_nvcc()
-    if nvcc is None:
-        pytest.skip("nvcc not found (PATH, /usr/local/cuda*/bin): cannot build gpu_ref/mac.cu here")
-    proc = subprocess.run([nvcc, "--fmad=false", "-std=c++17", "-arch=sm_90", "-Werror",
-                           "all-warnings", "-c", str(device.SOURCE), "-o", str(tmp_path / "mac.o")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    compile_cuda(device.SOURCE, tmp_path)
