@@ -30,7 +30,25 @@ def _write_record(path, record: dict) -> None:
     write_text(path, json.dumps(record, indent=2) + "\n")
 
 
-def _gpu_check(unit, arch, segments, seed, output, fused_output, chunk, workers):
+@click.command(name="gpu-check", cls=Command)
+@click.option("--unit", type=click.Choice(UNITS + ("both",)), default="both", show_default=True,
+              help="Which MAC unit to check.")
+@click.option("--arch", type=click.Choice(ARCHS + ("all",)), default="all", show_default=True,
+              help="Which architecture to check.")
+@click.option("--segments", type=click.IntRange(min=1), default=DEFAULT_SEGMENTS,
+              show_default=True, help="Random segments per unit.")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=DEFAULT_SEED,
+              show_default=True, help="Seed of the random-segment generator.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=str(DEFAULT_OUTPUT),
+              show_default=True, help="Reference architecture's provenance record.")
+@click.option("--fused-output", type=click.Path(dir_okay=False),
+              default=str(DEFAULT_FUSED_OUTPUT), show_default=True,
+              help="Fused architectures' provenance record.")
+@click.option("--chunk", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
+              help="Segments per golden work item.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Golden worker processes [default: every CPU].")
+def gpu_check(unit, arch, segments, seed, output, fused_output, chunk, workers):
     """Cross-check the CUDA reference against the golden model on a GPU, bit for bit.
 
     For each architecture (--arch; all three by default) and unit: all 2**24 single-beat
@@ -78,23 +96,3 @@ def _gpu_check(unit, arch, segments, seed, output, fused_output, chunk, workers)
         raise click.ClickException(f"{bad} mismatches between the GPU and golden (see the "
                                    f"records)")
 
-
-gpu_check = click.command(name="gpu-check", cls=Command)(
-    click.option("--unit", type=click.Choice(UNITS + ("both",)), default="both", show_default=True,
-                 help="Which MAC unit to check.")(
-    click.option("--arch", type=click.Choice(ARCHS + ("all",)), default="all", show_default=True,
-                 help="Which architecture to check.")(
-    click.option("--segments", type=click.IntRange(min=1), default=DEFAULT_SEGMENTS,
-                 show_default=True, help="Random segments per unit.")(
-    click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=DEFAULT_SEED,
-                 show_default=True, help="Seed of the random-segment generator.")(
-    click.option("--output", "-o", type=click.Path(dir_okay=False), default=str(DEFAULT_OUTPUT),
-                 show_default=True, help="Reference architecture's provenance record.")(
-    click.option("--fused-output", type=click.Path(dir_okay=False),
-                 default=str(DEFAULT_FUSED_OUTPUT), show_default=True,
-                 help="Fused architectures' provenance record.")(
-    click.option("--chunk", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
-                 help="Segments per golden work item.")(
-    click.option("--workers", type=click.IntRange(min=1), default=None,
-                 help="Golden worker processes [default: every CPU].")(
-        _gpu_check)))))))))
