@@ -53,7 +53,7 @@ PROD_WIDTH = 2 * E4M3_SIG_WIDTH
 #: Bits below the leading one of that product once a carry into bit 7 is shifted out.
 PROD_FRAC_WIDTH = PROD_WIDTH - 1
 #: binary32 fields (IEEE 754), from the formats layer.
-F32_MANT_WIDTH = BINARY32.man_bits
+F32_MAN_WIDTH = BINARY32.man_bits
 F32_BIAS = BINARY32.bias
 
 #: The two IF4 factors, in ROM select order: exactly one INT4 block, both INT4 blocks.
@@ -80,10 +80,10 @@ def expansion_entry(frac: int, factor: np.float32) -> tuple[int, int]:
     # 1.f has 8 significant bits, so the binary32 conversion below is exact.
     x = np.float32((1 << PROD_FRAC_WIDTH) + frac) / np.float32(1 << PROD_FRAC_WIDTH)
     bits = int(np.float32(x * np.float32(factor)).view(np.uint32))
-    dec = F32_BIAS - (bits >> F32_MANT_WIDTH)
+    dec = F32_BIAS - (bits >> F32_MAN_WIDTH)
     if dec not in (0, 1):
         raise ValueError(f"factor {factor!r} takes 1.f out of [1/2, 2)")
-    return bits & ((1 << F32_MANT_WIDTH) - 1), dec
+    return bits & ((1 << F32_MAN_WIDTH) - 1), dec
 
 
 def e4m3_significand(code):
@@ -166,7 +166,7 @@ class IntExpansionRom(wiring.Component):
     -----
     frac : In(7)
     squared : In(1)
-    mant : Out(23)
+    man : Out(23)
         The rounded product's mantissa field.
     dec : Out(1)
         1 when the rounded product is below 1, so its exponent is one lower than 1.frac's.
@@ -185,7 +185,7 @@ class IntExpansionRom(wiring.Component):
         super().__init__({
             "frac": In(PROD_FRAC_WIDTH),
             "squared": In(1),
-            "mant": Out(F32_MANT_WIDTH),
+            "man": Out(F32_MAN_WIDTH),
             "dec": Out(1),
         })
 
@@ -200,9 +200,9 @@ class IntExpansionRom(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         with m.Switch(Cat(self.frac, self.squared)):
-            for (squared, frac), (mant, dec) in self._table.items():
+            for (squared, frac), (man, dec) in self._table.items():
                 with m.Case(frac | squared << PROD_FRAC_WIDTH):
-                    m.d.comb += [self.mant.eq(mant), self.dec.eq(dec)]
+                    m.d.comb += [self.man.eq(man), self.dec.eq(dec)]
         return m
 
 
@@ -259,7 +259,7 @@ class ScaleMul(UnitComponent):
         m.d.comb += sf.eq(0)
         with m.If(~a.zero & ~w.zero):
             m.d.comb += [
-                sf.man.eq(frac << (F32_MANT_WIDTH - PROD_FRAC_WIDTH)),
+                sf.man.eq(frac << (F32_MAN_WIDTH - PROD_FRAC_WIDTH)),
                 sf.exp.eq(F32_BIAS + exp),
             ]
             if self._spec.reads_int_flag:
@@ -269,5 +269,5 @@ class ScaleMul(UnitComponent):
                 m.d.comb += [rom.frac.eq(frac), rom.squared.eq(a_int & w_int)]
                 # Any INT4 block replaces the exact product by its rounded, expanded one.
                 with m.If(a_int | w_int):
-                    m.d.comb += [sf.man.eq(rom.mant), sf.exp.eq(F32_BIAS + exp - rom.dec)]
+                    m.d.comb += [sf.man.eq(rom.man), sf.exp.eq(F32_BIAS + exp - rom.dec)]
         return m

@@ -133,7 +133,7 @@ def rtl_scale_decode() -> list[tuple[int, int, int]]:
 
 
 def rtl_expansion_rom(rom: IntExpansionRom) -> dict[tuple[int, int], tuple[int, int]]:
-    """(mant, dec) for every (squared, frac) input of the ROM."""
+    """(man, dec) for every (squared, frac) input of the ROM."""
     result = {}
 
     async def testbench(ctx):
@@ -141,7 +141,7 @@ def rtl_expansion_rom(rom: IntExpansionRom) -> dict[tuple[int, int], tuple[int, 
             ctx.set(rom.squared, squared)
             for frac in range(128):
                 ctx.set(rom.frac, frac)
-                result[squared, frac] = (ctx.get(rom.mant), ctx.get(rom.dec))
+                result[squared, frac] = (ctx.get(rom.man), ctx.get(rom.dec))
 
     sim = Simulator(rom)
     sim.add_testbench(testbench)
@@ -167,9 +167,9 @@ def test_scale_decode_exhaustive():
 
 def test_expansion_rom_exhaustive():
     """The full 128-entry table: rounded significand and exponent step, from exact rationals."""
-    for (squared, frac), (mant, dec) in rtl_expansion_rom(IntExpansionRom()).items():
+    for (squared, frac), (man, dec) in rtl_expansion_rom(IntExpansionRom()).items():
         bits = ref_round_binary32(Fraction(128 + frac, 128) * REF_FACTORS[squared])
-        assert mant == bits & 0x7FFFFF, f"squared={squared} frac={frac}: mantissa"
+        assert man == bits & 0x7FFFFF, f"squared={squared} frac={frac}: mantissa"
         assert dec == 127 - (bits >> 23), f"squared={squared} frac={frac}: exponent step"
 
 
