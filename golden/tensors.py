@@ -15,7 +15,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-__all__ = ["load_tensor", "example_tensor", "EXAMPLE_KINDS", "hadamard_16",
+from .formats import DEFAULT_BLOCK_SIZE
+
+__all__ = ["load_tensor", "example_tensor", "EXAMPLE_KINDS", "hadamard_16", "HADAMARD_SIZE",
            "MAX_TENSOR_ELEMENTS"]
 
 #: Most elements a tensor file may hold for loading. Quantizing (and the error statistics the
@@ -172,12 +174,18 @@ def _load_safetensors(path: Path, tensor: str | None, arg: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=item).astype(_ML_DTYPES[dtype]).reshape(info["shape"])
 
 
+#: The rotation's size: one quantization block, so that it spreads an outlier over the block
+#: that shares its scale (a power of two, as Sylvester's construction needs).
+HADAMARD_SIZE = DEFAULT_BLOCK_SIZE
+
+
 def hadamard_16() -> np.ndarray:
-    """The normalized 16-point Sylvester Hadamard matrix H/4 (orthonormal, symmetric), float64."""
+    """The normalized :data:`HADAMARD_SIZE`-point (16) Sylvester Hadamard matrix
+    H/sqrt(16) (orthonormal, symmetric), float64."""
     h = np.array([[1.0]])
-    for _ in range(4):
+    for _ in range(HADAMARD_SIZE.bit_length() - 1):
         h = np.block([[h, h], [h, -h]])
-    return h / 4
+    return h / np.sqrt(HADAMARD_SIZE)
 
 
 def example_tensor(kind: str, shape, seed: int = 0, *, hadamard: bool = False) -> np.ndarray:
@@ -195,9 +203,9 @@ def example_tensor(kind: str, shape, seed: int = 0, *, hadamard: bool = False) -
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
         raise ValueError(f"shape must be one or more positive integers; got {shape!r}")
-    if hadamard and shape[-1] % 16:
-        raise ValueError(f"hadamard=True needs a last axis that is a multiple of 16; got "
-                         f"{shape[-1]}")
+    if hadamard and shape[-1] % HADAMARD_SIZE:
+        raise ValueError(f"hadamard=True needs a last axis that is a multiple of "
+                         f"{HADAMARD_SIZE}; got {shape[-1]}")
     rng = np.random.default_rng(seed)
     if kind == "gaussian":
         x = rng.standard_normal(shape)
@@ -212,6 +220,6 @@ def example_tensor(kind: str, shape, seed: int = 0, *, hadamard: bool = False) -
         flat[where] = rng.choice([-1.0, 1.0], size=count) * sigma * \
             rng.uniform(*_OUTLIER_SIGMAS, size=count)
     if hadamard:
-        blocks = x.reshape(shape[:-1] + (-1, 16))
+        blocks = x.reshape(shape[:-1] + (-1, HADAMARD_SIZE))
         x = (blocks @ hadamard_16().T).reshape(shape)
     return x.astype(np.float32)

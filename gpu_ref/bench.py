@@ -8,7 +8,7 @@ warm-up, kernel time only (no host transfers). Three workloads per unit:
 * ``random``     -- generator segments, inputs made in registers (arithmetic-bound);
 * ``stream``     -- a raw beat stream in device memory shaped like a matrix product's dot
   products (segments of K/16 beats, then one closing beat), one thread per row: each closing
-  beat's thread finds its segment and sums it (reads 35 bytes per beat).
+  beat's thread finds its segment and sums it (reads :data:`BEAT_BYTES` = 35 per beat).
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ import click
 import numpy as np
 
 from if4mac.golden import UNITS
+from if4mac.golden.formats import DEFAULT_BLOCK_SIZE, ELEMENT_CODES
 
-__all__ = ["benchmark", "main"]
+#: Bytes the stream kernel reads per beat: a and w codes (a byte each per lane), the two
+#: scale bytes and the flags byte.
+BEAT_BYTES = 2 * DEFAULT_BLOCK_SIZE + 3
+
+__all__ = ["BEAT_BYTES", "benchmark", "main"]
 
 
 def benchmark(units=UNITS, *, random_segments: int = 1 << 24, stream_segments: int = 1 << 16,
@@ -31,7 +36,7 @@ def benchmark(units=UNITS, *, random_segments: int = 1 << 24, stream_segments: i
 
     cupy = device.require_gpu()
     rows = []
-    beats_per_segment = stream_k // 16
+    beats_per_segment = stream_k // DEFAULT_BLOCK_SIZE
     beats = stream_segments * beats_per_segment
     cupy.random.seed(seed)
 
@@ -39,7 +44,8 @@ def benchmark(units=UNITS, *, random_segments: int = 1 << 24, stream_segments: i
         return cupy.random.randint(0, high, size=shape, dtype=cupy.int32).astype(cupy.uint8)
 
     n_rows = beats + 1                     # the segments' beats, then one closing beat
-    a, w = draw(16, (n_rows, 16)), draw(16, (n_rows, 16))
+    lanes = (n_rows, DEFAULT_BLOCK_SIZE)
+    a, w = draw(ELEMENT_CODES, lanes), draw(ELEMENT_CODES, lanes)
     a_sf, w_sf = draw(256, n_rows), draw(256, n_rows)
     # Every row a beat; first=1 on each segment's first beat, the last row's included.
     flags = cupy.full(n_rows, device.BEAT_EN, dtype=cupy.uint8)
@@ -54,11 +60,12 @@ def benchmark(units=UNITS, *, random_segments: int = 1 << 24, stream_segments: i
         ms = device.kernel_ms(
             lambda: device.random_segments(unit, seed, 0, random_segments, out=out), repeats)
         rows.append({"unit": unit, "workload": f"random ({random_segments:,} segments)",
-                     "lane_products": random_beats * 16, "ms": ms})
+                     "lane_products": random_beats * DEFAULT_BLOCK_SIZE, "ms": ms})
         ms = device.kernel_ms(lambda: device.stream_beats(unit, a, w, a_sf, w_sf, flags),
                               repeats)
         rows.append({"unit": unit, "workload": f"stream ({stream_segments:,} x K={stream_k})",
-                     "lane_products": beats * 16, "ms": ms, "bytes": beats * 35})
+                     "lane_products": beats * DEFAULT_BLOCK_SIZE, "ms": ms,
+                     "bytes": beats * BEAT_BYTES})
     for row in rows:
         row["lane_products_per_s"] = row["lane_products"] / (row["ms"] * 1e-3)
         if "bytes" in row:

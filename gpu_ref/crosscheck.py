@@ -48,6 +48,7 @@ import numpy as np
 
 from if4mac.golden import (UNITS, Stream, check_unit, closed_segments, random_stream, run,
                            scaled_products)
+from if4mac.golden.formats import DEFAULT_BLOCK_SIZE, ELEMENT_CODES
 from if4mac.golden.fused import (ARCHS, check_arch, exact_acc_width, exact_beat_bound,
                                  exact_divisor, exact_max_segment, exact_to_binary32,
                                  fused_fp32_products, run_arch)
@@ -91,7 +92,7 @@ PATTERN_ROWS = 6
 #: Every file whose change could change what a GPU run records: the kernels and their host
 #: side, the generator, the sweeps themselves, and the golden model they are compared with.
 #: The record holds each one's SHA-256; CI fails when a file differs from it.
-RECORD_SOURCES = ("gpu_ref/mac.cu", "gpu_ref/device.py", "gpu_ref/generator.py",
+RECORD_SOURCES = ("gpu_ref/mac.cu", "gpu_ref/mac_common.cuh", "gpu_ref/device.py", "gpu_ref/generator.py",
                   "gpu_ref/crosscheck.py", "golden/__init__.py", "golden/formats.py",
                   "golden/mac.py", "golden/random_streams.py")
 #: The fused architectures' record: a sibling file of the reference one, same entry shape.
@@ -139,7 +140,7 @@ def _fused_exhaustive_chunk(job: tuple[str, str, int, int]) -> np.ndarray:
     """
     unit, arch, first, count = job
     index = np.arange(first, first + count, dtype=np.int64)
-    lanes = (count, 16)
+    lanes = (count, DEFAULT_BLOCK_SIZE)
     a = np.broadcast_to(((index >> 4) & 15).astype(np.uint8)[:, None], lanes)
     w = np.broadcast_to((index & 15).astype(np.uint8)[:, None], lanes)
     a_sf, w_sf = (index >> 16).astype(np.uint8), ((index >> 8) & 255).astype(np.uint8)
@@ -160,7 +161,7 @@ def exhaustive_golden(unit: str, arch: str = "reference", pool=None) -> np.ndarr
         parts = (pool.imap if pool is not None else map)(_fused_exhaustive_chunk, jobs)
         return np.concatenate(list(parts)).astype(np.uint32, copy=False)
     rows = np.arange(256 * 256)                 # a_sf * 256 + w_sf
-    cols = np.arange(16 * 16, dtype=np.uint8)   # a * 16 + w
+    cols = np.arange(ELEMENT_CODES**2, dtype=np.uint8)   # a * 16 + w
     a = np.broadcast_to(cols >> 4, (rows.size, cols.size))
     w = np.broadcast_to(cols & 15, (rows.size, cols.size))
     m = scaled_products(unit, a, w, (rows >> 8).astype(np.uint8), (rows & 255).astype(np.uint8))
@@ -223,7 +224,7 @@ def flag_pattern_stream(unit: str, seed: int, rows: int = PATTERN_ROWS) -> Strea
     reset[:, 1:] = (patterns >> (2 * rows + bit[:-1])) & 1
     n = en.size
     rng = np.random.default_rng([seed, 2])
-    codes = rng.integers(0, 16, size=(2, n, 16), dtype=np.uint8)
+    codes = rng.integers(0, ELEMENT_CODES, size=(2, n, DEFAULT_BLOCK_SIZE), dtype=np.uint8)
     scales = rng.integers(0, 256, size=(2, n), dtype=np.uint8)
     return Stream(unit, en.reshape(-1), first.reshape(-1), codes[0], codes[1], scales[0],
                   scales[1], reset.reshape(-1))
@@ -238,7 +239,7 @@ def stream_cases(seed: int, arch: str = "reference", unit: str | None = None) ->
     cases = [{"kind": "random", "seed": seed * 1000 + k} for k in range(STREAM_CASES)]
     cases.append({"kind": "flag-patterns", "seed": seed, "pattern_rows": PATTERN_ROWS})
     if check_arch(arch) == "fused-exact":
-        least = exact_beat_bound(check_unit(unit), 16).bit_length() + 1
+        least = exact_beat_bound(check_unit(unit), DEFAULT_BLOCK_SIZE).bit_length() + 1
         cases.append({"kind": "random", "seed": seed * 1000 + STREAM_CASES,
                       "acc_width": least + NARROW_ACC_MARGIN})
     return cases
@@ -351,7 +352,7 @@ def _random_sweep(pool, unit: str, seed: int, segments: int, chunk: int, progres
             "seed": seed,
             "segments": segments,
             "beats": int(beats),
-            "lane_products": int(beats) * 16,
+            "lane_products": int(beats) * DEFAULT_BLOCK_SIZE,
             "chunk_segments": chunk,
             "length_counts": {"1-8": int(lengths_hist[1:9].sum()),
                               "9-264": int(lengths_hist[9:].sum())},
@@ -427,9 +428,9 @@ def run_crosscheck(units=UNITS, *, segments: int = DEFAULT_SEGMENTS, seed: int =
                 if arch != "reference":
                     run_info["arch"] = arch
                 if arch == "fused-exact":
-                    width = exact_acc_width(unit, 16)
+                    width = exact_acc_width(unit, DEFAULT_BLOCK_SIZE)
                     run_info["acc_width"] = width
-                    run_info["max_segment"] = exact_max_segment(unit, 16, width)
+                    run_info["max_segment"] = exact_max_segment(unit, DEFAULT_BLOCK_SIZE, width)
                 entries[arch] = {"run": run_info}
                 golden = exhaustive_golden(unit, arch, pool)
                 entries[arch]["exhaustive"] = _check_exhaustive(unit, golden, arch)

@@ -25,19 +25,23 @@ import numpy as np
 
 from if4mac.golden import Results, Stream, check_unit
 from if4mac.golden.fused import check_arch, exact_acc_width, exact_max_segment
-from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
+from if4mac.golden.formats import DEFAULT_BLOCK_SIZE, ELEMENT_CODES
 
 __all__ = ["SOURCE", "NVRTC_OPTIONS", "EXHAUSTIVE_CASES", "GpuUnavailable", "gpu_available",
            "no_gpu_message", "NO_GPU_MESSAGE",
            "require_gpu", "module", "device_info", "exhaustive_lanes", "random_segments",
            "beat_flags", "stream_beats", "run", "kernel_ms", "UNIT_CODES", "BEAT_EN",
-           "BEAT_FIRST", "BEAT_RESET", "FUSED_SOURCE", "FUSED_NVRTC_OPTIONS", "ARCH_CODES", "fused_module",
+           "BEAT_FIRST", "BEAT_RESET", "FUSED_SOURCE", "COMMON_SOURCE", "FUSED_NVRTC_OPTIONS",
+           "ARCH_CODES", "fused_module",
            "max_segment", "fused_exhaustive"]
 
 #: The CUDA source, a real file beside this module.
 SOURCE = Path(__file__).with_name("mac.cu")
-#: The fused architectures' kernels; they #include mac.cu (found beside it).
+#: The fused architectures' kernels.
 FUSED_SOURCE = Path(__file__).with_name("fused.cu")
+#: What both sources #include (decoders, stream rules, generator), found beside them.
+COMMON_SOURCE = Path(__file__).with_name("mac_common.cuh")
+_INCLUDE = (f"--include-path={COMMON_SOURCE.parent}",)
 #: No FMA contraction anywhere; C++17 for mac.cu's hex float literals.
 NVRTC_OPTIONS = ("--fmad=false", "--std=c++17")
 #: fused.cu's: fused-exact's 128-bit accumulator needs NVRTC's opt-in to device __int128.
@@ -95,16 +99,14 @@ def require_gpu():
 def module():
     """The compiled :class:`cupy.RawModule` of mac.cu (compiled once per process)."""
     cupy = require_gpu()
-    return cupy.RawModule(code=SOURCE.read_text(), options=NVRTC_OPTIONS)
+    return cupy.RawModule(code=SOURCE.read_text(), options=NVRTC_OPTIONS + _INCLUDE)
 
 
 @functools.cache
 def fused_module():
-    """The compiled :class:`cupy.RawModule` of fused.cu (which includes mac.cu)."""
+    """The compiled :class:`cupy.RawModule` of fused.cu."""
     cupy = require_gpu()
-    return cupy.RawModule(code=FUSED_SOURCE.read_text(),
-                          options=FUSED_NVRTC_OPTIONS
-                          + (f"--include-path={FUSED_SOURCE.parent}",))
+    return cupy.RawModule(code=FUSED_SOURCE.read_text(), options=FUSED_NVRTC_OPTIONS + _INCLUDE)
 
 
 def max_segment(arch: str, unit: str, acc_width: int | None = None) -> int:
@@ -290,7 +292,8 @@ def run(stream: Stream, *, arch: str = "reference", acc_width: int | None = None
     alone: the kernel gives an overflowed segment's result, the quiet NaN.
 
     The kernel reads the stream's rows as they are, bubbles and reset pulses included, and
-    finds the segments itself. Block size must be 16 (the kernels keep 16 lane registers).
+    finds the segments itself. Block size must be the formats' 16 (the kernels keep one
+    register per lane: LANES in mac_common.cuh).
     Codes are not validated beyond 0..15: like the hardware, an INT4 block's 0x8 is -8.
     """
     if stream.block_size != DEFAULT_BLOCK_SIZE:
@@ -299,8 +302,8 @@ def run(stream: Stream, *, arch: str = "reference", acc_width: int | None = None
     a = np.asarray(stream.a)
     w = np.asarray(stream.w)
     enabled = np.asarray(stream.en, dtype=bool)
-    if enabled.any() and max(a[enabled].max(), w[enabled].max()) >= 16:
-        raise ValueError("element codes must be in 0..15")
+    if enabled.any() and max(a[enabled].max(), w[enabled].max()) >= ELEMENT_CODES:
+        raise ValueError(f"element codes must be in 0..{ELEMENT_CODES - 1}")
     bits, start, closers = stream_beats(stream.unit, a, w, stream.a_sf, stream.w_sf,
                                         beat_flags(stream), arch=arch, acc_width=acc_width)
     start, closers = start.get(), closers.get()

@@ -1,15 +1,16 @@
 // CUDA reference of the fused architectures, "fused-fp32" and "fused-exact" (docs/spec.md,
 // section "Fused architectures"): a second implementation of golden/fused.py.
 //
-// It reuses mac.cu's bit-level decoders, the reference scale product and the random-segment
-// generator (so a fused cross-check draws the very segments the reference one does), and adds
+// It shares mac.cu's bit-level decoders, the reference scale product, the stream rules and the
+// random-segment generator (mac_common.cuh; so a fused cross-check draws the very segments the
+// reference one does), and adds
 // the fused arithmetic: elements decoded to integers here, the block dot product S in int,
 // fused-fp32 rounding with explicit __fmul_rn / __fadd_rn, and fused-exact entirely in integers
 // (a signed 128-bit accumulator, one division by 49 and one round-to-nearest-even per result).
 // Build with --fmad=false, as mac.cu. Loaded by gpu_ref/device.py (NVRTC, with gpu_ref/ on the
 // include path) for `if4mac gpu-check --arch fused-fp32|fused-exact`.
 
-#include "mac.cu"
+#include "mac_common.cuh"
 
 #define ARCH_FUSED_FP32 1
 #define ARCH_FUSED_EXACT 2
@@ -19,30 +20,33 @@
 #define QNAN_BITS 0x7FC00000u
 
 // q: twice an E2M1 value (so 0.5 -> 1, 6 -> 12), or the INT4 integer (0x8 -> -8).
-__device__ __forceinline__ int element_q(unsigned code, bool int_block) {
-    if (int_block) return (int)(code ^ 8u) - 8;
-    const unsigned exp = (code >> 1) & 3u;
-    const unsigned man = code & 1u;
-    const int magnitude = (int)(exp == 0 ? man : (2u + man) << (exp - 1));
+__device__ __forceinline__ int element_q(unsigned code, bool is_int) {
+    if (is_int) return decode_int4(code);
+    const int magnitude = (int)e2m1_halves(code);
     return (code & 8u) ? -magnitude : magnitude;
 }
 
-// S = sum of q_a * q_w over the 16 lanes: exact (|S| <= 16 * 144).
-__device__ __forceinline__ int block_dot(unsigned long long codes_a, unsigned long long codes_w,
-                                         bool a_int, bool w_int) {
+// A beat's block dot product S = sum of q_a * q_w over the lanes, exact (|S| <= 16 * 144), and
+// its kind: the number of INT4 operands (0..2), which sets S's binary point 2^-(2 - n_int).
+struct BlockDot {
+    int s, n_int;
+};
+
+__device__ __forceinline__ BlockDot block_dot(int unit, unsigned long long codes_a,
+                                              unsigned long long codes_w, unsigned a_sf,
+                                              unsigned w_sf) {
+    const bool a_int = int_block(unit, a_sf), w_int = int_block(unit, w_sf);
     int s = 0;
 #pragma unroll
     for (int i = 0; i < LANES; ++i)
-        s += element_q((unsigned)(codes_a >> (4 * i)) & 15u, a_int)
-             * element_q((unsigned)(codes_w >> (4 * i)) & 15u, w_int);
-    return s;
+        s += element_q(lane_code(codes_a, i), a_int) * element_q(lane_code(codes_w, i), w_int);
+    return {s, (int)a_int + (int)w_int};
 }
 
 // An E4M3 scale as integers: dec = sig * 2^(e - 9), sig with its hidden bit (0..15), e 0..14.
 __device__ __forceinline__ void scale_int(unsigned byte, unsigned& sig, unsigned& e) {
-    const unsigned exp = (byte >> 3) & 15u;
-    unsigned man = byte & 7u;
-    if (exp == 15u && man == 7u) man = 6u;
+    unsigned exp, man;
+    e4m3_fields(byte, exp, man);
     sig = exp == 0u ? man : 8u + man;
     e = exp == 0u ? 0u : exp - 1u;
 }
@@ -51,10 +55,8 @@ __device__ __forceinline__ void scale_int(unsigned byte, unsigned& sig, unsigned
 __device__ __forceinline__ float fp32_beat(int unit, unsigned long long codes_a,
                                            unsigned long long codes_w, unsigned a_sf,
                                            unsigned w_sf) {
-    const bool a_int = unit == UNIT_IF4 && (a_sf & 0x80u);
-    const bool w_int = unit == UNIT_IF4 && (w_sf & 0x80u);
-    const int s = block_dot(codes_a, codes_w, a_int, w_int);
-    const int n_int = (int)a_int + (int)w_int;
+    const BlockDot dot = block_dot(unit, codes_a, codes_w, a_sf, w_sf);
+    const int s = dot.s, n_int = dot.n_int;
     const float point = n_int == 0 ? 0.25f : (n_int == 1 ? 0.5f : 1.0f);
     // (float)s is exact (|s| < 2^24) and the power of two keeps it exact.
     const float x = __fmul_rn((float)s, point);
@@ -66,10 +68,8 @@ __device__ __forceinline__ float fp32_beat(int unit, unsigned long long codes_a,
 __device__ __forceinline__ __int128 exact_beat(int unit, unsigned long long codes_a,
                                                unsigned long long codes_w, unsigned a_sf,
                                                unsigned w_sf) {
-    const bool a_int = unit == UNIT_IF4 && (a_sf & 0x80u);
-    const bool w_int = unit == UNIT_IF4 && (w_sf & 0x80u);
-    const int s = block_dot(codes_a, codes_w, a_int, w_int);
-    const int n_int = (int)a_int + (int)w_int;
+    const BlockDot dot = block_dot(unit, codes_a, codes_w, a_sf, w_sf);
+    const int s = dot.s, n_int = dot.n_int;
     unsigned sig_a, e_a, sig_w, e_w;
     scale_int(a_sf & 0x7Fu, sig_a, e_a);
     scale_int(w_sf & 0x7Fu, sig_w, e_w);
@@ -159,18 +159,15 @@ extern "C" __global__ void fused_exhaustive(int arch, int unit, long long max_se
     const unsigned index = blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= EXHAUSTIVE_CASES) return;
     const unsigned long long every_lane = 0x1111111111111111ull;
-    const unsigned long long codes_w = (index & 15u) * every_lane;
-    const unsigned long long codes_a = ((index >> 4) & 15u) * every_lane;
-    const unsigned w_sf = (index >> 8) & 255u;
-    const unsigned a_sf = index >> 16;
+    const ExhaustiveCase c = exhaustive_case(index);
     bool left = true;
     out[index] = fused_segment(arch, unit, true, max_segment,
                                [&](unsigned long long& ca, unsigned long long& cw,
                                    unsigned& asf, unsigned& wsf) {
-                                   ca = codes_a;
-                                   cw = codes_w;
-                                   asf = a_sf;
-                                   wsf = w_sf;
+                                   ca = c.a * every_lane;
+                                   cw = c.w * every_lane;
+                                   asf = c.a_sf;
+                                   wsf = c.w_sf;
                                    const bool more = left;
                                    left = false;
                                    return more;
@@ -178,7 +175,7 @@ extern "C" __global__ void fused_exhaustive(int arch, int unit, long long max_se
 }
 
 // A raw beat stream, as mac.cu's stream_beats: one thread per candidate closing row, which finds
-// its segment with segment_begin and sums the segment's enabled rows (bubbles skipped).
+// its segment with stream_segment and sums the segment's enabled rows (bubbles skipped).
 extern "C" __global__ void fused_stream_beats(int arch, int unit, const uint4* __restrict__ a_rows,
                                               const uint4* __restrict__ w_rows,
                                               const unsigned char* __restrict__ a_sf,
@@ -188,13 +185,9 @@ extern "C" __global__ void fused_stream_beats(int arch, int unit, const uint4* _
                                               long long count, long long max_segment,
                                               unsigned* __restrict__ out,
                                               long long* __restrict__ start) {
-    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= count) return;
-    start[t] = -1;
-    const long long r = closers[t];
+    long long t, r, begin;
     bool implicit;
-    const long long begin = segment_begin(flags, r, implicit);
-    if (begin < 0) return;
+    if (!stream_segment(count, closers, flags, start, t, r, begin, implicit)) return;
     long long k = begin;
     out[t] = fused_segment(arch, unit, !implicit, max_segment,
                            [&](unsigned long long& ca, unsigned long long& cw, unsigned& asf,
@@ -218,23 +211,13 @@ extern "C" __global__ void fused_random_segments(int arch, int unit, unsigned lo
                                                  unsigned* __restrict__ out) {
     const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (k >= count) return;
-    const unsigned long long base = (unsigned long long)(first + k) * GEN_SLOTS_PER_SEGMENT;
-    const unsigned long long header = gen_word(seed, base);
-    const unsigned length = gen_length(header);
-    const bool shared_scales = (header >> 16) & 1ull;
+    const GenSegment segment(seed, first + k);
     unsigned j = 0;
     out[k] = fused_segment(arch, unit, true, max_segment,
                            [&](unsigned long long& ca, unsigned long long& cw, unsigned& asf,
                                unsigned& wsf) {
-                               if (j >= length) return false;
-                               const unsigned long long slot = base + 1ull + 3ull * j;
-                               ca = gen_word(seed, slot);
-                               cw = gen_word(seed, slot + 1ull);
-                               const unsigned long long scales =
-                                   shared_scales ? header >> 24 : gen_word(seed, slot + 2ull);
-                               asf = (unsigned)(scales & 0xFFull);
-                               wsf = (unsigned)((scales >> 8) & 0xFFull);
-                               ++j;
+                               if (j >= segment.length) return false;
+                               segment.beat(j++, ca, cw, asf, wsf);
                                return true;
                            });
 }

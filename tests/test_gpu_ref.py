@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from if4mac.golden import closed_segments, UNITS, Stream, run
+from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
 from if4mac.gpu_ref import crosscheck, device, generator
 from if4mac.gpu_ref.cli import gpu_check
 from tests.gpu_record import (assert_clean_sweeps, assert_source_unchanged,
@@ -161,7 +162,7 @@ def test_generator_lengths_cover_short_and_long_segments():
 # The canonical exhaustive stream and mac.cu's constants.
 
 def test_int_expansion_literals_in_cuda_source():
-    source = device.SOURCE.read_text()
+    source = device.COMMON_SOURCE.read_text()
     for name, value in (("INT_EXPANSION", Fraction(6, 7)),
                         ("INT_EXPANSION_SQUARED", Fraction(36, 49))):
         literal = re.search(rf"#define {name} (0x[0-9a-f.]+p-?\d+)f", source).group(1)
@@ -183,6 +184,14 @@ def test_exhaustive_order_against_exact_model(unit):
         w, a, w_sf, a_sf = index & 15, (index >> 4) & 15, (index >> 8) & 255, index >> 16
         expected = ref_scaled_product(unit, a, w, a_sf, w_sf)
         assert golden_bits[index] == np.float32(expected).view(np.uint32), (unit, a, w, a_sf, w_sf)
+
+
+def test_cuda_lanes_are_the_formats_block_size():
+    """The kernels' one compile-time lane count is the formats layer's block size, and no
+    CUDA source defines it again."""
+    defines = {p.name: re.findall(r"#define LANES (\d+)", p.read_text())
+               for p in (device.SOURCE, device.FUSED_SOURCE, device.COMMON_SOURCE)}
+    assert defines == {"mac.cu": [], "fused.cu": [], "mac_common.cuh": [str(DEFAULT_BLOCK_SIZE)]}
 
 
 def test_digest_is_little_endian_sha256():
