@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 
 import click
-import numpy as np
 
 from if4mac.golden import UNITS
 from if4mac.golden.formats import DEFAULT_BLOCK_SIZE, ELEMENT_CODES
