@@ -18,8 +18,8 @@ at its reset value (Amaranth's ``init``), i.e. the proofs start from a reset des
 from __future__ import annotations
 
 
-from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Fragment, \
-    Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Fragment, Mux, \
+    Module, ResetSignal, Signal, Value, signed
 from amaranth.hdl._ast import SignalSet   # the registers' set type: no public API
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
@@ -485,3 +485,185 @@ class ControlHarness(wiring.Component):
             seen_delay.append(stage)
         check(m, "lemma_segment_open", find_signal(frag, "segment_open") == seen_delay[-1])
         return m
+
+
+# --- fused-exact: the accumulator's stated length ---------------------------------------------
+
+def _cut_unit(fragment: Fragment, name: str, kind: type):
+    """Remove the combinational child ``name`` (of type ``kind``) of a fragment; returns the
+    unit, whose ``Out`` ports the caller drives."""
+    for i, (sub, sub_name, _) in enumerate(fragment.subfragments):
+        unit = sub.origins[0] if sub.origins else None
+        if sub_name == name:
+            if not isinstance(unit, kind) or unit.latency != 0:
+                raise ValueError(f"{name}: expected a combinational {kind.__name__}")
+            del fragment.subfragments[i]
+            return unit
+    raise ValueError(f"the unit has no child {name!r}; the harness cuts there")
+
+
+def _signed_abs_le(value, bound: int):
+    """``|value| <= bound`` for a signed value (as integers, no wrap)."""
+    return (value <= bound) & (value >= -bound)
+
+
+class ExactTermBound(wiring.Component):
+    """Every beat's term is at most ``golden.exact_beat_bound(unit, B)`` in magnitude.
+
+    The fused-exact front end as :class:`~if4mac.hdl.fused.FusedExactMac` wires it, without
+    its pipeline registers: a beat's elements and scale bytes (any values at all) into
+    ``BlockDot`` and ``ScaleWeight``, their ``s``, ``weight`` and ``shift`` into
+    ``ExactTerm``. The top registers those three together from one registered beat (reset:
+    the all-zero beat, also an input), so every term the accumulator can receive is one of
+    this harness's. Combinational: a one-step induction proves it for every input.
+    """
+
+    def __init__(self, unit: str, block_size: int):
+        self._unit, self._block_size = unit, block_size
+        super().__init__({"a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "a_sf": In(SCALE_WIDTH), "w_sf": In(SCALE_WIDTH)})
+
+    def elaborate(self, platform):
+        from if4mac.golden.fused import exact_beat_bound
+        from if4mac.hdl.block_dot import BlockDot
+        from if4mac.hdl.fused import ExactTerm, ScaleWeight
+
+        m = Module()
+        m.submodules.dot = dot = BlockDot(self._unit, self._block_size)
+        m.submodules.scale_weight = sw = ScaleWeight(self._unit)
+        m.submodules.term = term = ExactTerm(self._unit, self._block_size, len(sw.weight))
+        m.d.comb += [dot.a.eq(self.a_in), dot.w.eq(self.w_in),
+                     sw.a_sf.eq(self.a_sf), sw.w_sf.eq(self.w_sf),
+                     term.s.eq(dot.s), term.weight.eq(sw.weight), term.shift.eq(sw.shift)]
+        if self._unit == "if4":
+            m.d.comb += [dot.a_int.eq(self.a_sf[INT_FLAG_BIT]),
+                         dot.w_int.eq(self.w_sf[INT_FLAG_BIT])]
+        check(m, "term_bound",
+              _signed_abs_le(term.term, exact_beat_bound(self._unit, self._block_size)))
+        return m
+
+
+class OverflowHarness(wiring.Component):
+    """fused-exact's ``overflow``: raised exactly when a segment exceeds its stated length.
+
+    The stated length is ``M = golden.exact_max_segment(unit, B, acc_width)`` (computed by
+    golden from the bound, not read from the RTL). The model, from the ports only: the
+    beats of the current segment, ``n`` (0 after reset; an enabled beat with ``first=1``, or
+    the first enabled beat since reset, starts a segment at 1; every other adds one). A
+    beat that makes ``n`` exceed ``M`` is *too many*.
+
+    Asserted:
+
+    * ``overflow_exact``: ``overflow`` is low until ``ACC_STAGE`` edges after the first
+      beat too many since reset (the edge that beat reaches the accumulator), and high
+      from then until reset.
+    * ``exact_sum``: while the segment at the accumulator has at most ``M`` beats, its
+      ``acc_width``-bit register holds the exact (unwrapped) sum of the segment's terms,
+      i.e. the stated length is one the accumulator really holds. The reference sum is a
+      register one bit wider than the accumulator, fed the same terms.
+    * ``nan_marked``: the segment's NaN flag (``segment_overflow``, which makes its result
+      the quiet NaN) is set exactly when it has more than ``M`` beats.
+
+    Abstraction: the beat's term (``ExactTerm``, combinational) is a free value of at most
+    ``exact_beat_bound`` in magnitude at every step, the bound :class:`ExactTermBound`
+    proves of the real front end; so every behaviour of the real top is one of this
+    harness's. Induction lemmas: the accumulator's beat counter is the model's ``n``
+    (capped at ``M``) ``ACC_STAGE`` steps late, the registered term is within the bound,
+    and the reference sum is at most ``count * bound`` in magnitude.
+    """
+
+    def __init__(self, top, *, stated_length: int | None = None):
+        from if4mac.golden.fused import exact_beat_bound, exact_max_segment
+        from if4mac.hdl.fused import ExactTerm
+
+        self._top = top
+        self._frag = elaborate(top)
+        self._term = _cut_unit(self._frag, "term", ExactTerm)
+        self._bound = exact_beat_bound(top.unit, top.block_size)
+        # A deliberately wrong stated length is for the tests that show the proof can fail.
+        self.stated_length = (exact_max_segment(top.unit, top.block_size, top.acc_width)
+                              if stated_length is None else stated_length)
+        super().__init__({**MacInputs(top.block_size),
+                          "term_free": In(signed(self._term.term_width))})
+
+    @property
+    def unit(self):
+        return self._top.unit
+
+    @property
+    def induction_depth(self) -> int:
+        from if4mac.hdl.fused import ACC_STAGE
+        return ACC_STAGE + 2
+
+    @property
+    def cex_depth(self) -> int:
+        """Steps from reset to a segment one beat too long reaching the accumulator, and one."""
+        from if4mac.hdl.fused import ACC_STAGE
+        return self.stated_length + ACC_STAGE + 4
+
+    def elaborate(self, platform):
+        from if4mac.hdl.fused import ACC_STAGE
+
+        m = Module()
+        _harness_domain(m, self)
+        top, frag, M, bound = self._top, self._frag, self.stated_length, self._bound
+        m.submodules.dut = frag
+        m.d.comb += [self._term.term.eq(self.term_free),
+                     Assume(_signed_abs_le(self.term_free, bound))]
+        _drive_mac(m, self, top)
+
+        # The model: n, the beats of the segment (saturating at M + 1; 0 until the first
+        # enabled beat since reset).
+        n = Signal(range(M + 2))
+        too_many = Signal()
+        m.d.comb += too_many.eq(self.en & ~self.first & (n >= M))
+        with m.If(self.en):
+            with m.If(self.first | (n == 0)):
+                m.d.sync += n.eq(1)
+            with m.Elif(n <= M):
+                m.d.sync += n.eq(n + 1)
+
+        # `overflow` rises at edge E + ACC_STAGE of the first beat too many: high from
+        # ACC_STAGE + 1 steps on, until reset.
+        delayed = [too_many]
+        for k in range(1, ACC_STAGE + 1):
+            stage = Signal(name=f"too_many_{k}")
+            m.d.sync += stage.eq(delayed[-1])
+            delayed.append(stage)
+        expect = Signal()
+        with m.If(delayed[-1]):
+            m.d.sync += expect.eq(1)
+        check(m, "overflow_exact", top.overflow == expect)
+
+        # n as the accumulator sees it: its registers change at edge E + ACC_STAGE.
+        n_acc = n
+        for k in range(1, ACC_STAGE + 1):
+            stage = Signal.like(n, name=f"n_{k}")
+            m.d.sync += stage.eq(n_acc)
+            n_acc = stage
+        count = find_signal(frag, "accumulator", "count")
+        segment_overflow = find_signal(frag, "accumulator", "segment_overflow")
+        acc_reg = find_signal(frag, "accumulator", "acc")
+        check(m, "nan_marked", segment_overflow == (n_acc > M))
+        check(m, "lemma_count", count == Mux(n_acc > M, M, n_acc))
+
+        # The reference sum of the segment's terms, one bit wider than the accumulator, fed
+        # what the accumulator is fed; it stops with the segment's first beat too many.
+        load = self._term_input(frag, "load")
+        first = self._term_input(frag, "first")
+        term_in = self._term_input(frag, "term")
+        ref = Signal(signed(len(acc_reg) + 1))
+        with m.If(load):
+            with m.If(first):
+                m.d.sync += ref.eq(term_in)
+            with m.Elif(count < M):
+                m.d.sync += ref.eq(ref + term_in)
+        check(m, "exact_sum", segment_overflow | (acc_reg == ref))
+        check(m, "lemma_term_bound", _signed_abs_le(term_in, bound))
+        check(m, "lemma_ref_bound", (ref <= count * bound) & (ref >= -(count * bound)))
+        return m
+
+    def _term_input(self, frag, port):
+        acc_unit = _subunit(frag, "accumulator")
+        return getattr(acc_unit, port)

@@ -26,6 +26,8 @@ class Architecture:
     #: False where IF4 and NVFP4 tops differ by design beyond the unit's decode (e.g. in
     #: latency), so cycle-by-cycle equivalence is not the claim to make.
     equivalence: bool = True
+    #: True for the fused-exact tops: a wide accumulator whose length `overflow` guards.
+    exact_accumulator: bool = False
 
 
 def _reference(unit, block_size, reduction):
@@ -48,8 +50,23 @@ ARCHITECTURES = {
                                ("a_sf0", "w_sf0")),
     # IF4's exact converter divides by 49 in one more stage than NVFP4's: latency 5 vs 4.
     "fused-exact": Architecture("fused-exact", _fused("fused-exact"), ("pipelined",),
-                                ("a_sf0", "w_sf0"), equivalence=False),
+                                ("a_sf0", "w_sf0"), equivalence=False,
+                                exact_accumulator=True),
 }
+
+#: The segment length the overflow proofs state: the accumulator is the narrowest that holds
+#: this many beats, so a counterexample (a segment one beat longer) is a few steps deep.
+OVERFLOW_SEGMENT = 4
+
+
+def overflow_acc_width(unit: str, block_size: int) -> int:
+    """The narrowest accumulator whose stated length is at least :data:`OVERFLOW_SEGMENT`."""
+    from if4mac.golden.fused import exact_beat_bound, exact_max_segment
+
+    width = exact_beat_bound(unit, block_size).bit_length() + 1
+    while exact_max_segment(unit, block_size, width) < OVERFLOW_SEGMENT:
+        width += 1
+    return width
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,37 @@ def _product_range() -> Property:
         build, False)
 
 
+def _overflow(arch: Architecture) -> Property:
+    def build(block_size):
+        from if4mac.hdl.fused import fused_mac
+        top = fused_mac(arch.name, "if4", block_size,
+                        acc_width=overflow_acc_width("if4", block_size))
+        harness = H.OverflowHarness(top)
+        return Job(harness, harness.induction_depth, harness.cex_depth, "if4", block_size)
+    return Property(
+        "overflow",
+        f"For every beat stream with any en/first/rst_n pattern, the {arch.name} IF4 MAC "
+        f"(accumulator of the narrowest width holding {OVERFLOW_SEGMENT} or more beats) raises "
+        f"the sticky overflow exactly ACC_STAGE edges after the first beat that makes a "
+        f"segment longer than its stated length (golden.exact_max_segment) and keeps it until "
+        f"reset, marks exactly such segments' results NaN, and holds the exact unwrapped sum "
+        f"of every segment within that length; assuming each beat's term is within "
+        f"exact_beat_bound, which exact-term-bound proves.",
+        build, True)
+
+
+def _term_bound() -> Property:
+    def build(block_size):
+        return Job(H.ExactTermBound("if4", block_size), 1, 0, None, None)
+    return Property(
+        "exact-term-bound",
+        "Every beat's exact term (BlockDot, ScaleWeight, ExactTerm of the fused-exact IF4 "
+        "front end), for every element code, INT flag and scale byte, is at most "
+        "golden.exact_beat_bound in magnitude: what the overflow proof assumes of the term "
+        "it treats as a free value.",
+        build, True)
+
+
 def properties(arch: str = "reference") -> dict[str, Property]:
     """Every property for ``arch``, by name, in the order ``if4mac formal`` runs them."""
     if arch not in ARCHITECTURES:
@@ -143,6 +191,9 @@ def properties(arch: str = "reference") -> dict[str, Property]:
     for reduction in a.reductions:
         for prop in ((_equivalence(a, reduction),) if a.equivalence else ()) + (
                 _control(a, reduction),):
+            found[prop.name] = prop
+    if a.exact_accumulator:
+        for prop in (_overflow(a), _term_bound()):
             found[prop.name] = prop
     for prop in (_fp_modes("add"), _fp_modes("mul"), _product_range()):
         found[prop.name] = prop
