@@ -667,3 +667,108 @@ class OverflowHarness(wiring.Component):
     def _term_input(self, frag, port):
         acc_unit = _subunit(frag, "accumulator")
         return getattr(acc_unit, port)
+
+
+class ConverterEquivalence(wiring.Component):
+    """fused-exact's IF4 conversion of ``49 * A`` equals NVFP4's conversion of ``A``, one
+    edge later: ``rne32(49 A 2^-20 / 49) == rne32(A 2^-20)`` through the real pipelines
+    (IF4's 32-bit window, restoring /49 and sticky remainder; NVFP4's 26-bit window).
+
+    ``A`` is any ``width``-bit two's complement value but the most negative (the
+    converters' domain); the IF4 converter is 6 bits wider (49 < 2^6), as golden's default
+    widths are."""
+
+    def __init__(self, width: int):
+        self._width = width
+        super().__init__({"clk": In(1), "rst_n": In(1), "value": In(signed(width)),
+                          "nan": In(1), "start": In(1)})
+
+    def elaborate(self, platform):
+        from if4mac.hdl.fused import ExactToBinary32
+
+        m = Module()
+        _harness_domain(m, self)
+        m.submodules.if4 = if4 = ExactToBinary32(self._width + 6, 49)
+        m.submodules.nv = nv = ExactToBinary32(self._width, 1)
+        # |A| <= 2^(width-1) - 1: the accumulator's beat counter keeps it there (overflow).
+        m.d.comb += Assume(self.value != -(1 << (self._width - 1)))
+        for conv, value in ((if4, self.value * 49), (nv, self.value)):
+            m.d.comb += [conv.value.eq(value), conv.nan.eq(self.nan), conv.start.eq(self.start)]
+        late_valid = Signal()
+        late_result = Signal(32)
+        m.d.sync += [late_valid.eq(nv.valid), late_result.eq(nv.result)]
+        check(m, "valid_equal", if4.valid == late_valid)
+        check(m, "result_equal", ~if4.valid | (if4.result == late_result))
+        return m
+
+
+# --- The compat wrapper (SystemVerilog, read with read_slang) ---------------------------------
+
+class CompatWiring:
+    """The compat wrapper (``hdl.compat.compat_wrapper``) keeps the core's timing: it is
+    wiring only.
+
+    Not an Amaranth design: the wrapper is SystemVerilog with unpacked array ports, which
+    Yosys's own ``read_verilog -sv`` rejects; Yosys's bundled slang front end
+    (``read_slang``, single-threaded under WebAssembly: ``-j 1``) reads it. The miter
+    ``harness`` takes the lanes as packed vectors (lane i at ``[4i+3:4i]``, the spec's
+    order), hands them to the wrapper as its unpacked arrays, and asserts at every step,
+    through hierarchical references into the wrapper's core instance ``u_core``, that every
+    input pin of the core carries the matching wrapper input (the lanes packed in order)
+    and every wrapper output (and, for the shared core, the internal ``overrun``) is the
+    core's output pin. The assertions involve no register, so they hold at every step of
+    every trace: the wrapper's ports behave exactly as the core's, edge for edge, and the
+    control properties proven on the core hold at the wrapper's ports.
+
+    ``wrapper`` replaces the wrapper's text (the tests' mutants).
+    """
+
+    def __init__(self, core, *, wrapper: str | None = None):
+        from if4mac.hdl.compat import compat_module_name, compat_wrapper
+        from if4mac.hdl.mac import mac_verilog
+
+        self.core = core
+        self.unit = core.unit
+        self.block_size = core.block_size
+        self.sources = {
+            "core.v": mac_verilog(core),
+            "compat.sv": compat_wrapper(core) if wrapper is None else wrapper,
+            "harness.sv": self._miter(core, compat_module_name(core.unit)),
+        }
+        self.read_script = (f"read_slang -j 1 --top harness {' '.join(self.sources)}")
+
+    @staticmethod
+    def _miter(core, name: str) -> str:
+        B, ew = core.block_size, ELEMENT_WIDTH
+        widths = core.port_widths
+        lanes = "\n".join(
+            f"  assign a_arr[{i}] = a_in[{ew * i + ew - 1}:{ew * i}];\n"
+            f"  assign w_arr[{i}] = w_in[{ew * i + ew - 1}:{ew * i}];" for i in range(B))
+        checks = [("clk", "clk"), ("rst_n", "rst_n"), ("en", "en"), ("first", "first"),
+                  ("a_in", "a_in"), ("w_in", "w_in"), ("a_sf", "a_sf"), ("w_sf", "w_sf")]
+        lines = [f"    assert (wrapped.u_core.{pin} == {ours});" for pin, ours in checks]
+        lines += ["    assert (acc == wrapped.u_core.acc);",
+                  "    assert (done == wrapped.u_core.done);"]
+        if core.reduction == "shared":
+            lines.append("    assert (wrapped.overrun == wrapped.u_core.overrun);")
+        body = "\n".join(lines)
+        return f"""\
+// The compat wrapper's miter: packed lanes in, the wrapper's unpacked arrays, its core's pins.
+module harness (
+    input logic clk, input logic rst_n, input logic en, input logic first,
+    input logic [{ew * B - 1}:0] a_in, input logic [{widths['a_sf'] - 1}:0] a_sf,
+    input logic [{ew * B - 1}:0] w_in, input logic [{widths['w_sf'] - 1}:0] w_sf
+);
+  logic [{ew - 1}:0] a_arr [{B - 1}:0];
+  logic [{ew - 1}:0] w_arr [{B - 1}:0];
+{lanes}
+  logic [{widths['acc'] - 1}:0] acc;
+  logic done;
+  {name} #(.BLOCK_SIZE({B})) wrapped (
+    .clk(clk), .rst_n(rst_n), .en(en), .first(first), .a_in(a_arr), .a_sf(a_sf),
+    .w_in(w_arr), .w_sf(w_sf), .acc(acc), .done(done));
+  always_comb begin
+{body}
+  end
+endmodule
+"""

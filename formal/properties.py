@@ -28,6 +28,8 @@ class Architecture:
     equivalence: bool = True
     #: True for the fused-exact tops: a wide accumulator whose length `overflow` guards.
     exact_accumulator: bool = False
+    #: True where hdl.compat's reference-interface wrapper applies (the reference tops).
+    compat: bool = False
 
 
 def _reference(unit, block_size, reduction):
@@ -44,7 +46,7 @@ def _fused(arch):
 
 ARCHITECTURES = {
     "reference": Architecture("reference", _reference, ("pipelined", "shared"),
-                              ("a_sf0", "w_sf0")),
+                              ("a_sf0", "w_sf0"), compat=True),
     # Every result comes out (the fused tops' `reduction` is "pipelined").
     "fused-fp32": Architecture("fused-fp32", _fused("fused-fp32"), ("pipelined",),
                                ("a_sf0", "w_sf0")),
@@ -170,6 +172,20 @@ def _overflow(arch: Architecture) -> Property:
         build, True)
 
 
+def _compat(arch: Architecture, reduction: str) -> Property:
+    def build(block_size):
+        harness = H.CompatWiring(arch.make("if4", block_size, reduction))
+        return Job(harness, 1, 0, "if4", block_size)
+    return Property(
+        f"compat-{reduction}",
+        f"The compat wrapper (hdl/compat.py, the reference interface with unpacked lane "
+        f"arrays) around the {arch.name} IF4 core ({reduction} reduction) passes every input "
+        f"to the core's pin of the same name, lane i of each array to bits [4i+3:4i], and "
+        f"every core output to its own port, at every step and with no register: its ports "
+        f"keep the core's timing edge for edge.",
+        build, True)
+
+
 def _term_bound() -> Property:
     def build(block_size):
         return Job(H.ExactTermBound("if4", block_size), 1, 0, None, None)
@@ -191,6 +207,10 @@ def properties(arch: str = "reference") -> dict[str, Property]:
     for reduction in a.reductions:
         for prop in ((_equivalence(a, reduction),) if a.equivalence else ()) + (
                 _control(a, reduction),):
+            found[prop.name] = prop
+    if a.compat:
+        for reduction in a.reductions:
+            prop = _compat(a, reduction)
             found[prop.name] = prop
     if a.exact_accumulator:
         for prop in (_overflow(a), _term_bound()):

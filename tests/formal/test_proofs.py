@@ -23,7 +23,7 @@ from if4mac.hdl.lane_mul import LaneMul
 from if4mac.hdl.mac import mac_unit
 
 FAST = ["equiv-pipelined", "equiv-shared", "control-pipelined", "control-shared",
-        "fpmul-modes", "fpmul-product"]
+        "compat-pipelined", "compat-shared", "fpmul-modes", "fpmul-product"]
 MAC_INPUTS = {"rst_n", "en", "first", "a_in", "w_in", "a_sf", "w_sf"}
 
 
@@ -235,3 +235,28 @@ def test_overflow_property_with_a_longer_stated_length_fails(tmp_path):
     result = prove("mutant", wrong, tmp_path, depth=wrong.induction_depth,
                    cex_depth=wrong.cex_depth)
     assert result.status == "FAIL"
+
+
+# --- The compat wrapper ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mutate, failing", [
+    # Lanes handed to the core in reverse order.
+    (lambda text: text.replace("= a_in[i];", "= a_in[CORE_BLOCK_SIZE-1-i];"),
+     "wrapped.u_core.a_in == a_in"),
+    # `done` one edge late: a register between the core and the port.
+    (lambda text: text.replace(".done    (done)", ".done    (done_core)").replace(
+        "    localparam int CORE_BLOCK_SIZE",
+        "    logic done_core;\n    always_ff @(posedge clk) done <= done_core;\n"
+        "    localparam int CORE_BLOCK_SIZE"),
+     "done == wrapped.u_core.done"),
+])
+def test_compat_wrapper_mutants_fail(mutate, failing, tmp_path):
+    from if4mac.hdl.compat import compat_wrapper
+
+    core = mac_unit("if4", 2, "pipelined")
+    text = compat_wrapper(core)
+    mutant = mutate(text)
+    assert mutant != text
+    result = prove("mutant", H.CompatWiring(core, wrapper=mutant), tmp_path)
+    assert result.status == "FAIL"
+    assert failing in result.detail, result.detail
