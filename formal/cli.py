@@ -53,8 +53,12 @@ def formal(names, block_size, arch, workdir, timeout, list_only):
     except ValueError as err:
         raise _UserError(str(err)) from None
     if list_only:
+        from .properties import NOT_PROVEN
+
         for prop in registry.values():
             click.echo(f"{prop.name}: {prop.statement}")
+        for reason in NOT_PROVEN.get(arch, ()):
+            click.echo(f"not proven: {reason}")
         return
     unknown = [n for n in names if n not in registry]
     if unknown:

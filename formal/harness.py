@@ -507,6 +507,11 @@ def _signed_abs_le(value, bound: int):
     return (value <= bound) & (value >= -bound)
 
 
+def _signed_abs_le_var(value, bound):
+    """``|value| <= bound`` for a signed value and a non-negative expression."""
+    return (value <= bound) & (value >= -bound)
+
+
 class ExactTermBound(wiring.Component):
     """Every beat's term is at most ``golden.exact_beat_bound(unit, B)`` in magnitude.
 
@@ -772,3 +777,92 @@ module harness (
   end
 endmodule
 """
+
+
+class ExactUnitEquivalence(wiring.Component):
+    """fused-exact: IF4 with every INT flag forced to 0 is NVFP4 up to the conversion.
+
+    Both tops get the same beats, scale bytes with bit 7 (IF4's INT flag) cleared. IF4's
+    accumulator counts in 2^-20 / 49 and NVFP4's in 2^-20, and IF4's converter divides by 49
+    in one more stage (latency 5 against 4), so cycle-by-cycle equality of ``acc`` is not the
+    claim. Asserted at every step from reset: both raise ``overflow`` together, and both
+    converters get the same ``start`` and ``nan`` and IF4's ``value`` is exactly 49 times
+    NVFP4's. IF4's accumulator is 6 bits wider (``width + 6``; golden's default widths differ
+    so too), which gives both the same stated length (checked). What remains for equal
+    results one edge apart is the converters' claim ``rne32(49 A 2^-20 / 49) ==
+    rne32(A 2^-20)``: :class:`ConverterEquivalence`.
+
+    The converters are cut (their outputs are not compared; their inputs are); everything
+    before them is the real RTL. Lemmas: every register of the input, S and term stages and
+    the accumulator equals its NVFP4 namesake, except the scaled ones (``weight1``,
+    ``term2``, the accumulator's sum), which are 49 times it; IF4's scale registers have
+    their INT flag clear. 1-inductive.
+    """
+
+    #: IF4's registers that hold 49 times NVFP4's namesake (the FP.FP kind weight, 49).
+    SCALED = (("weight1",), ("term2",), ("accumulator", "acc"))
+
+    def __init__(self, block_size: int, nv_width: int):
+        from if4mac.golden.fused import KIND_WEIGHT, exact_beat_bound
+        from if4mac.hdl.fused import fused_mac
+
+        self._nv_bound = exact_beat_bound("nvfp4", block_size)
+        self._weight = KIND_WEIGHT[0]
+        self._if4 = fused_mac("fused-exact", "if4", block_size, acc_width=nv_width + 6)
+        self._nv = fused_mac("fused-exact", "nvfp4", block_size, acc_width=nv_width)
+        if self._if4.max_segment != self._nv.max_segment:
+            raise ValueError(f"accumulators of {nv_width + 6} and {nv_width} bits hold "
+                             f"{self._if4.max_segment} and {self._nv.max_segment} beats")
+        self._if4_frag, self._nv_frag = elaborate(self._if4), elaborate(self._nv)
+        self._convs = [self._cut_converter(f) for f in (self._if4_frag, self._nv_frag)]
+        super().__init__(MacInputs(block_size))
+
+    @staticmethod
+    def _cut_converter(frag):
+        for i, (sub, name, _) in enumerate(frag.subfragments):
+            if name == "convert":
+                del frag.subfragments[i]
+                return sub.origins[0]
+        raise ValueError("the fused-exact top has no child 'convert'; the harness cuts there")
+
+    @property
+    def latency(self) -> int:
+        return self._if4.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        _harness_domain(m, self)
+        if4, nv = self._if4, self._nv
+        m.submodules.if4 = self._if4_frag
+        m.submodules.nvfp4 = self._nv_frag
+        flag_clear = ~Const(1 << INT_FLAG_BIT, SCALE_WIDTH)
+        for top in (if4, nv):
+            _drive_mac(m, self, top, a_sf=self.a_sf & flag_clear, w_sf=self.w_sf & flag_clear)
+        check(m, "overflow_equal", if4.overflow == nv.overflow)
+        conv_if4, conv_nv = self._convs
+        check(m, "start_equal", conv_if4.start == conv_nv.start)
+        check(m, "nan_equal", conv_if4.nan == conv_nv.nan)
+        # An overflowed segment's sum is the quiet NaN in both: its (wrapped) value is moot.
+        check(m, "value_scaled", conv_nv.nan | (conv_if4.value == conv_nv.value * self._weight))
+
+        if4_regs, nv_regs = registers(self._if4_frag), registers(self._nv_frag)
+        nv_overflowed = nv_regs[("accumulator", "segment_overflow")]
+        for path in sorted(set(if4_regs) & set(nv_regs)):
+            a, b = if4_regs[path], nv_regs[path]
+            if path == ("accumulator", "acc"):
+                check(m, "lemma_accumulator_acc", nv_overflowed | (a == b * self._weight))
+            else:
+                check(m, "lemma_" + "_".join(path),
+                      a == (b * self._weight if path in self.SCALED else b))
+        # NVFP4's sum within its segment's bound (so neither accumulator wraps before M).
+        bound = self._nv_bound
+        count = nv_regs[("accumulator", "count")]
+        check(m, "lemma_count_range", count <= self._nv.max_segment)
+        check(m, "lemma_term2_bound", _signed_abs_le(nv_regs[("term2",)], bound))
+        check(m, "lemma_sum_bound", nv_overflowed | _signed_abs_le_var(
+            nv_regs[("accumulator", "acc")], count * bound))
+        for name in ("a_sf0", "w_sf0"):
+            check(m, f"lemma_{name}_flag_clear",
+                  ~find_signal(self._if4_frag, name)[INT_FLAG_BIT])
+        return m
+
