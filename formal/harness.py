@@ -815,7 +815,10 @@ class ExactUnitEquivalence(wiring.Component):
                              f"{self._if4.max_segment} and {self._nv.max_segment} beats")
         self._if4_frag, self._nv_frag = elaborate(self._if4), elaborate(self._nv)
         self._convs = [self._cut_converter(f) for f in (self._if4_frag, self._nv_frag)]
-        super().__init__(MacInputs(block_size))
+        from if4mac.hdl.fused import ExactTerm
+        self._terms = [_cut_unit(f, "term", ExactTerm) for f in (self._if4_frag, self._nv_frag)]
+        super().__init__({**MacInputs(block_size),
+                          "term_free": In(signed(self._terms[1].term_width))})
 
     @staticmethod
     def _cut_converter(frag):
@@ -838,6 +841,15 @@ class ExactUnitEquivalence(wiring.Component):
         flag_clear = ~Const(1 << INT_FLAG_BIT, SCALE_WIDTH)
         for top in (if4, nv):
             _drive_mac(m, self, top, a_sf=self.a_sf & flag_clear, w_sf=self.w_sf & flag_clear)
+        # The terms: NVFP4's a free value within its bound (exact-term-bound, nvfp4), IF4's
+        # 49 times it (exact-term-scaled, given the operand lemmas below).
+        term_if4, term_nv = self._terms
+        m.d.comb += [term_nv.term.eq(self.term_free),
+                     term_if4.term.eq(self.term_free * self._weight),
+                     Assume(_signed_abs_le(self.term_free, self._nv_bound))]
+        check(m, "lemma_term_s", term_if4.s == term_nv.s)
+        check(m, "lemma_term_weight", term_if4.weight == term_nv.weight * self._weight)
+        check(m, "lemma_term_shift", term_if4.shift == term_nv.shift)
         check(m, "overflow_equal", if4.overflow == nv.overflow)
         conv_if4, conv_nv = self._convs
         check(m, "start_equal", conv_if4.start == conv_nv.start)
@@ -866,3 +878,36 @@ class ExactUnitEquivalence(wiring.Component):
                   ~find_signal(self._if4_frag, name)[INT_FLAG_BIT])
         return m
 
+
+
+class ExactTermScaled(wiring.Component):
+    """IF4's ExactTerm given NVFP4's S and shift and 49 times NVFP4's weight returns 49
+    times NVFP4's term, for every beat (NVFP4's BlockDot and ScaleWeight on any elements and
+    scale bytes): what :class:`ExactUnitEquivalence` assumes of the terms it treats as free
+    values, given the operand relation it proves as lemmas. Combinational."""
+
+    def __init__(self, block_size: int):
+        self._block_size = block_size
+        super().__init__({"a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "a_sf": In(SCALE_WIDTH), "w_sf": In(SCALE_WIDTH)})
+
+    def elaborate(self, platform):
+        from if4mac.golden.fused import KIND_WEIGHT
+        from if4mac.hdl.block_dot import BlockDot
+        from if4mac.hdl.fused import ExactTerm, ScaleWeight
+
+        m = Module()
+        B = self._block_size
+        m.submodules.dot = dot = BlockDot("nvfp4", B)
+        m.submodules.scale_weight = sw = ScaleWeight("nvfp4")
+        m.d.comb += [dot.a.eq(self.a_in), dot.w.eq(self.w_in),
+                     sw.a_sf.eq(self.a_sf), sw.w_sf.eq(self.w_sf)]
+        m.submodules.nv = nv = ExactTerm("nvfp4", B, len(sw.weight))
+        weight = Signal(range(len(sw.weight) and (1 << len(sw.weight)) * KIND_WEIGHT[0]))
+        m.d.comb += weight.eq(sw.weight * KIND_WEIGHT[0])
+        m.submodules.if4 = if4 = ExactTerm("if4", B, len(weight))
+        m.d.comb += [nv.s.eq(dot.s), nv.weight.eq(sw.weight), nv.shift.eq(sw.shift),
+                     if4.s.eq(dot.s), if4.weight.eq(weight), if4.shift.eq(sw.shift)]
+        check(m, "term_scaled", if4.term == nv.term * KIND_WEIGHT[0])
+        return m

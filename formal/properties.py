@@ -231,15 +231,27 @@ NOT_PROVEN = {
 }
 
 
-def _term_bound() -> Property:
+def _term_bound(unit: str) -> Property:
     def build(block_size):
-        return Job(H.ExactTermBound("if4", block_size), 1, 0, None, None)
+        return Job(H.ExactTermBound(unit, block_size), 1, 0, None, None)
+    user = "overflow" if unit == "if4" else "equiv-accumulator"
     return Property(
-        "exact-term-bound",
-        "Every beat's exact term (BlockDot, ScaleWeight, ExactTerm of the fused-exact IF4 "
-        "front end), for every element code, INT flag and scale byte, is at most "
-        "golden.exact_beat_bound in magnitude: what the overflow proof assumes of the term "
-        "it treats as a free value.",
+        "exact-term-bound" + ("" if unit == "if4" else "-nvfp4"),
+        f"Every beat's exact term (BlockDot, ScaleWeight, ExactTerm of the fused-exact "
+        f"{unit.upper()} front end), for every element code{', INT flag' if unit == 'if4' else ''}"
+        f" and scale byte, is at most golden.exact_beat_bound in magnitude: what {user} "
+        f"assumes of the term it treats as a free value.",
+        build, True)
+
+
+def _term_scaled() -> Property:
+    def build(block_size):
+        return Job(H.ExactTermScaled(block_size), 1, 0, None, None)
+    return Property(
+        "exact-term-scaled",
+        "For every beat, IF4's ExactTerm given NVFP4's S and shift and 49 times NVFP4's "
+        "weight returns exactly 49 times NVFP4's term: what equiv-accumulator assumes of the "
+        "IF4 term it derives from NVFP4's free one.",
         build, True)
 
 
@@ -258,8 +270,8 @@ def properties(arch: str = "reference") -> dict[str, Property]:
             prop = _compat(a, reduction)
             found[prop.name] = prop
     if a.exact_accumulator:
-        for prop in (_overflow(a), _term_bound(), _exact_equivalence(a),
-                     _converter_equivalence()):
+        for prop in (_overflow(a), _term_bound("if4"), _exact_equivalence(a),
+                     _term_bound("nvfp4"), _term_scaled(), _converter_equivalence()):
             found[prop.name] = prop
     for prop in (_fp_modes("add"), _fp_modes("mul"), _product_range()):
         found[prop.name] = prop
