@@ -792,11 +792,16 @@ class ExactUnitEquivalence(wiring.Component):
     results one edge apart is the converters' claim ``rne32(49 A 2^-20 / 49) ==
     rne32(A 2^-20)``: :class:`ConverterEquivalence`.
 
-    The converters are cut (their outputs are not compared; their inputs are); everything
-    before them is the real RTL. Lemmas: every register of the input, S and term stages and
-    the accumulator equals its NVFP4 namesake, except the scaled ones (``weight1``,
-    ``term2``, the accumulator's sum), which are 49 times it; IF4's scale registers have
-    their INT flag clear. 1-inductive.
+    The converters are cut (their outputs are not compared; their inputs are). The terms
+    are cut too: NVFP4's is a free value within ``exact_beat_bound`` (``ExactTermBound``
+    for nvfp4 proves it of the real unit) and IF4's is 49 times it (:class:`ExactTermScaled`
+    proves that of the real units, given the operand lemmas asserted here). Lemmas: every
+    register of the input, S and term stages and the accumulator equals its NVFP4
+    namesake, except the scaled ones (``weight1``, ``term2``, the accumulator's sum, the
+    last only while the segment has not overflowed), which are 49 times it; NVFP4's beat
+    counter is at most M, its term within the bound and its sum within count x bound;
+    IF4's scale registers have their INT flag clear. Run at depth 3. The induction step
+    gives no verdict in 900 s (docs/formal.md, "Not proven here").
     """
 
     #: IF4's registers that hold 49 times NVFP4's namesake (the FP.FP kind weight, 49).
@@ -904,7 +909,8 @@ class ExactTermScaled(wiring.Component):
         m.d.comb += [dot.a.eq(self.a_in), dot.w.eq(self.w_in),
                      sw.a_sf.eq(self.a_sf), sw.w_sf.eq(self.w_sf)]
         m.submodules.nv = nv = ExactTerm("nvfp4", B, len(sw.weight))
-        weight = Signal(range(len(sw.weight) and (1 << len(sw.weight)) * KIND_WEIGHT[0]))
+        # IF4's weight register holds 49 times NVFP4's (equiv-accumulator's lemma).
+        weight = Signal(range(((1 << len(sw.weight)) - 1) * KIND_WEIGHT[0] + 1))
         m.d.comb += weight.eq(sw.weight * KIND_WEIGHT[0])
         m.submodules.if4 = if4 = ExactTerm("if4", B, len(weight))
         m.d.comb += [nv.s.eq(dot.s), nv.weight.eq(sw.weight), nv.shift.eq(sw.shift),
