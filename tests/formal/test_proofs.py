@@ -45,7 +45,8 @@ def test_fp_adder_modes(tmp_path):
 @pytest.mark.parametrize("arch, name", [("fused-fp32", "equiv-pipelined"),
                                         ("fused-exact", "control-pipelined"),
                                         ("fused-exact", "overflow"),
-                                        ("fused-exact", "exact-term-bound")])
+                                        ("fused-exact", "exact-term-bound"),
+                                        ("fused-exact", "converter-equiv")])
 def test_fused_architecture(arch, name, tmp_path):
     job = properties(arch)[name].build(2)
     result = prove(name, job.harness, tmp_path, depth=job.depth, cex_depth=job.cex_depth)
