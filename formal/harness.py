@@ -683,8 +683,10 @@ class ConverterEquivalence(wiring.Component):
     converters' domain); the IF4 converter is 6 bits wider (49 < 2^6), as golden's default
     widths are."""
 
-    def __init__(self, width: int):
-        self._width = width
+    def __init__(self, width: int, *, lag: int = 1):
+        # ``lag``: edges IF4's result is claimed to trail NVFP4's; another value is a
+        # deliberately wrong property, for the test that shows the proof can fail.
+        self._width, self._lag = width, lag
         super().__init__({"clk": In(1), "rst_n": In(1), "value": In(signed(width)),
                           "nan": In(1), "start": In(1)})
 
@@ -699,9 +701,11 @@ class ConverterEquivalence(wiring.Component):
         m.d.comb += Assume(self.value != -(1 << (self._width - 1)))
         for conv, value in ((if4, self.value * 49), (nv, self.value)):
             m.d.comb += [conv.value.eq(value), conv.nan.eq(self.nan), conv.start.eq(self.start)]
-        late_valid = Signal()
-        late_result = Signal(32)
-        m.d.sync += [late_valid.eq(nv.valid), late_result.eq(nv.result)]
+        late_valid, late_result = nv.valid, nv.result
+        for k in range(self._lag):
+            valid, result = Signal(name=f"nv_valid_{k + 1}"), Signal(32, name=f"nv_result_{k + 1}")
+            m.d.sync += [valid.eq(late_valid), result.eq(late_result)]
+            late_valid, late_result = valid, result
         check(m, "valid_equal", if4.valid == late_valid)
         check(m, "result_equal", ~if4.valid | (if4.result == late_result))
         return m

@@ -261,3 +261,10 @@ def test_compat_wrapper_mutants_fail(mutate, failing, tmp_path):
     result = prove("mutant", H.CompatWiring(core, wrapper=mutant), tmp_path)
     assert result.status == "FAIL"
     assert failing in result.detail, result.detail
+
+
+def test_converter_property_without_the_extra_stage_fails(tmp_path):
+    """Claiming IF4's converter as fast as NVFP4's: a trace from reset refutes it."""
+    result = prove("mutant", H.ConverterEquivalence(12, lag=0), tmp_path, depth=4)
+    assert result.status == "FAIL"
+    assert "valid_equal" in result.detail, result.detail
