@@ -53,13 +53,19 @@ def formal(names, block_size, arch, workdir, timeout, list_only):
     except ValueError as err:
         raise _UserError(str(err)) from None
     if list_only:
+        from .properties import NOT_PROVEN
+
         for prop in registry.values():
-            click.echo(f"{prop.name}: {prop.statement}")
+            extra = "" if prop.closes else " (no verdict yet: run only when named; see below)"
+            click.echo(f"{prop.name}: {prop.statement}{extra}")
+        for reason in NOT_PROVEN.get(arch, ()):
+            click.echo(f"not proven: {reason}")
         return
     unknown = [n for n in names if n not in registry]
     if unknown:
         raise _UserError(f"unknown property {unknown[0]!r}; known: {', '.join(registry)}")
-    selected = [registry[n] for n in names] if names else list(registry.values())
+    selected = ([registry[n] for n in names] if names
+                else [prop for prop in registry.values() if prop.closes])
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="if4mac-formal-"))
     try:
         work.mkdir(parents=True, exist_ok=True)

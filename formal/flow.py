@@ -47,7 +47,10 @@ class ProofResult:
         return self.status == "PASS"
 
 
-def _sby_text(depth: int, top: str, mode: str = "prove") -> str:
+def _sby_text(depth: int, top: str, mode: str = "prove", *, read: str | None = None,
+              files=None) -> str:
+    read = read or f"read_verilog -formal {top}.v"
+    files = "\n".join(files or [f"{top}.v"])
     return f"""\
 [options]
 mode {mode}
@@ -58,11 +61,11 @@ multiclock off
 smtbmc {SOLVER}
 
 [script]
-read_verilog -formal {top}.v
+{read}
 prep -top {top}
 
 [files]
-{top}.v
+{files}
 """
 
 
@@ -81,11 +84,20 @@ def prove(name: str, harness, workdir: Path, *, depth: int = 1, cex_depth: int =
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    (workdir / "harness.v").write_text(emit_verilog(harness, "harness"))
-    result = _run_sby(name, workdir, depth, "prove", start, timeout)
+    sources = getattr(harness, "sources", None)
+    if sources is not None:
+        # A harness written as (System)Verilog text: its files and the command that reads
+        # them (e.g. read_slang), top module ``harness``.
+        for file_name, text in sources.items():
+            (workdir / file_name).write_text(text)
+        read = dict(read=harness.read_script, files=list(sources))
+    else:
+        (workdir / "harness.v").write_text(emit_verilog(harness, "harness"))
+        read = {}
+    result = _run_sby(name, workdir, depth, "prove", start, timeout, **read)
     if result.status == "UNKNOWN" and cex_depth > depth:
         left = None if timeout is None else max(1.0, timeout - (time.monotonic() - start))
-        bounded = _run_sby(f"{name}_bmc", workdir, cex_depth, "bmc", start, left)
+        bounded = _run_sby(f"{name}_bmc", workdir, cex_depth, "bmc", start, left, **read)
         if bounded.status == "FAIL":
             return bounded
         result.seconds = bounded.seconds
@@ -94,10 +106,10 @@ def prove(name: str, harness, workdir: Path, *, depth: int = 1, cex_depth: int =
 
 
 def _run_sby(name: str, workdir: Path, depth: int, mode: str, start: float,
-             timeout: float | None) -> ProofResult:
+             timeout: float | None, read: str | None = None, files=None) -> ProofResult:
     tools = find_formal_tools()
     sby_file = workdir / f"{name}.sby"
-    sby_file.write_text(_sby_text(depth, "harness", mode))
+    sby_file.write_text(_sby_text(depth, "harness", mode, read=read, files=files))
     run_dir = workdir / name
     # A session of its own, so a timeout ends sby's solvers too.
     proc = subprocess.Popen(tools.sby_command(sby_file, run_dir), cwd=workdir,
@@ -116,7 +128,7 @@ def _run_sby(name: str, workdir: Path, depth: int, mode: str, start: float,
     result = ProofResult(name, status, seconds, run_dir)
     if status == "FAIL":
         result.trace = _first(run_dir, "engine_*/trace.vcd")
-        result.detail = _failed_assertion(log, workdir / "harness.v")
+        result.detail = _failed_assertion(log, workdir)
     elif status == "UNKNOWN":
         result.trace = _first(run_dir, "engine_*/trace_induct.vcd")
         result.detail = f"induction did not close at depth {depth}"
@@ -129,12 +141,12 @@ def _run_sby(name: str, workdir: Path, depth: int, mode: str, start: float,
     return result
 
 
-def _failed_assertion(log: str, verilog: Path) -> str:
+def _failed_assertion(log: str, workdir: Path) -> str:
     """The name of the first failing assertion (the harness names each check's signal)."""
-    found = re.search(r"Assert failed in \S+: harness\.v:(\d+)", log)
+    found = re.search(r"Assert failed in \S+: (harness\.s?v):(\d+)", log)
     if not found:
         return "an assertion fails"
-    line = verilog.read_text().splitlines()[int(found.group(1)) - 1]
+    line = (workdir / found.group(1)).read_text().splitlines()[int(found.group(2)) - 1]
     named = re.search(r"assert\s*\(\s*\\?(\S+?)\s*\)", line)
     return f"{named.group(1)} fails" if named else line.strip()
 

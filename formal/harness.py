@@ -18,8 +18,8 @@ at its reset value (Amaranth's ``init``), i.e. the proofs start from a reset des
 from __future__ import annotations
 
 
-from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Fragment, \
-    Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, ClockDomain, ClockSignal, Const, Fragment, Mux, \
+    Module, ResetSignal, Signal, Value, signed
 from amaranth.hdl._ast import SignalSet   # the registers' set type: no public API
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
@@ -484,4 +484,440 @@ class ControlHarness(wiring.Component):
             m.d.sync += stage.eq(seen_delay[-1])
             seen_delay.append(stage)
         check(m, "lemma_segment_open", find_signal(frag, "segment_open") == seen_delay[-1])
+        return m
+
+
+# --- fused-exact: the accumulator's stated length ---------------------------------------------
+
+def _cut_unit(fragment: Fragment, name: str, kind: type):
+    """Remove the combinational child ``name`` (of type ``kind``) of a fragment; returns the
+    unit, whose ``Out`` ports the caller drives."""
+    for i, (sub, sub_name, _) in enumerate(fragment.subfragments):
+        unit = sub.origins[0] if sub.origins else None
+        if sub_name == name:
+            if not isinstance(unit, kind) or unit.latency != 0:
+                raise ValueError(f"{name}: expected a combinational {kind.__name__}")
+            del fragment.subfragments[i]
+            return unit
+    raise ValueError(f"the unit has no child {name!r}; the harness cuts there")
+
+
+def _signed_abs_le(value, bound: int):
+    """``|value| <= bound`` for a signed value (as integers, no wrap)."""
+    return (value <= bound) & (value >= -bound)
+
+
+def _signed_abs_le_var(value, bound):
+    """``|value| <= bound`` for a signed value and a non-negative expression."""
+    return (value <= bound) & (value >= -bound)
+
+
+class ExactTermBound(wiring.Component):
+    """Every beat's term is at most ``golden.exact_beat_bound(unit, B)`` in magnitude.
+
+    The fused-exact front end as :class:`~if4mac.hdl.fused.FusedExactMac` wires it, without
+    its pipeline registers: a beat's elements and scale bytes (any values at all) into
+    ``BlockDot`` and ``ScaleWeight``, their ``s``, ``weight`` and ``shift`` into
+    ``ExactTerm``. The top registers those three together from one registered beat (reset:
+    the all-zero beat, also an input), so every term the accumulator can receive is one of
+    this harness's. Combinational: a one-step induction proves it for every input.
+    """
+
+    def __init__(self, unit: str, block_size: int):
+        self._unit, self._block_size = unit, block_size
+        super().__init__({"a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "a_sf": In(SCALE_WIDTH), "w_sf": In(SCALE_WIDTH)})
+
+    def elaborate(self, platform):
+        from if4mac.golden.fused import exact_beat_bound
+        from if4mac.hdl.block_dot import BlockDot
+        from if4mac.hdl.fused import ExactTerm, ScaleWeight
+
+        m = Module()
+        m.submodules.dot = dot = BlockDot(self._unit, self._block_size)
+        m.submodules.scale_weight = sw = ScaleWeight(self._unit)
+        m.submodules.term = term = ExactTerm(self._unit, self._block_size, len(sw.weight))
+        m.d.comb += [dot.a.eq(self.a_in), dot.w.eq(self.w_in),
+                     sw.a_sf.eq(self.a_sf), sw.w_sf.eq(self.w_sf),
+                     term.s.eq(dot.s), term.weight.eq(sw.weight), term.shift.eq(sw.shift)]
+        if self._unit == "if4":
+            m.d.comb += [dot.a_int.eq(self.a_sf[INT_FLAG_BIT]),
+                         dot.w_int.eq(self.w_sf[INT_FLAG_BIT])]
+        check(m, "term_bound",
+              _signed_abs_le(term.term, exact_beat_bound(self._unit, self._block_size)))
+        return m
+
+
+class OverflowHarness(wiring.Component):
+    """fused-exact's ``overflow``: raised exactly when a segment exceeds its stated length.
+
+    The stated length is ``M = golden.exact_max_segment(unit, B, acc_width)`` (computed by
+    golden from the bound, not read from the RTL). The model, from the ports only: the
+    beats of the current segment, ``n`` (0 after reset; an enabled beat with ``first=1``, or
+    the first enabled beat since reset, starts a segment at 1; every other adds one). A
+    beat that makes ``n`` exceed ``M`` is *too many*.
+
+    Asserted:
+
+    * ``overflow_exact``: ``overflow`` is low until ``ACC_STAGE`` edges after the first
+      beat too many since reset (the edge that beat reaches the accumulator), and high
+      from then until reset.
+    * ``exact_sum``: while the segment at the accumulator has at most ``M`` beats, its
+      ``acc_width``-bit register holds the exact (unwrapped) sum of the segment's terms,
+      i.e. the stated length is one the accumulator really holds. The reference sum is a
+      register one bit wider than the accumulator, fed the same terms.
+    * ``nan_marked``: the segment's NaN flag (``segment_overflow``, which makes its result
+      the quiet NaN) is set exactly when it has more than ``M`` beats.
+
+    Abstraction: the beat's term (``ExactTerm``, combinational) is a free value of at most
+    ``exact_beat_bound`` in magnitude at every step, the bound :class:`ExactTermBound`
+    proves of the real front end; so every behaviour of the real top is one of this
+    harness's. Induction lemmas: the accumulator's beat counter is the model's ``n``
+    (capped at ``M``) ``ACC_STAGE`` steps late, the registered term is within the bound,
+    and the reference sum is at most ``count * bound`` in magnitude.
+    """
+
+    def __init__(self, top, *, stated_length: int | None = None):
+        from if4mac.golden.fused import exact_beat_bound, exact_max_segment
+        from if4mac.hdl.fused import ExactTerm
+
+        self._top = top
+        self._frag = elaborate(top)
+        self._term = _cut_unit(self._frag, "term", ExactTerm)
+        self._bound = exact_beat_bound(top.unit, top.block_size)
+        # A deliberately wrong stated length is for the tests that show the proof can fail.
+        self.stated_length = (exact_max_segment(top.unit, top.block_size, top.acc_width)
+                              if stated_length is None else stated_length)
+        super().__init__({**MacInputs(top.block_size),
+                          "term_free": In(signed(self._term.term_width))})
+
+    @property
+    def unit(self):
+        return self._top.unit
+
+    @property
+    def induction_depth(self) -> int:
+        from if4mac.hdl.fused import ACC_STAGE
+        return ACC_STAGE + 2
+
+    @property
+    def cex_depth(self) -> int:
+        """Steps from reset to a segment one beat too long reaching the accumulator, and one."""
+        from if4mac.hdl.fused import ACC_STAGE
+        return self.stated_length + ACC_STAGE + 4
+
+    def elaborate(self, platform):
+        from if4mac.hdl.fused import ACC_STAGE
+
+        m = Module()
+        _harness_domain(m, self)
+        top, frag, M, bound = self._top, self._frag, self.stated_length, self._bound
+        m.submodules.dut = frag
+        m.d.comb += [self._term.term.eq(self.term_free),
+                     Assume(_signed_abs_le(self.term_free, bound))]
+        _drive_mac(m, self, top)
+
+        # The model: n, the beats of the segment (saturating at M + 1; 0 until the first
+        # enabled beat since reset).
+        n = Signal(range(M + 2))
+        too_many = Signal()
+        m.d.comb += too_many.eq(self.en & ~self.first & (n >= M))
+        with m.If(self.en):
+            with m.If(self.first | (n == 0)):
+                m.d.sync += n.eq(1)
+            with m.Elif(n <= M):
+                m.d.sync += n.eq(n + 1)
+
+        # `overflow` rises at edge E + ACC_STAGE of the first beat too many: high from
+        # ACC_STAGE + 1 steps on, until reset.
+        delayed = [too_many]
+        for k in range(1, ACC_STAGE + 1):
+            stage = Signal(name=f"too_many_{k}")
+            m.d.sync += stage.eq(delayed[-1])
+            delayed.append(stage)
+        expect = Signal()
+        with m.If(delayed[-1]):
+            m.d.sync += expect.eq(1)
+        check(m, "overflow_exact", top.overflow == expect)
+
+        # n as the accumulator sees it: its registers change at edge E + ACC_STAGE.
+        n_acc = n
+        for k in range(1, ACC_STAGE + 1):
+            stage = Signal.like(n, name=f"n_{k}")
+            m.d.sync += stage.eq(n_acc)
+            n_acc = stage
+        count = find_signal(frag, "accumulator", "count")
+        segment_overflow = find_signal(frag, "accumulator", "segment_overflow")
+        acc_reg = find_signal(frag, "accumulator", "acc")
+        check(m, "nan_marked", segment_overflow == (n_acc > M))
+        check(m, "lemma_count", count == Mux(n_acc > M, M, n_acc))
+
+        # The reference sum of the segment's terms, one bit wider than the accumulator, fed
+        # what the accumulator is fed; it stops with the segment's first beat too many.
+        load = self._term_input(frag, "load")
+        first = self._term_input(frag, "first")
+        term_in = self._term_input(frag, "term")
+        ref = Signal(signed(len(acc_reg) + 1))
+        with m.If(load):
+            with m.If(first):
+                m.d.sync += ref.eq(term_in)
+            with m.Elif(count < M):
+                m.d.sync += ref.eq(ref + term_in)
+        check(m, "exact_sum", segment_overflow | (acc_reg == ref))
+        check(m, "lemma_term_bound", _signed_abs_le(term_in, bound))
+        check(m, "lemma_ref_bound", (ref <= count * bound) & (ref >= -(count * bound)))
+        return m
+
+    def _term_input(self, frag, port):
+        acc_unit = _subunit(frag, "accumulator")
+        return getattr(acc_unit, port)
+
+
+class ConverterEquivalence(wiring.Component):
+    """fused-exact's IF4 conversion of ``49 * A`` equals NVFP4's conversion of ``A``, one
+    edge later: ``rne32(49 A 2^-20 / 49) == rne32(A 2^-20)`` through the real pipelines
+    (IF4's 32-bit window, restoring /49 and sticky remainder; NVFP4's 26-bit window).
+
+    ``A`` is any ``width``-bit two's complement value but the most negative (the
+    converters' domain); the IF4 converter is 6 bits wider (49 < 2^6), as golden's default
+    widths are."""
+
+    def __init__(self, width: int, *, lag: int = 1):
+        # ``lag``: edges IF4's result is claimed to trail NVFP4's; another value is a
+        # deliberately wrong property, for the test that shows the proof can fail.
+        self._width, self._lag = width, lag
+        super().__init__({"clk": In(1), "rst_n": In(1), "value": In(signed(width)),
+                          "nan": In(1), "start": In(1)})
+
+    def elaborate(self, platform):
+        from if4mac.hdl.fused import ExactToBinary32
+
+        m = Module()
+        _harness_domain(m, self)
+        m.submodules.if4 = if4 = ExactToBinary32(self._width + 6, 49)
+        m.submodules.nv = nv = ExactToBinary32(self._width, 1)
+        # |A| <= 2^(width-1) - 1: the accumulator's beat counter keeps it there (overflow).
+        m.d.comb += Assume(self.value != -(1 << (self._width - 1)))
+        for conv, value in ((if4, self.value * 49), (nv, self.value)):
+            m.d.comb += [conv.value.eq(value), conv.nan.eq(self.nan), conv.start.eq(self.start)]
+        late_valid, late_result = nv.valid, nv.result
+        for k in range(self._lag):
+            valid, result = Signal(name=f"nv_valid_{k + 1}"), Signal(32, name=f"nv_result_{k + 1}")
+            m.d.sync += [valid.eq(late_valid), result.eq(late_result)]
+            late_valid, late_result = valid, result
+        check(m, "valid_equal", if4.valid == late_valid)
+        check(m, "result_equal", ~if4.valid | (if4.result == late_result))
+        return m
+
+
+# --- The compat wrapper (SystemVerilog, read with read_slang) ---------------------------------
+
+class CompatWiring:
+    """The compat wrapper (``hdl.compat.compat_wrapper``) keeps the core's timing: it is
+    wiring only.
+
+    Not an Amaranth design: the wrapper is SystemVerilog with unpacked array ports, which
+    Yosys's own ``read_verilog -sv`` rejects; Yosys's bundled slang front end
+    (``read_slang``, single-threaded under WebAssembly: ``-j 1``) reads it. The miter
+    ``harness`` takes the lanes as packed vectors (lane i at ``[4i+3:4i]``, the spec's
+    order), hands them to the wrapper as its unpacked arrays, and asserts at every step,
+    through hierarchical references into the wrapper's core instance ``u_core``, that every
+    input pin of the core carries the matching wrapper input (the lanes packed in order)
+    and every wrapper output (and, for the shared core, the internal ``overrun``) is the
+    core's output pin. The assertions involve no register, so they hold at every step of
+    every trace: the wrapper's ports behave exactly as the core's, edge for edge, and the
+    control properties proven on the core hold at the wrapper's ports.
+
+    ``wrapper`` replaces the wrapper's text (the tests' mutants).
+    """
+
+    def __init__(self, core, *, wrapper: str | None = None):
+        from if4mac.hdl.compat import compat_module_name, compat_wrapper
+        from if4mac.hdl.mac import mac_verilog
+
+        self.core = core
+        self.unit = core.unit
+        self.block_size = core.block_size
+        self.sources = {
+            "core.v": mac_verilog(core),
+            "compat.sv": compat_wrapper(core) if wrapper is None else wrapper,
+            "harness.sv": self._miter(core, compat_module_name(core.unit)),
+        }
+        self.read_script = (f"read_slang -j 1 --top harness {' '.join(self.sources)}")
+
+    @staticmethod
+    def _miter(core, name: str) -> str:
+        B, ew = core.block_size, ELEMENT_WIDTH
+        widths = core.port_widths
+        lanes = "\n".join(
+            f"  assign a_arr[{i}] = a_in[{ew * i + ew - 1}:{ew * i}];\n"
+            f"  assign w_arr[{i}] = w_in[{ew * i + ew - 1}:{ew * i}];" for i in range(B))
+        checks = [("clk", "clk"), ("rst_n", "rst_n"), ("en", "en"), ("first", "first"),
+                  ("a_in", "a_in"), ("w_in", "w_in"), ("a_sf", "a_sf"), ("w_sf", "w_sf")]
+        lines = [f"    assert (wrapped.u_core.{pin} == {ours});" for pin, ours in checks]
+        lines += ["    assert (acc == wrapped.u_core.acc);",
+                  "    assert (done == wrapped.u_core.done);"]
+        if core.reduction == "shared":
+            lines.append("    assert (wrapped.overrun == wrapped.u_core.overrun);")
+        body = "\n".join(lines)
+        return f"""\
+// The compat wrapper's miter: packed lanes in, the wrapper's unpacked arrays, its core's pins.
+module harness (
+    input logic clk, input logic rst_n, input logic en, input logic first,
+    input logic [{ew * B - 1}:0] a_in, input logic [{widths['a_sf'] - 1}:0] a_sf,
+    input logic [{ew * B - 1}:0] w_in, input logic [{widths['w_sf'] - 1}:0] w_sf
+);
+  logic [{ew - 1}:0] a_arr [{B - 1}:0];
+  logic [{ew - 1}:0] w_arr [{B - 1}:0];
+{lanes}
+  logic [{widths['acc'] - 1}:0] acc;
+  logic done;
+  {name} #(.BLOCK_SIZE({B})) wrapped (
+    .clk(clk), .rst_n(rst_n), .en(en), .first(first), .a_in(a_arr), .a_sf(a_sf),
+    .w_in(w_arr), .w_sf(w_sf), .acc(acc), .done(done));
+  always_comb begin
+{body}
+  end
+endmodule
+"""
+
+
+class ExactUnitEquivalence(wiring.Component):
+    """fused-exact: IF4 with every INT flag forced to 0 is NVFP4 up to the conversion.
+
+    Both tops get the same beats, scale bytes with bit 7 (IF4's INT flag) cleared. IF4's
+    accumulator counts in 2^-20 / 49 and NVFP4's in 2^-20, and IF4's converter divides by 49
+    in one more stage (latency 5 against 4), so cycle-by-cycle equality of ``acc`` is not the
+    claim. Asserted at every step from reset: both raise ``overflow`` together, and both
+    converters get the same ``start`` and ``nan`` and IF4's ``value`` is exactly 49 times
+    NVFP4's. IF4's accumulator is 6 bits wider (``width + 6``; golden's default widths differ
+    so too), which gives both the same stated length (checked). What remains for equal
+    results one edge apart is the converters' claim ``rne32(49 A 2^-20 / 49) ==
+    rne32(A 2^-20)``: :class:`ConverterEquivalence`.
+
+    The converters are cut (their outputs are not compared; their inputs are). The terms
+    are cut too: NVFP4's is a free value within ``exact_beat_bound`` (``ExactTermBound``
+    for nvfp4 proves it of the real unit) and IF4's is 49 times it (:class:`ExactTermScaled`
+    proves that of the real units, given the operand lemmas asserted here). Lemmas: every
+    register of the input, S and term stages and the accumulator equals its NVFP4
+    namesake, except the scaled ones (``weight1``, ``term2``, the accumulator's sum, the
+    last only while the segment has not overflowed), which are 49 times it; NVFP4's beat
+    counter is at most M, its term within the bound and its sum within count x bound;
+    IF4's scale registers have their INT flag clear. Run at depth 3. The induction step
+    gives no verdict in 900 s (docs/formal.md, "Not proven here").
+    """
+
+    #: IF4's registers that hold 49 times NVFP4's namesake (the FP.FP kind weight, 49).
+    SCALED = (("weight1",), ("term2",), ("accumulator", "acc"))
+
+    def __init__(self, block_size: int, nv_width: int):
+        from if4mac.golden.fused import KIND_WEIGHT, exact_beat_bound
+        from if4mac.hdl.fused import fused_mac
+
+        self._nv_bound = exact_beat_bound("nvfp4", block_size)
+        self._weight = KIND_WEIGHT[0]
+        self._if4 = fused_mac("fused-exact", "if4", block_size, acc_width=nv_width + 6)
+        self._nv = fused_mac("fused-exact", "nvfp4", block_size, acc_width=nv_width)
+        if self._if4.max_segment != self._nv.max_segment:
+            raise ValueError(f"accumulators of {nv_width + 6} and {nv_width} bits hold "
+                             f"{self._if4.max_segment} and {self._nv.max_segment} beats")
+        self._if4_frag, self._nv_frag = elaborate(self._if4), elaborate(self._nv)
+        self._convs = [self._cut_converter(f) for f in (self._if4_frag, self._nv_frag)]
+        from if4mac.hdl.fused import ExactTerm
+        self._terms = [_cut_unit(f, "term", ExactTerm) for f in (self._if4_frag, self._nv_frag)]
+        super().__init__({**MacInputs(block_size),
+                          "term_free": In(signed(self._terms[1].term_width))})
+
+    @staticmethod
+    def _cut_converter(frag):
+        for i, (sub, name, _) in enumerate(frag.subfragments):
+            if name == "convert":
+                del frag.subfragments[i]
+                return sub.origins[0]
+        raise ValueError("the fused-exact top has no child 'convert'; the harness cuts there")
+
+    @property
+    def latency(self) -> int:
+        return self._if4.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        _harness_domain(m, self)
+        if4, nv = self._if4, self._nv
+        m.submodules.if4 = self._if4_frag
+        m.submodules.nvfp4 = self._nv_frag
+        flag_clear = ~Const(1 << INT_FLAG_BIT, SCALE_WIDTH)
+        for top in (if4, nv):
+            _drive_mac(m, self, top, a_sf=self.a_sf & flag_clear, w_sf=self.w_sf & flag_clear)
+        # The terms: NVFP4's a free value within its bound (exact-term-bound, nvfp4), IF4's
+        # 49 times it (exact-term-scaled, given the operand lemmas below).
+        term_if4, term_nv = self._terms
+        m.d.comb += [term_nv.term.eq(self.term_free),
+                     term_if4.term.eq(self.term_free * self._weight),
+                     Assume(_signed_abs_le(self.term_free, self._nv_bound))]
+        check(m, "lemma_term_s", term_if4.s == term_nv.s)
+        check(m, "lemma_term_weight", term_if4.weight == term_nv.weight * self._weight)
+        check(m, "lemma_term_shift", term_if4.shift == term_nv.shift)
+        check(m, "overflow_equal", if4.overflow == nv.overflow)
+        conv_if4, conv_nv = self._convs
+        check(m, "start_equal", conv_if4.start == conv_nv.start)
+        check(m, "nan_equal", conv_if4.nan == conv_nv.nan)
+        # An overflowed segment's sum is the quiet NaN in both: its (wrapped) value is moot.
+        check(m, "value_scaled", conv_nv.nan | (conv_if4.value == conv_nv.value * self._weight))
+
+        if4_regs, nv_regs = registers(self._if4_frag), registers(self._nv_frag)
+        nv_overflowed = nv_regs[("accumulator", "segment_overflow")]
+        for path in sorted(set(if4_regs) & set(nv_regs)):
+            a, b = if4_regs[path], nv_regs[path]
+            if path == ("accumulator", "acc"):
+                check(m, "lemma_accumulator_acc", nv_overflowed | (a == b * self._weight))
+            else:
+                check(m, "lemma_" + "_".join(path),
+                      a == (b * self._weight if path in self.SCALED else b))
+        # NVFP4's sum within its segment's bound (so neither accumulator wraps before M).
+        bound = self._nv_bound
+        count = nv_regs[("accumulator", "count")]
+        check(m, "lemma_count_range", count <= self._nv.max_segment)
+        check(m, "lemma_term2_bound", _signed_abs_le(nv_regs[("term2",)], bound))
+        check(m, "lemma_sum_bound", nv_overflowed | _signed_abs_le_var(
+            nv_regs[("accumulator", "acc")], count * bound))
+        for name in ("a_sf0", "w_sf0"):
+            check(m, f"lemma_{name}_flag_clear",
+                  ~find_signal(self._if4_frag, name)[INT_FLAG_BIT])
+        return m
+
+
+
+class ExactTermScaled(wiring.Component):
+    """IF4's ExactTerm given NVFP4's S and shift and 49 times NVFP4's weight returns 49
+    times NVFP4's term, for every beat (NVFP4's BlockDot and ScaleWeight on any elements and
+    scale bytes): what :class:`ExactUnitEquivalence` assumes of the terms it treats as free
+    values, given the operand relation it proves as lemmas. Combinational."""
+
+    def __init__(self, block_size: int):
+        self._block_size = block_size
+        super().__init__({"a_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "w_in": In(data.ArrayLayout(ELEMENT_WIDTH, block_size)),
+                          "a_sf": In(SCALE_WIDTH), "w_sf": In(SCALE_WIDTH)})
+
+    def elaborate(self, platform):
+        from if4mac.golden.fused import KIND_WEIGHT
+        from if4mac.hdl.block_dot import BlockDot
+        from if4mac.hdl.fused import ExactTerm, ScaleWeight
+
+        m = Module()
+        B = self._block_size
+        m.submodules.dot = dot = BlockDot("nvfp4", B)
+        m.submodules.scale_weight = sw = ScaleWeight("nvfp4")
+        m.d.comb += [dot.a.eq(self.a_in), dot.w.eq(self.w_in),
+                     sw.a_sf.eq(self.a_sf), sw.w_sf.eq(self.w_sf)]
+        m.submodules.nv = nv = ExactTerm("nvfp4", B, len(sw.weight))
+        # IF4's weight register holds 49 times NVFP4's (equiv-accumulator's lemma).
+        weight = Signal(range(((1 << len(sw.weight)) - 1) * KIND_WEIGHT[0] + 1))
+        m.d.comb += weight.eq(sw.weight * KIND_WEIGHT[0])
+        m.submodules.if4 = if4 = ExactTerm("if4", B, len(weight))
+        m.d.comb += [nv.s.eq(dot.s), nv.weight.eq(sw.weight), nv.shift.eq(sw.shift),
+                     if4.s.eq(dot.s), if4.weight.eq(weight), if4.shift.eq(sw.shift)]
+        check(m, "term_scaled", if4.term == nv.term * KIND_WEIGHT[0])
         return m

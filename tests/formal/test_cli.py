@@ -42,3 +42,14 @@ def test_bad_arguments_are_one_line_errors():
         out = CliRunner().invoke(cli, ["formal", *args])
         assert out.exit_code == 2
         assert message in out.output and "Traceback" not in out.output
+
+
+def test_list_names_the_properties_and_what_is_not_proven():
+    out = CliRunner().invoke(cli, ["formal", "--list", "--arch", "fused-exact"])
+    assert out.exit_code == 0, out.output
+    names = [line.split(":")[0] for line in out.output.splitlines()]
+    assert {"overflow", "exact-term-bound", "equiv-accumulator", "converter-equiv"} <= set(names)
+    assert "not proven" in names
+    ref = CliRunner().invoke(cli, ["formal", "--list"])
+    assert {"compat-pipelined", "compat-shared"} <= {line.split(":")[0]
+                                                     for line in ref.output.splitlines()}

@@ -11,17 +11,19 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
+import if4mac.hdl.fused as fused_module
 import if4mac.hdl.mac as mac_module
 from if4mac.formal import harness as H
 from if4mac.formal.flow import prove, trace_inputs, trace_to_stream
-from if4mac.formal.properties import properties
+from if4mac.formal.properties import overflow_acc_width, properties
 from if4mac.golden import load_stimulus, run, save_stimulus
+from if4mac.golden.fused import run_arch
 from if4mac.golden.formats import unit_spec
 from if4mac.hdl.lane_mul import LaneMul
 from if4mac.hdl.mac import mac_unit
 
 FAST = ["equiv-pipelined", "equiv-shared", "control-pipelined", "control-shared",
-        "fpmul-modes", "fpmul-product"]
+        "compat-pipelined", "compat-shared", "fpmul-modes", "fpmul-product"]
 MAC_INPUTS = {"rst_n", "en", "first", "a_in", "w_in", "a_sf", "w_sf"}
 
 
@@ -41,7 +43,10 @@ def test_fp_adder_modes(tmp_path):
 
 
 @pytest.mark.parametrize("arch, name", [("fused-fp32", "equiv-pipelined"),
-                                        ("fused-exact", "control-pipelined")])
+                                        ("fused-exact", "control-pipelined"),
+                                        ("fused-exact", "overflow"),
+                                        ("fused-exact", "exact-term-bound"),
+                                        ("fused-exact", "converter-equiv")])
 def test_fused_architecture(arch, name, tmp_path):
     job = properties(arch)[name].build(2)
     result = prove(name, job.harness, tmp_path, depth=job.depth, cex_depth=job.cex_depth)
@@ -179,3 +184,87 @@ def test_fp_multiplier_property_without_its_exact_product_domain_fails(tmp_path)
     exact = abs(float(a) * float(b))              # exact: 11 x 24 significant bits
     assert 0 < exact < 2.0 ** -126
     assert abs(np.float32(a) * b) == np.float32(2.0 ** -126)
+
+
+# --- fused-exact's overflow -----------------------------------------------------------------
+
+class _LongerCountAccumulator(fused_module.WideAccumulator):
+    """An RTL mutant: the beat counter lets one beat more than the stated length through."""
+
+    def __init__(self, width, term_width, max_segment):
+        super().__init__(width, term_width, max_segment + 1)
+
+
+def test_rtl_mutant_late_overflow_fails_and_golden_confirms(tmp_path, monkeypatch):
+    """The counterexample's beats hold a segment longer than the stated length: golden
+    (run_arch, the same acc_width) lists its first beat too many, which the mutant let by."""
+    monkeypatch.setattr(fused_module, "WideAccumulator", _LongerCountAccumulator)
+    job = properties("fused-exact")["overflow"].build(2)
+    result = prove("mutant", job.harness, tmp_path, depth=job.depth, cex_depth=job.cex_depth)
+    assert result.status == "FAIL"
+    assert "overflow_exact" in result.detail or "count" in result.detail, result.detail
+    stream = trace_to_stream(trace_inputs(result.trace, MAC_INPUTS), "if4", 2)
+    golden = run_arch(stream, arch="fused-exact", acc_width=overflow_acc_width("if4", 2))
+    assert golden.overflow, "the counterexample must overflow the stated length"
+
+
+class _NarrowAccumulator(fused_module.WideAccumulator):
+    """An RTL mutant: the accumulator register is one bit narrower than its stated width
+    (the counter still allows the stated length), so a long enough segment wraps."""
+
+    def __init__(self, width, term_width, max_segment):
+        super().__init__(width - 1, term_width, max_segment)
+
+
+def test_rtl_mutant_narrow_accumulator_wraps(tmp_path, monkeypatch):
+    monkeypatch.setattr(fused_module, "WideAccumulator", _NarrowAccumulator)
+    job = properties("fused-exact")["overflow"].build(2)
+    result = prove("mutant", job.harness, tmp_path, depth=job.depth, cex_depth=job.cex_depth)
+    assert result.status == "FAIL"
+    assert "exact_sum" in result.detail, result.detail
+
+
+def test_overflow_property_with_a_longer_stated_length_fails(tmp_path):
+    """Claiming one beat more than golden's exact_max_segment: the RTL raises overflow at a
+    beat the claim calls fine, so a trace from reset refutes it."""
+    from if4mac.golden.fused import exact_max_segment
+    from if4mac.hdl.fused import fused_mac
+
+    width = overflow_acc_width("if4", 2)
+    top = fused_mac("fused-exact", "if4", 2, acc_width=width)
+    wrong = H.OverflowHarness(top, stated_length=exact_max_segment("if4", 2, width) + 1)
+    result = prove("mutant", wrong, tmp_path, depth=wrong.induction_depth,
+                   cex_depth=wrong.cex_depth)
+    assert result.status == "FAIL"
+
+
+# --- The compat wrapper ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mutate, failing", [
+    # Lanes handed to the core in reverse order.
+    (lambda text: text.replace("= a_in[i];", "= a_in[CORE_BLOCK_SIZE-1-i];"),
+     "wrapped.u_core.a_in == a_in"),
+    # `done` one edge late: a register between the core and the port.
+    (lambda text: text.replace(".done    (done)", ".done    (done_core)").replace(
+        "    localparam int CORE_BLOCK_SIZE",
+        "    logic done_core;\n    always_ff @(posedge clk) done <= done_core;\n"
+        "    localparam int CORE_BLOCK_SIZE"),
+     "done == wrapped.u_core.done"),
+])
+def test_compat_wrapper_mutants_fail(mutate, failing, tmp_path):
+    from if4mac.hdl.compat import compat_wrapper
+
+    core = mac_unit("if4", 2, "pipelined")
+    text = compat_wrapper(core)
+    mutant = mutate(text)
+    assert mutant != text
+    result = prove("mutant", H.CompatWiring(core, wrapper=mutant), tmp_path)
+    assert result.status == "FAIL"
+    assert failing in result.detail, result.detail
+
+
+def test_converter_property_without_the_extra_stage_fails(tmp_path):
+    """Claiming IF4's converter as fast as NVFP4's: a trace from reset refutes it."""
+    result = prove("mutant", H.ConverterEquivalence(12, lag=0), tmp_path, depth=4)
+    assert result.status == "FAIL"
+    assert "valid_equal" in result.detail, result.detail
