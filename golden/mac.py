@@ -331,13 +331,20 @@ def _shared_tree_accepts(close_rows: np.ndarray, reset_rows: np.ndarray,
     return accept
 
 
-def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined") -> Results:
+def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined",
+        arch: str = "reference", **options) -> Results:
     """Results of every completed segment (the trailing open segment produces none).
 
     With ``strict=True``, :func:`validate` runs first and rejects codes outside the formats.
     ``reduction`` is ``"pipelined"`` (every result) or ``"shared"`` (results of segments that
     close while the shared tree is busy are lost and listed in ``Results.overrun_beat``).
+    ``arch`` picks the architecture: ``"reference"`` (this module) or a fused one, computed by
+    :func:`.fused.run_arch` with the ``options`` (``acc_width``, ``converter``).
     """
+    if arch != "reference" or options:
+        from .fused import run_arch     # .fused builds on this module
+
+        return run_arch(stream, arch=arch, strict=strict, reduction=reduction, **options)
     check_reduction(reduction)
     if strict:
         validate(stream)
