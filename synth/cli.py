@@ -93,8 +93,8 @@ def _range(lo, hi, unit=""):
 @click.option("--chipware-standins", type=click.Choice(("ieee", "reduced")), default=None,
               help="Add this project's CW_fp_add / CW_fp_mult stand-ins to the --rtl files.")
 def synth(unit, design, block_size, reduction, arch_options, width, target, library, liberty,
-          clock_ps, abc_delay_target, flat, freq_mhz, workdir, output, timeout, rtl_files, top, params,
-          defines, clock, reset, chipware_standins):
+          clock_ps, abc_delay_target, flat, freq_mhz, workdir, output, timeout, rtl_files, top,
+          params, defines, clock, reset, chipware_standins):
     """Synthesise one configuration; write JSON and a summary, print the summary.
 
     With --rtl FILE... --top NAME: any Verilog or SystemVerilog design, elaborated by

@@ -419,8 +419,8 @@ def test_reset_before_an_overflow_reaches_the_accumulator(unit):
     limit = top.max_segment
     rows, too_many = [], []
     for k in range(1, ACC_STAGE + 3):
-        rows.append((1, 1))                         # reset, open
-        rows += [(0, 0)] * limit                    # the rest of the segment's capacity
+        rows.append((1, 1))                         # reset, open: the segment's first beat
+        rows += [(0, 0)] * (limit - 1)              # the rest of the segment's capacity
         too_many.append((len(rows), k))
         rows.append((0, 0))                         # the beat too many
         rows += [(0, 2)] * (k - 1)                  # bubbles until the next reset
