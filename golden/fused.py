@@ -24,9 +24,10 @@ with ``k`` = 2 (FP.FP), 1 (FP.INT, either order) or 0 (INT.INT); NVFP4 is always
 Stream semantics (first/en/bubbles/reset, a result when the next first=1 arrives) are the
 reference's, from :mod:`.mac`, with each architecture's own latency (:func:`fused_latency`):
 a reset at most that many rows after a close discards its result in flight
-(``Results.discarded_beat``), as the RTL's ``rst_n`` clears every register. fused-exact's ``converter="serial"`` option (IF4) models the
-hardware's shared /49: a segment closing within :data:`SERIAL_CONVERTER_BUSY` cycles of the
-last accepted one loses its result (``Results.overrun_beat``), as the reference's shared tree.
+(``Results.discarded_beat``), as the RTL's ``rst_n`` clears every register. fused-exact's
+``converter="serial"`` option (IF4) models the hardware's shared /49: a segment closing
+within :data:`SERIAL_CONVERTER_BUSY` cycles of the last accepted one loses its result
+(``Results.overrun_beat``), as the reference's shared tree.
 """
 
 from __future__ import annotations

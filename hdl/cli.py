@@ -42,10 +42,11 @@ def verilog(unit, block_size, reduction, arch_options, output, compat, chipware_
     The module is named UNIT_mac_bN_REDUCTION (e.g. if4_mac_b16_pipelined); its ports are
     clk, rst_n, en, first, a_in, a_sf, w_in, w_sf, acc, done (and overrun for the shared
     tree), with a_in/w_in packed. --arch fused-fp32 / fused-exact write the fused block
-    dot-product tops instead (module e.g. if4_mac_b16_fused_exact_w60; fused-exact adds the
-    sticky overflow, and overrun with --converter serial). --compat also writes FILE's stem + _compat.sv: the module
-    if4_mac / nvfp4_mac with the reference design's port list (unpacked lane arrays,
-    parameter BLOCK_SIZE), which instantiates the core; compile both files.
+    dot-product tops instead (module e.g. if4_mac_b16_fused_exact_w66; fused-exact adds the
+    sticky overflow, and overrun with --converter serial). --compat also writes FILE's stem
+    + _compat.sv: the module if4_mac / nvfp4_mac with the reference design's port list
+    (unpacked lane arrays, parameter BLOCK_SIZE), which instantiates the core; compile both
+    files.
     """
     from .compat import compat_path, compat_wrapper
     from .design import mac_design

@@ -34,7 +34,7 @@ from if4mac.hdl.design import Design
 from if4mac.hdl.interface import RESULT_WIDTH
 
 from .cache import build_root as _root
-from .cache import build_folder, drop_intermediates
+from .cache import build_folder, compile_in
 from .plan import DrivePlan, drive_plan, pack_lanes
 from .arch import FLAGS, SimArch, flag_changes
 from .runner import find_simulator
@@ -175,14 +175,7 @@ def build_fast(design: Design, simulator: str = "verilator", *,
                    "-CFLAGS", "-std=c++20", "tb.v", "dut.v"]
         else:
             cmd = ["iverilog", "-g2012", "-s", TESTBENCH_TOP, "-o", "tb.vvp", "tb.v", "dut.v"]
-        with open(directory / "build.log", "w") as log:
-            proc = subprocess.run(cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            tail = "\n".join((directory / "build.log").read_text(errors="replace")
-                             .splitlines()[-30:])
-            raise RuntimeError(f"{simulator} build of the {design.toplevel} testbench failed "
-                               f"(exit {proc.returncode}):\n{tail}")
-        drop_intermediates(directory / "obj")
+        compile_in(directory, cmd, f"{simulator} build of the {design.toplevel} testbench")
     return FastBuild(design, simulator, directory, run_cmd)
 
 

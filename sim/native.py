@@ -45,7 +45,7 @@ from .fast import FastOutcome, check_flags, score_results
 from .plan import DrivePlan, drive_plan
 from .runner import Design, find_simulator
 
-from .cache import build_folder, drop_intermediates
+from .cache import build_folder, compile_in
 from .cache import build_root as _root
 
 __all__ = ["NATIVE_MAIN", "NativeBuild", "NativeOutcome", "build_native", "write_native_plan",
@@ -123,14 +123,7 @@ def build_native(design: Design, *, threads: int = 1,
                "--top-module", design.toplevel, "-Mdir", "obj", "-o", "native_tb",
                "-CFLAGS", " ".join(defines), "-MAKEFLAGS", _MAKE_FLAGS,
                "dut.v", "native_main.cpp"]
-        with open(directory / "build.log", "w") as log:
-            proc = subprocess.run(cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            tail = "\n".join((directory / "build.log").read_text(errors="replace")
-                             .splitlines()[-30:])
-            raise RuntimeError(f"verilator build of the {design.toplevel} native harness "
-                               f"failed (exit {proc.returncode}):\n{tail}")
-        drop_intermediates(directory / "obj")
+        compile_in(directory, cmd, f"verilator build of the {design.toplevel} native harness")
     return NativeBuild(design, directory, executable, threads)
 
 
