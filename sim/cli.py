@@ -142,7 +142,7 @@ def sim(unit, stimulus_path, simulator, reduction, arch_options, testbench, jobs
 
     what = (f"{reduction} reduction" if config.arch == "reference" else config.arch)
     _status(f"sim: generating Verilog for {unit}, block size {stream.block_size}, {what}")
-    design = design_verilog(config, build_root=root)
+    design = design_verilog(config, stream.block_size, reduction, root)
     start = time.perf_counter()
     # Say so when the build is not cached (Verilator takes about a minute), not otherwise.
     notice = threading.Timer(2.0, _status, [f"sim: compiling {design.toplevel} for {simulator} "
