@@ -135,9 +135,9 @@ def sim(unit, stimulus_path, simulator, reduction, arch_options, testbench, jobs
     # The block size is the stimulus'; the configuration is validated once, here.
     config = mac_config(unit, stream.block_size, reduction, arch_options)
     if jobs > 1 and SimArch(config).keeps_rows:
-        raise UserError("--jobs needs a design that takes every result (--reduction "
-                        "pipelined, no --converter serial): refusals depend on the closes "
-                        "before a cut")
+        raise UserError("--jobs needs --reduction pipelined (and no --converter serial): "
+                        "the shared tree's or serial converter's refusals depend on the "
+                        "closes before a cut")
     find_simulator(simulator)
 
     what = (f"{reduction} reduction" if config.arch == "reference" else config.arch)

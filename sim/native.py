@@ -223,9 +223,9 @@ def _check(design: Design, stream: Stream, jobs: int) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
     if jobs > 1 and SimArch.of(design).keeps_rows:
-        raise ValueError("jobs > 1 needs a design that takes every result (the pipelined "
-                         "tree, fused-exact's pipelined converter): refusals depend on the "
-                         "closes before a cut")
+        raise ValueError("jobs > 1 needs the pipelined tree (and fused-exact's pipelined "
+                         "converter): the shared tree's or serial converter's refusals depend "
+                         "on the closes before a cut")
 
 
 def prepare_pieces(design: Design, stream: Stream, jobs: int, work: Path,
@@ -269,7 +269,7 @@ def score_pieces(design: Design, stream: Stream, plans: list[DrivePlan], starts:
     whole_end = (played, *flags_end[0]) if len(plans) == 1 else (played,)
     sb = score_results(stream, plan, arch.config, events, whole_end if ended else None,
                        close_cycle_of_row=close_cycle)
-    if ended and len(plans) > 1:
+    if ended and len(plans) > 1 and arch.flags:
         # Each piece starts with its own power-up reset: its flags end as golden's on it.
         stops = starts[1:] + [len(stream) - 1]
         for i, (lo, hi) in enumerate(zip(starts, stops)):

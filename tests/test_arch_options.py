@@ -161,7 +161,7 @@ def test_sim_serial_converter_overrun_exit_3(tmp_path, env):
     (["--arch", "fused-fp32", "--reduction", "shared"],
      "reduction 'shared' is the reference architecture's"),
     (["--arch", "fused-exact", "--converter", "serial", "--testbench", "native", "--jobs", "2"],
-     "--jobs needs a design that takes every result"),
+     "--jobs needs --reduction pipelined (and no --converter serial)"),
     (["--acc-width", "50"], "--acc-width is an option of fused-exact"),
 ])
 def test_sim_bad_configuration_is_one_line(tmp_path, env, args, message):
