@@ -404,7 +404,7 @@ def _exact_beat_terms(unit: str, a, w, a_sf, w_sf):
 
 def run_fused(stream: Stream, arch: str, *, strict: bool = False,
               reduction: str = "pipelined", acc_width: int | None = None,
-              converter: str | None = None) -> FusedResults:
+              converter: str | None = None, timing: bool = True) -> FusedResults:
     """Results of every completed segment under a fused architecture.
 
     ``acc_width`` (fused-exact only) is the accumulator width in bits; None takes the
@@ -412,7 +412,11 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
     ``"pipelined"`` (default: every result) or ``"serial"`` (the /49 takes
     :data:`SERIAL_CONVERTER_BUSY` cycles; a segment closing while it is busy loses its
     result, listed in ``overrun_beat``, as the reference's shared tree). ``reduction`` must
-    stay ``"pipelined"``: a fused unit has no reduction tree to share.
+    stay ``"pipelined"``: a fused unit has no reduction tree to share. ``timing=False``
+    gives the arithmetic of every closed segment, before the hardware's timing (a reset
+    discarding a result in flight, the serial converter's refusals) decides which come out,
+    as :func:`.mac.closed_segments` does for the reference (for cross-checks of the
+    arithmetic alone: the GPU reference).
     """
     check_arch(arch)
     if arch == "reference":
@@ -471,6 +475,8 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
             m[c_starts[implicit]] = m[c_starts[implicit]] + np.float32(0.0)
         bits = float32_bits(_accumulate(m, c_starts, c_starts + lengths)).copy()
     close = enabled[seg_stops]
+    if not timing:
+        return FusedResults(bits, enabled[seg_starts], close, overflow_beat=overflow_beat)
     kept, refused, discarded = in_flight_fate(stream, close, *fate_args)
     return FusedResults(bits[kept], enabled[seg_starts][kept], close[kept], close[refused],
                         close[discarded], overflow_beat=overflow_beat)
