@@ -50,6 +50,7 @@ def verilog(unit, block_size, reduction, arch_options, output, compat, chipware_
     """
     from .compat import compat_path, compat_wrapper
     from .design import mac_design
+    from .mac import mac_verilog
 
     output = check_output(output)
     if chipware_standins:
@@ -74,14 +75,20 @@ def verilog(unit, block_size, reduction, arch_options, output, compat, chipware_
     wrapper_path = compat_path(output)
     if compat:
         check_output(wrapper_path, option="--compat wrapper")
-    design = mac_design(config)
-    write_text(output, design.verilog)
+    if compat:
+        # The wrapper reads the top's ports: elaborate that one top (mac_design's Verilog).
+        top = config.build()
+        verilog, name, latency = mac_verilog(top), top.name, top.latency
+    else:
+        design = mac_design(config)
+        verilog, name, latency = design.verilog, design.name, design.latency
+    write_text(output, verilog)
     what = (f"{reduction} reduction" if config.arch == "reference" else
             f"{config.arch}" + "".join(f", {k.replace('_', ' ')} {v}"
                                        for k, v in config.options.items()))
-    click.echo(f"{design.name}: {unit} MAC, block size {block_size}, {what}, "
-               f"latency {design.latency} -> {output}")
+    click.echo(f"{name}: {unit} MAC, block size {block_size}, {what}, "
+               f"latency {latency} -> {output}")
     if compat:
-        write_text(wrapper_path, compat_wrapper(config.build()))
+        write_text(wrapper_path, compat_wrapper(top))
         click.echo(f"{unit}_mac (reference interface, BLOCK_SIZE={block_size}) around "
-                   f"{top.name} -> {wrapper_path}")
+                   f"{name} -> {wrapper_path}")
