@@ -170,3 +170,12 @@ def test_sim_bad_configuration_is_one_line(tmp_path, env, args, message):
     code, out, err = invoke("sim", "--unit", "if4", "--stimulus", path, *args)
     assert_one_line_error(code, out, err)
     assert message in err, err
+
+
+def test_verilog_compat_reference(tmp_path):
+    """--compat with the reference architecture: the core and the wrapper around it."""
+    code, out, err = invoke("verilog", "--unit", "if4", "--block-size", B, "--compat", "-o",
+                            tmp_path / "m.v")
+    assert code == 0, err
+    assert f"around if4_mac_b{B}_pipelined -> " in out
+    assert f"if4_mac_b{B}_pipelined" in (tmp_path / "m_compat.sv").read_text()
