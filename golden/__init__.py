@@ -7,5 +7,6 @@ part of if4mac (RTL tests, cocotb scoreboards, the CUDA cross-check) is judged a
 from .formats import *  # noqa: F401,F403
 from .config import *  # noqa: F401,F403
 from .mac import *      # noqa: F401,F403
+from .fused import *    # noqa: F401,F403
 from .random_streams import *  # noqa: F401,F403
 from .stimulus import *  # noqa: F401,F403

@@ -22,9 +22,12 @@ with ``k`` = 2 (FP.FP), 1 (FP.INT, either order) or 0 (INT.INT); NVFP4 is always
   listed in ``FusedResults.overflow_beat`` (the hardware's sticky ``overflow``).
 
 Stream semantics (first/en/bubbles/reset, a result when the next first=1 arrives) are the
-reference's, from :mod:`.mac`. fused-exact's ``converter="serial"`` option (IF4) models the
-hardware's shared /49: a segment closing within :data:`SERIAL_CONVERTER_BUSY` cycles of the
-last accepted one loses its result (``Results.overrun_beat``), as the reference's shared tree.
+reference's, from :mod:`.mac`, with each architecture's own latency (:func:`fused_latency`):
+a reset at most that many rows after a close discards its result in flight
+(``Results.discarded_beat``), as the RTL's ``rst_n`` clears every register. fused-exact's
+``converter="serial"`` option (IF4) models the hardware's shared /49: a segment closing
+within :data:`SERIAL_CONVERTER_BUSY` cycles of the last accepted one loses its result
+(``Results.overrun_beat``), as the reference's shared tree.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from .formats import (
     E2M1_VALUES, E4M3_VALUES, INT4_VALUES, check_unit, float32_bits, scale_is_int,
 )
 from .mac import (
-    REDUCTIONS, Results, Stream, _accumulate, _no_beats, _segment_bounds, run,
-    _shared_tree_accepts, scale_product_table, validate,
+    REDUCTIONS, Results, Stream, _accumulate, _no_beats, emitting_segments, in_flight_fate,
+    run, rows_to_next_reset, scale_product_table, validate,
 )
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "ELEMENT_Q", "element_q_table", "q_bound", "dot_bound", "KIND_SHIFT", "KIND_WEIGHT",
     "EXACT_LSB_EXP", "scale_int_parts", "exact_beat_bound", "exact_acc_width",
     "exact_max_segment", "block_dots", "run_arch", "run_fused", "exact_to_binary32",
+    "ACCUMULATOR_EDGE", "fused_latency",
 ]
 
 #: The MAC architectures: the authors' per-lane design and the two fused block dot products.
@@ -84,6 +88,32 @@ CONVERTERS = ("pipelined", "serial")
 #: Cycles the serial converter is busy after accepting a segment (32 bits / 4 per cycle):
 #: two closing beats must be at least this plus one cycles apart.
 SERIAL_CONVERTER_BUSY = 8
+
+#: Edges from the one that samples a beat to the one at which it reaches the segment
+#: register (input, S and product/term registers come first): fused-exact's ``overflow``
+#: rises there for the beat too many, and the serial converter accepts or refuses a closing
+#: beat there (raising ``overrun``). The hardware's ACC_STAGE (hdl/fused.py).
+ACCUMULATOR_EDGE = 3
+#: fused-exact's conversion edges after the accumulator's (its first register loads from the
+#: closing segment's sum at that same edge): the rounding (NVFP4), plus the pipelined /49
+#: (IF4); the serial /49 takes its busy cycles plus the rounding.
+_EXACT_CONVERT_EDGES = {"nvfp4": 1, "if4": 2}
+
+
+def fused_latency(arch: str, unit: str, converter: str | None = None) -> int:
+    """Edges from a closing beat's sampling edge to the edge that raises ``done``: 3
+    (fused-fp32: the segment register is the output's source), 4 / 5 (fused-exact NVFP4 /
+    IF4) or 12 (IF4's serial converter). The RTL derives its own (``latency`` of the tops);
+    tests check that they agree. A reset at most this many rows after a close discards that
+    result (:class:`.mac.Stream`)."""
+    check_unit(unit)
+    if check_arch(arch) == "fused-fp32":
+        return ACCUMULATOR_EDGE
+    if arch != "fused-exact":
+        raise ValueError(f"fused_latency is for the fused architectures, not {arch!r}")
+    if check_converter(unit, converter) == "serial":
+        return ACCUMULATOR_EDGE + SERIAL_CONVERTER_BUSY + 1
+    return ACCUMULATOR_EDGE + _EXACT_CONVERT_EDGES[unit]
 
 
 def check_converter(unit: str, converter: str | None) -> str:
@@ -374,7 +404,7 @@ def _exact_beat_terms(unit: str, a, w, a_sf, w_sf):
 
 def run_fused(stream: Stream, arch: str, *, strict: bool = False,
               reduction: str = "pipelined", acc_width: int | None = None,
-              converter: str | None = None) -> FusedResults:
+              converter: str | None = None, timing: bool = True) -> FusedResults:
     """Results of every completed segment under a fused architecture.
 
     ``acc_width`` (fused-exact only) is the accumulator width in bits; None takes the
@@ -382,7 +412,11 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
     ``"pipelined"`` (default: every result) or ``"serial"`` (the /49 takes
     :data:`SERIAL_CONVERTER_BUSY` cycles; a segment closing while it is busy loses its
     result, listed in ``overrun_beat``, as the reference's shared tree). ``reduction`` must
-    stay ``"pipelined"``: a fused unit has no reduction tree to share.
+    stay ``"pipelined"``: a fused unit has no reduction tree to share. ``timing=False``
+    gives the arithmetic of every closed segment, before the hardware's timing (a reset
+    discarding a result in flight, the serial converter's refusals) decides which come out,
+    as :func:`.mac.closed_segments` does for the reference (for cross-checks of the
+    arithmetic alone: the GPU reference).
     """
     check_arch(arch)
     if arch == "reference":
@@ -408,28 +442,22 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
         max_segment = exact_max_segment(unit, stream.block_size,
                                         exact_acc_width(unit, stream.block_size, acc_width))
 
-    enabled, first, starts, emits = _segment_bounds(stream)
+    enabled, first, starts, seg_starts, seg_stops, rows, c_starts = emitting_segments(stream)
     overflow_beat = _no_beats()
     if exact and len(starts):
         lengths = np.diff(np.append(starts, len(enabled)))
-        over = lengths > max_segment
-        overflow_beat = enabled[starts[over] + max_segment]
+        over = enabled[starts[lengths > max_segment] + max_segment]
+        # The beat too many raises overflow when it reaches the accumulator; a reset before
+        # that edge clears the pipeline, and the flag never rises.
+        overflow_beat = over[rows_to_next_reset(stream, over) > ACCUMULATOR_EDGE]
 
-    empty = _no_beats()
-    if len(starts) < 2 or not emits.any():
-        return FusedResults(np.zeros(0, dtype=np.uint32), empty, empty,
+    fate_args = (fused_latency(arch, unit, converter),
+                 SERIAL_CONVERTER_BUSY + 1 if serial else None, ACCUMULATOR_EDGE)
+    if not len(seg_starts):
+        return FusedResults(np.zeros(0, dtype=np.uint32), _no_beats(), _no_beats(),
                             overflow_beat=overflow_beat)
-    seg = np.flatnonzero(emits)
-    seg_starts, seg_stops = starts[seg], starts[seg + 1]
-    mark = np.zeros(len(enabled) + 1, dtype=np.int64)
-    np.add.at(mark, seg_starts, 1)
-    np.add.at(mark, seg_stops, -1)
-    used = np.cumsum(mark[:-1]) > 0
-    rows = enabled[used]
     beats = (np.asarray(stream.a)[rows], np.asarray(stream.w)[rows],
              np.asarray(stream.a_sf)[rows], np.asarray(stream.w_sf)[rows])
-    position = np.cumsum(used) - 1
-    c_starts = position[seg_starts]
     lengths = seg_stops - seg_starts
 
     if exact:
@@ -446,17 +474,12 @@ def run_fused(stream: Stream, arch: str, *, strict: bool = False,
         if implicit.any():
             m[c_starts[implicit]] = m[c_starts[implicit]] + np.float32(0.0)
         bits = float32_bits(_accumulate(m, c_starts, c_starts + lengths)).copy()
-    close_beat = enabled[seg_stops]
-    start_beat = enabled[seg_starts]
-    overrun_beat = _no_beats()
-    if serial and len(close_beat) > 1:
-        reset_rows = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
-                      if stream.reset is not None else _no_beats())
-        accept = _shared_tree_accepts(close_beat, reset_rows, SERIAL_CONVERTER_BUSY + 1)
-        overrun_beat = close_beat[~accept]
-        bits, start_beat, close_beat = bits[accept], start_beat[accept], close_beat[accept]
-    return FusedResults(bits, start_beat, close_beat, overrun_beat,
-                        overflow_beat=overflow_beat)
+    close = enabled[seg_stops]
+    if not timing:
+        return FusedResults(bits, enabled[seg_starts], close, overflow_beat=overflow_beat)
+    kept, refused, discarded = in_flight_fate(stream, close, *fate_args)
+    return FusedResults(bits[kept], enabled[seg_starts][kept], close[kept], close[refused],
+                        close[discarded], overflow_beat=overflow_beat)
 
 
 def run_arch(stream: Stream, *, arch: str = "reference", strict: bool = False,

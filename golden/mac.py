@@ -53,7 +53,8 @@ __all__ = [
     "Stream", "Results", "StimulusError", "lane_product_table", "scale_product_table",
     "lane_products", "scale_products", "scaled_products", "tree_reduce", "run", "validate",
     "REDUCTIONS", "check_reduction", "tree_levels", "shared_tree_refuses", "latency",
-    "TREE_START_EDGE", "closed_segments",
+    "TREE_START_EDGE", "closed_segments", "in_flight_fate", "rows_to_next_reset",
+    "emitting_segments",
 ]
 
 #: The reduction trees the MAC tops offer (see the module docstring).
@@ -331,51 +332,82 @@ def _shared_tree_accepts(close_rows: np.ndarray, reset_rows: np.ndarray,
     return accept
 
 
-def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined") -> Results:
+def run(stream: Stream, *, strict: bool = False, reduction: str = "pipelined",
+        arch: str = "reference", **options) -> Results:
     """Results of every completed segment (the trailing open segment produces none).
 
     With ``strict=True``, :func:`validate` runs first and rejects codes outside the formats.
     ``reduction`` is ``"pipelined"`` (every result) or ``"shared"`` (results of segments that
     close while the shared tree is busy are lost and listed in ``Results.overrun_beat``).
+    ``arch`` picks the architecture: ``"reference"`` (this module) or a fused one, computed by
+    :func:`.fused.run_arch` with the ``options`` (``acc_width``, ``converter``).
     """
+    if arch != "reference" or options:
+        from .fused import run_arch     # .fused builds on this module
+
+        return run_arch(stream, arch=arch, strict=strict, reduction=reduction, **options)
     check_reduction(reduction)
     if strict:
         validate(stream)
     results = closed_segments(stream)
-    reset_rows = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
-                  if stream.reset is not None else _no_beats())
-    close = results.close_beat
-    # Rows from each closing beat to the next reset after it (a reset at row r acts before
-    # row r, so one at the closing row itself comes earlier and does not count).
-    after = np.searchsorted(reset_rows, close, side="right")
-    padded = np.append(reset_rows, np.iinfo(np.int64).max // 2)   # "no reset after it"
-    to_reset = padded[after] - close
-    in_flight = to_reset <= latency(stream.block_size)
-    if reduction == "shared":
-        accept = _shared_tree_accepts(close, reset_rows, tree_levels(stream.block_size))
-    else:
-        accept = np.ones(len(close), dtype=bool)
-    # A refused close raises overrun when it reaches the tree; a reset before that edge takes
-    # it first, and then it is simply discarded.
-    refused = ~accept & (to_reset > TREE_START_EDGE)
-    kept = accept & ~in_flight
-    discarded = ~kept & ~refused
+    levels = tree_levels(stream.block_size) if reduction == "shared" else None
+    kept, refused, discarded = in_flight_fate(stream, results.close_beat,
+                                              latency(stream.block_size), levels,
+                                              TREE_START_EDGE)
     if kept.all():
         return results
+    close = results.close_beat
     return Results(results.bits[kept], results.start_beat[kept], close[kept], close[refused],
                    close[discarded])
 
 
-def closed_segments(stream: Stream) -> Results:
-    """The arithmetic result of every closed segment, whatever the hardware's timing does
-    with it: :func:`run` without the shared tree's refusals and without the results that a
-    reset discards in flight. For cross-checks of the arithmetic alone (the GPU reference)."""
-    unit = stream.unit
+def rows_to_next_reset(stream: Stream, rows: np.ndarray) -> np.ndarray:
+    """Per row, the rows from it to the next reset after it (a reset at row r acts before row
+    r, so one at the row itself comes earlier and does not count); a huge number if none."""
+    reset_rows = _reset_rows(stream)
+    padded = np.append(reset_rows, np.iinfo(np.int64).max // 2)   # "no reset after it"
+    return padded[np.searchsorted(reset_rows, rows, side="right")] - rows
+
+
+def _reset_rows(stream: Stream) -> np.ndarray:
+    return (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
+            if stream.reset is not None else _no_beats())
+
+
+def in_flight_fate(stream: Stream, close: np.ndarray, result_latency: int,
+                   busy_levels: int | None, start_edge: int):
+    """What the hardware's timing does with the closed segments' results, as three masks over
+    ``close`` (closing rows, ascending): ``(kept, refused, discarded)``.
+
+    One rule for every architecture: a reset at most ``result_latency`` rows after a close
+    discards its result in flight (see :class:`Stream`). With a shared resource that is busy
+    for ``busy_levels - 1`` cycles after it accepts a close (the reference's shared tree, the
+    fused-exact serial converter; None: no such resource), a crowded close is refused, which
+    raises the sticky ``overrun`` at ``start_edge`` after it, unless a reset comes first: then
+    it is simply discarded.
+    """
+    to_reset = rows_to_next_reset(stream, close)
+    in_flight = to_reset <= result_latency
+    if busy_levels is not None:
+        accept = _shared_tree_accepts(close, _reset_rows(stream), busy_levels)
+    else:
+        accept = np.ones(len(close), dtype=bool)
+    refused = ~accept & (to_reset > start_edge)
+    kept = accept & ~in_flight
+    return kept, refused, ~kept & ~refused
+
+
+def emitting_segments(stream: Stream):
+    """The segments that close with a result, and the beats they hold, compacted.
+
+    Returns ``(enabled, first, starts, seg_starts, seg_stops, rows, c_starts)``: the enabled
+    rows, their first flags and segment starts (:func:`_segment_bounds`, over enabled beats);
+    the emitting segments' start and stop indices (over enabled beats); the stream rows of
+    every beat in them (in order) and each emitting segment's start in that compacted list.
+    Segments that are empty of results (the trailing open one, those cut by a reset) are
+    skipped: only what produces a result needs computing.
+    """
     enabled, first, starts, emits = _segment_bounds(stream)
-    empty = np.zeros(0, dtype=np.int64)
-    if len(starts) < 2 or not emits.any():
-        return Results(np.zeros(0, dtype=np.uint32), empty, empty)
-    # Only the segments that will produce a result need computing.
     seg = np.flatnonzero(emits)
     seg_starts, seg_stops = starts[seg], starts[seg + 1]
     # Mark each beat that belongs to an emitting segment (cumsum of +1 at start, -1 at stop).
@@ -383,12 +415,20 @@ def closed_segments(stream: Stream) -> Results:
     np.add.at(mark, seg_starts, 1)
     np.add.at(mark, seg_stops, -1)
     used = np.cumsum(mark[:-1]) > 0
-    rows = enabled[used]
+    position = np.cumsum(used) - 1
+    return enabled, first, starts, seg_starts, seg_stops, enabled[used], position[seg_starts]
+
+
+def closed_segments(stream: Stream) -> Results:
+    """The arithmetic result of every closed segment, whatever the hardware's timing does
+    with it: :func:`run` without the shared tree's refusals and without the results that a
+    reset discards in flight. For cross-checks of the arithmetic alone (the GPU reference)."""
+    unit = stream.unit
+    enabled, first, _, seg_starts, seg_stops, rows, c_starts = emitting_segments(stream)
+    if not len(seg_starts):
+        return Results(np.zeros(0, dtype=np.uint32), _no_beats(), _no_beats())
     m = scaled_products(unit, np.asarray(stream.a)[rows], np.asarray(stream.w)[rows],
                         np.asarray(stream.a_sf)[rows], np.asarray(stream.w_sf)[rows])
-    # Re-index segment bounds into the compacted m.
-    position = np.cumsum(used) - 1
-    c_starts = position[seg_starts]
     c_stops = c_starts + (seg_stops - seg_starts)
     # A segment opened without first=1 (after reset or at power-up) adds onto the +0 registers.
     implicit = ~first[seg_starts]

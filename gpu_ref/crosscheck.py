@@ -51,7 +51,7 @@ from if4mac.golden import (UNITS, Stream, check_unit, closed_segments, random_st
 from if4mac.golden.formats import DEFAULT_BLOCK_SIZE, ELEMENT_CODES
 from if4mac.golden.fused import (ARCHS, check_arch, exact_acc_width, exact_beat_bound,
                                  exact_divisor, exact_max_segment, exact_to_binary32,
-                                 fused_fp32_products, run_arch)
+                                 fused_fp32_products, run_arch, run_fused)
 from if4mac.golden.fused import _exact_beat_terms
 
 from . import device
@@ -265,7 +265,7 @@ def _stream_golden(job: tuple[str, dict, str]):
         # The kernel checks arithmetic: every closed segment, before the pipeline timing
         # (golden.run: a reset discards a result in flight) decides which come out.
         return closed_segments(stream)
-    return run_arch(stream, arch=arch, **_case_options(case))
+    return run_fused(stream, arch, timing=False, **_case_options(case))
 
 
 def source_digests(arch: str = "reference") -> dict:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import click
 
-from if4mac.command import Command, block_size_callback
+from if4mac.command import Command, arch_options, block_size_callback, mac_config
 from if4mac.errors import UserError
-from if4mac.golden import MAX_BLOCK_SIZE, REDUCTIONS, UNITS, MacConfig
+from if4mac.golden import MAX_BLOCK_SIZE, REDUCTIONS, UNITS
 from if4mac.golden.mac import DEFAULT_BLOCK_SIZE
 from if4mac.safe_output import check_output, write_text
 
@@ -27,6 +27,7 @@ __all__ = ["verilog"]
               show_default=True,
               help="pipelined: every result, one tree level per cycle; shared: the reference's "
                    "B/2 reused adders, sticky overrun when a result is lost.")
+@arch_options
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Verilog output file.")
 @click.option("--compat", is_flag=True,
@@ -35,23 +36,27 @@ __all__ = ["verilog"]
 @click.option("--chipware-standins", type=click.Choice(("ieee", "reduced")), default=None,
               help="Instead of a MAC: write CW_fp_add / CW_fp_mult stand-ins with ChipWare's "
                    "port lists, built from this project's FP units (docs/external.md).")
-def verilog(unit, block_size, reduction, output, compat, chipware_standins):
+def verilog(unit, block_size, reduction, arch_options, output, compat, chipware_standins):
     """Write the NVFP4 or IF4 MAC top as Verilog to FILE.
 
     The module is named UNIT_mac_bN_REDUCTION (e.g. if4_mac_b16_pipelined); its ports are
     clk, rst_n, en, first, a_in, a_sf, w_in, w_sf, acc, done (and overrun for the shared
-    tree), with a_in/w_in packed. --compat also writes FILE's stem + _compat.sv: the module
-    if4_mac / nvfp4_mac with the reference design's port list (unpacked lane arrays,
-    parameter BLOCK_SIZE), which instantiates the core; compile both files.
+    tree), with a_in/w_in packed. --arch fused-fp32 / fused-exact write the fused block
+    dot-product tops instead (module e.g. if4_mac_b16_fused_exact_w66; fused-exact adds the
+    sticky overflow, and overrun with --converter serial). --compat also writes FILE's stem
+    + _compat.sv: the module if4_mac / nvfp4_mac with the reference design's port list
+    (unpacked lane arrays, parameter BLOCK_SIZE), which instantiates the core; compile both
+    files.
     """
     from .compat import compat_path, compat_wrapper
-    from .mac import mac_unit, mac_verilog
+    from .design import mac_design
+    from .mac import mac_verilog
 
     output = check_output(output)
     if chipware_standins:
-        if unit or compat:
-            raise UserError("--chipware-standins writes the FP stand-ins only; drop --unit "
-                            "and --compat")
+        if unit or compat or arch_options["arch"] != "reference":
+            raise UserError("--chipware-standins writes the FP stand-ins only; drop --unit, "
+                            "--arch and --compat")
         from .chipware import STANDIN_FORMATS, chipware_standins as standins
 
         write_text(output, standins(chipware_standins))
@@ -62,15 +67,28 @@ def verilog(unit, block_size, reduction, output, compat, chipware_standins):
         return
     if unit is None:
         raise UserError("--unit is required (or --chipware-standins)")
+    # Validated once, here at the edge; everything below trusts the config.
+    config = mac_config(unit, block_size, reduction, arch_options)
+    if compat and config.arch != "reference":
+        raise UserError(f"--compat wraps the reference architecture's port list; "
+                        f"{config.arch} has its own ports (drop --compat)")
     wrapper_path = compat_path(output)
     if compat:
         check_output(wrapper_path, option="--compat wrapper")
-    # Validated once, here at the edge; everything below trusts the config.
-    top = mac_unit(MacConfig(unit, block_size, reduction))
-    write_text(output, mac_verilog(top))
-    click.echo(f"{top.name}: {unit} MAC, block size {block_size}, {reduction} reduction, "
-               f"latency {top.latency} -> {output}")
+    if compat:
+        # The wrapper reads the top's ports: elaborate that one top (mac_design's Verilog).
+        top = config.build()
+        verilog, name, latency = mac_verilog(top), top.name, top.latency
+    else:
+        design = mac_design(config)
+        verilog, name, latency = design.verilog, design.name, design.latency
+    write_text(output, verilog)
+    what = (f"{reduction} reduction" if config.arch == "reference" else
+            f"{config.arch}" + "".join(f", {k.replace('_', ' ')} {v}"
+                                       for k, v in config.options.items()))
+    click.echo(f"{name}: {unit} MAC, block size {block_size}, {what}, "
+               f"latency {latency} -> {output}")
     if compat:
         write_text(wrapper_path, compat_wrapper(top))
         click.echo(f"{unit}_mac (reference interface, BLOCK_SIZE={block_size}) around "
-                   f"{top.name} -> {wrapper_path}")
+                   f"{name} -> {wrapper_path}")

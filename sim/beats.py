@@ -27,7 +27,7 @@ from cocotb.triggers import FallingEdge, RisingEdge, Timer
 from .plan import DrivePlan, pack_lanes
 
 __all__ = ["CLOCK_PERIOD_NS", "Clocking", "Beat", "BeatDriver", "PinMonitor", "BeatMonitor",
-           "ResultMonitor", "read_uint", "uint_reader"]
+           "ResultMonitor", "FlagMonitor", "read_uint", "uint_reader"]
 
 #: The testbench clock: any period works for a zero-delay RTL model; 10 ns reads well in waves.
 CLOCK_PERIOD_NS = 10
@@ -247,3 +247,25 @@ class ResultMonitor(PinMonitor):
             raise ValueError(f"{err}, after rising edge {cycle()}") from None
         if valid:
             self.on_result(acc(), cycle())
+
+
+class FlagMonitor(PinMonitor):
+    """The sticky-flag monitor: at every falling edge, records each change of the flags
+    (``overrun``, ``overflow``) in ``changes[flag]`` as ``(cycle, "0"/"1")``, the cycle being
+    the rising edge after which it was seen (the plain Verilog testbench's convention)."""
+
+    def __init__(self, dut, clocking: Clocking, flags: tuple[str, ...]):
+        super().__init__(dut, clocking, tuple(flags), "falling")
+        self.changes: dict[str, list[tuple[int, str]]] = {f: [] for f in flags}
+        self._last = {f: 0 for f in flags}
+
+    def start(self) -> None:
+        if self.pins:
+            super().start()
+
+    def sample(self, cycle, *readers) -> None:
+        for flag, read in zip(self.pins, readers):
+            value = read()
+            if value != self._last[flag]:
+                self.changes[flag].append((cycle(), str(value)))
+                self._last[flag] = value

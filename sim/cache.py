@@ -14,10 +14,11 @@ import contextlib
 import fcntl
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 __all__ = ["default_build_root", "build_root", "locked", "build_folder", "drop_intermediates",
-           "prune", "KEEP_BUILDS"]
+           "prune", "KEEP_BUILDS", "compile_in"]
 
 #: Verilator's object files and precompiled headers: over 100 MB a build, unused once linked.
 _INTERMEDIATES = ("*.o", "*.a", "*.gch", "*.cpp", "*.d", "*__ALL*")
@@ -66,6 +67,19 @@ def build_folder(root: Path, name: str, version: str):
             done.write_text(version + "\n")
             prune(root, directory)
         done.touch()
+
+
+def compile_in(directory: Path, cmd: list[str], what: str) -> None:
+    """Run a build command in ``directory`` (output to ``build.log`` there), raise a
+    ``RuntimeError`` with the log's tail if it fails, and drop Verilator's intermediates from
+    ``directory/obj``. ``what`` names the build in the error ("icarus build of X")."""
+    with open(directory / "build.log", "w") as log:
+        proc = subprocess.run(cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = "\n".join((directory / "build.log").read_text(errors="replace")
+                         .splitlines()[-30:])
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    drop_intermediates(directory / "obj")
 
 
 def drop_intermediates(directory: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from if4mac.command import Command
+from if4mac.command import Command, arch_options, mac_config
 from if4mac.errors import UserError
 from if4mac.golden import REDUCTIONS, UNITS, load_stimulus
 from if4mac.safe_output import atomic_path, check_output, check_output_dir
@@ -76,6 +76,7 @@ class _Progress:
               show_default=True)
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
               show_default=True, help="The MAC's reduction tree (golden is run with the same).")
+@arch_options
 @click.option("--testbench", type=click.Choice(("cocotb", "sv", "native")), default="cocotb",
               show_default=True,
               help="cocotb: driver, monitors and scoreboard in Python; sv: the plain Verilog "
@@ -95,16 +96,19 @@ class _Progress:
 @click.option("--allow-overrun", is_flag=True,
               help="With --reduction shared: exit 0 even if the shared tree lost results "
                    "(they are still reported on stderr).")
-def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, coverage_path,
-        build_dir, allow_overrun):
+def sim(unit, stimulus_path, simulator, reduction, arch_options, testbench, jobs, waves,
+        coverage_path, build_dir, allow_overrun):
     """Simulate a stimulus on the RTL; print the results JSON, exit 1 if golden disagrees.
 
     The results are printed in the format of `if4mac golden` (a JSON list of binary32 bit
     patterns). On a mismatch the scoreboard's report (the first mismatch with its segment,
     beats, expected and actual values) goes to stderr and the exit status is 1. With
-    --reduction shared, results the shared tree refused (its sticky overrun) are reported on
-    stderr and the exit status is 3 unless --allow-overrun is given.
+    --reduction shared (or --arch fused-exact --converter serial), results the shared tree
+    (converter) refused (its sticky overrun) are reported on stderr and the exit status is 3
+    unless --allow-overrun is given. --arch picks the architecture: the RTL and golden's
+    arithmetic both follow it, and fused-exact's sticky overflow is checked against golden.
     """
+    from .arch import SimArch
     from .runner import build, default_build_root, design_verilog, find_simulator, run_job
 
     # Every option and path is checked before the (possibly long) build and run.
@@ -122,20 +126,23 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, cover
         raise UserError("--testbench native needs --simulator verilator")
     if jobs > 1 and testbench != "native":
         raise UserError("--jobs needs --testbench native")
-    if jobs > 1 and reduction != "pipelined":
-        raise UserError("--jobs needs --reduction pipelined: the shared tree's refusals "
-                        "depend on the closes before a cut")
     root = Path(build_dir).absolute() if build_dir else None
     check_output_dir(root or default_build_root(),
                      option="--build-dir" if build_dir else "the build folder ($IF4MAC_SIM_BUILD)")
     stream = load_stimulus(stimulus_path)
     if stream.unit != unit:
         raise UserError(f"{stimulus_path} is a {stream.unit} stimulus, but --unit is {unit}")
+    # The block size is the stimulus'; the configuration is validated once, here.
+    config = mac_config(unit, stream.block_size, reduction, arch_options)
+    if jobs > 1 and SimArch(config).keeps_rows:
+        raise UserError("--jobs needs --reduction pipelined (and no --converter serial): "
+                        "the shared tree's or serial converter's refusals depend on the "
+                        "closes before a cut")
     find_simulator(simulator)
 
-    _status(f"sim: generating Verilog for {unit}, block size {stream.block_size}, "
-            f"{reduction} reduction")
-    design = design_verilog(unit, stream.block_size, reduction, root)
+    what = (f"{reduction} reduction" if config.arch == "reference" else config.arch)
+    _status(f"sim: generating Verilog for {unit}, block size {stream.block_size}, {what}")
+    design = design_verilog(config, stream.block_size, reduction, root)
     start = time.perf_counter()
     # Say so when the build is not cached (Verilator takes about a minute), not otherwise.
     notice = threading.Timer(2.0, _status, [f"sim: compiling {design.toplevel} for {simulator} "
@@ -199,9 +206,12 @@ def sim(unit, stimulus_path, simulator, reduction, testbench, jobs, waves, cover
     if not passed:
         raise SimMismatch(report)
     if lost:
-        message = (f"overrun: the shared reduction tree lost {lost} of {lost + len(results)} "
-                   f"segment results (a segment closed while the tree was still busy with the "
-                   f"previous one; --reduction pipelined keeps them all)")
+        busy = ("the shared reduction tree", "the tree", "--reduction pipelined") \
+            if config.reduction == "shared" else \
+            ("the serial converter", "the converter", "--converter pipelined")
+        message = (f"overrun: {busy[0]} lost {lost} of {lost + len(results)} segment results "
+                   f"(a segment closed while {busy[1]} was still busy with the previous one; "
+                   f"{busy[2]} keeps them all)")
         if not allow_overrun:
             raise SimOverrun(message + "; pass --allow-overrun to accept")
         _status(f"sim: {message}")

@@ -28,14 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from if4mac.golden import Stream, run
+from if4mac.golden import MacConfig, Stream
 from if4mac.golden.formats import ELEMENT_WIDTH, SCALE_WIDTH
 from if4mac.hdl.design import Design
 from if4mac.hdl.interface import RESULT_WIDTH
 
 from .cache import build_root as _root
-from .cache import build_folder, drop_intermediates
+from .cache import build_folder, compile_in
 from .plan import DrivePlan, drive_plan, pack_lanes
+from .arch import FLAGS, SimArch, flag_changes
 from .runner import find_simulator
 from .scoreboard import Expected, Mismatch, Scoreboard
 
@@ -49,23 +50,37 @@ _RECIPE = 4
 #: The plan word, most significant first: the three control flags, the two scale bytes,
 #: then the two packed lane vectors (widths from the formats layer).
 PLAN_FLAGS = ("rst_n", "en", "first")
+#: The first word of the testbench's line for a change of each sticky flag.
+FLAG_TAGS = {"overrun": "o", "overflow": "v"}
 
 
-def sv_testbench(design: Design, with_overrun: bool) -> str:
+def sv_testbench(design: Design, with_overrun: bool | None = None) -> str:
     """The Verilog-2005 testbench for ``design`` (one plan word per cycle, see
-    :func:`write_plan`)."""
+    :func:`write_plan`). Its sticky flags (``overrun``, fused-exact's ``overflow``) come from
+    the design's configuration; ``with_overrun`` overrides whether ``overrun`` is wired (a
+    gate-level netlist of the design has the same ports)."""
     b = design.block_size
+    flags = list(SimArch.of(design).flags) if design.params.get("design") == "mac" \
+        else ["overrun"] * bool(design.reduction == "shared")
+    if with_overrun is not None:
+        flags = [f for f in flags if f != "overrun"] + (["overrun"] if with_overrun else [])
     # The widths come from the one declaration of the interface (hdl.interface).
     lane_bits = ELEMENT_WIDTH * b
     word = len(PLAN_FLAGS) + 2 * SCALE_WIDTH + 2 * lane_bits
-    overrun_port = ",\n    .overrun(overrun)" if with_overrun else ""
-    overrun_val = "overrun" if with_overrun else "1'b0"
+    ports = "".join(f",\n    .{f}({f})" for f in FLAGS if f in flags)
+    ties = "".join(f"  assign {f} = 1'b0;\n" for f in FLAGS if f not in flags)
+    watch = "".join(f"""\
+      if ({f} !== {f}_seen) begin
+        $fwrite(fout, "{FLAG_TAGS[f]} %0d %b\\n", cycle, {f});
+        {f}_seen = {f};
+      end
+""" for f in FLAGS)
     return f"""\
 `timescale 1ns/1ps
 // Plays a drive plan on {design.toplevel}: one hex word per clock cycle,
 // {{rst_n, en, first, a_sf, w_sf, a_in, w_in}}; writes "cycle acc" for every done cycle,
-// "o cycle value" whenever overrun changes, then "end cycles overrun". Inputs change at
-// falling edges, outputs are read there too.
+// "o cycle value" whenever overrun changes ("v ..." for overflow), then
+// "end cycles overrun overflow". Inputs change at falling edges, outputs are read there too.
 module {TESTBENCH_TOP};
   localparam B = {b};
   // Word layout: {len(PLAN_FLAGS)} flags, two {SCALE_WIDTH}-bit scales, two B-lane code vectors of
@@ -77,14 +92,13 @@ module {TESTBENCH_TOP};
   reg [{lane_bits - 1}:0] a_in = {{{lane_bits}{{1'b0}}}}, w_in = {{{lane_bits}{{1'b0}}}};
   wire [{RESULT_WIDTH - 1}:0] acc;
   wire done;
-  wire overrun;
+  wire overrun, overflow;
   {design.toplevel} dut (
     .clk(clk), .rst_n(rst_n), .en(en), .first(first),
     .a_in(a_in), .a_sf(a_sf), .w_in(w_in), .w_sf(w_sf),
-    .acc(acc), .done(done){overrun_port});
-{"" if with_overrun else "  assign overrun = 1'b0;"}
-  reg [W-1:0] word;
-  reg overrun_seen = 1'b0;
+    .acc(acc), .done(done){ports});
+{ties}  reg [W-1:0] word;
+  reg overrun_seen = 1'b0, overflow_seen = 1'b0;
   reg [8*1024-1:0] plan_file, out_file;
   integer fin, fout, got, cycle;
   initial begin
@@ -105,16 +119,12 @@ module {TESTBENCH_TOP};
       #5 clk = 1'b1;
       #5 clk = 1'b0;
       if (done) $fwrite(fout, "%0d %h\\n", cycle, acc);
-      if (overrun !== overrun_seen) begin
-        $fwrite(fout, "o %0d %b\\n", cycle, overrun);
-        overrun_seen = overrun;
-      end
-      cycle = cycle + 1;
+{watch}      cycle = cycle + 1;
       if (cycle % 8192 == 0) $fflush(fout);   // lets the caller show progress
       got = $fscanf(fin, "%h\\n", word);
       if (got == 1) {{rst_n, en, first, a_sf, w_sf, a_in, w_in}} = word;
     end
-    $fwrite(fout, "end %0d %0d\\n", cycle, {overrun_val});
+    $fwrite(fout, "end %0d %0d %0d\\n", cycle, overrun, overflow);
     $fclose(fout);
     $finish;
   end
@@ -147,8 +157,7 @@ def build_fast(design: Design, simulator: str = "verilator", *,
                build_root: Path | None = None) -> FastBuild:
     """Compile the testbench with ``design`` (cached by content, like :func:`runner.build`)."""
     version = find_simulator(simulator)
-    with_overrun = design.reduction == "shared"
-    tb = sv_testbench(design, with_overrun)
+    tb = sv_testbench(design)
     key = hashlib.sha256(json.dumps([_RECIPE, design.digest, tb, simulator, version])
                          .encode()).hexdigest()[:16]
     name = f"{design.toplevel}-{simulator}-sv-{key}"
@@ -166,14 +175,7 @@ def build_fast(design: Design, simulator: str = "verilator", *,
                    "-CFLAGS", "-std=c++20", "tb.v", "dut.v"]
         else:
             cmd = ["iverilog", "-g2012", "-s", TESTBENCH_TOP, "-o", "tb.vvp", "tb.v", "dut.v"]
-        with open(directory / "build.log", "w") as log:
-            proc = subprocess.run(cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            tail = "\n".join((directory / "build.log").read_text(errors="replace")
-                             .splitlines()[-30:])
-            raise RuntimeError(f"{simulator} build of the {design.toplevel} testbench failed "
-                               f"(exit {proc.returncode}):\n{tail}")
-        drop_intermediates(directory / "obj")
+        compile_in(directory, cmd, f"{simulator} build of the {design.toplevel} testbench")
     return FastBuild(design, simulator, directory, run_cmd)
 
 
@@ -188,8 +190,9 @@ class FastOutcome:
     clock_cycles: int
     sim_seconds: float          # the simulator process alone
     overrun: bool               # the RTL's sticky overrun output at the end of the run
-    #: Segments whose result the shared tree refused (golden's count for the stream played;
-    #: the scoreboard checks the RTL emitted exactly the others). Always 0 for "pipelined".
+    #: Segments whose result the shared tree (or fused-exact's serial converter) refused
+    #: (golden's count for the stream played; the scoreboard checks the RTL emitted exactly
+    #: the others). Always 0 where nothing refuses.
     lost_results: int = field(default=0, kw_only=True)
 
     @property
@@ -198,58 +201,61 @@ class FastOutcome:
 
 
 def overrun_changes(plan: DrivePlan, refused_rows) -> list[tuple[int, str]]:
-    """Every change of the sticky ``overrun`` output golden implies, as (cycle, "0"/"1"),
-    sampled after each rising edge: it rises at the edge where a refused closing beat reaches
-    the tree (:data:`~if4mac.golden.mac.TREE_START_EDGE` after the beat) and falls at the next
-    reset cycle."""
+    """Every change of the reference's shared-tree ``overrun`` golden implies (see
+    :func:`.arch.flag_changes`): it rises at the edge where a refused closing beat reaches
+    the tree (:data:`~if4mac.golden.mac.TREE_START_EDGE` after the beat) and falls at the
+    next reset cycle."""
     from if4mac.golden.mac import TREE_START_EDGE
 
-    rises = sorted(int(plan.cycle_of_row[r]) + TREE_START_EDGE for r in refused_rows)
-    resets = np.flatnonzero(~plan.rst_n).tolist()
-    events = sorted([(c, 1) for c in rises] + [(c, 0) for c in resets])
-    changes, state = [], 0
-    for cycle, value in events:
-        if value != state:
-            changes.append((cycle, str(value)))
-            state = value
-    return changes
+    return flag_changes(plan, refused_rows, TREE_START_EDGE)
 
 
-def score(stream: Stream, plan: DrivePlan, reduction: str, output: str) -> tuple[Scoreboard, bool]:
+def score(stream: Stream, plan: DrivePlan, reduction: str | MacConfig, output: str
+          ) -> tuple[Scoreboard, bool]:
     """Check the testbench's output against golden; returns the scoreboard and the overrun
-    flag the RTL ended with."""
+    flag the RTL ended with. ``reduction``: the reference's reduction, or the design's
+    :class:`~if4mac.golden.MacConfig` (any architecture)."""
     events: list = []
     end = None
-    changes = []            # (cycle, value) of every overrun change the testbench saw
+    seen: dict[str, list] = {f: [] for f in FLAGS}   # (cycle, value) of every flag change
+    tag_flag = {t: f for f, t in FLAG_TAGS.items()}
     for line in output.splitlines():
         parts = line.split()
-        if parts and parts[0] == "o" and len(parts) == 3:
-            changes.append((int(parts[1]), parts[2]))
+        if parts and parts[0] in tag_flag and len(parts) == 3:
+            seen[tag_flag[parts[0]]].append((int(parts[1]), parts[2]))
         elif parts and parts[0] == "end":
-            end = (int(parts[1]), parts[2] == "1")
+            end = (int(parts[1]), *(p == "1" for p in parts[2:]))
         elif len(parts) == 2:
             if "x" in parts[1].lower() or "z" in parts[1].lower():
                 events.append(Mismatch(
                     "value", f"acc is {parts[1]} (X or Z) at {plan.describe_cycle(int(parts[0]))}"))
                 continue
             events.append((int(parts[0]), int(parts[1], 16)))
-    sb = score_results(stream, plan, reduction, events, end, overrun_seen=changes)
+    sb = score_results(stream, plan, reduction, events, end, flags_seen=seen)
     return sb, bool(end and end[1])
 
 
-def score_results(stream: Stream, plan: DrivePlan, reduction: str, events, end, *,
-                  close_cycle_of_row=None, overrun_seen=None) -> Scoreboard:
+def score_results(stream: Stream, plan: DrivePlan, reduction: str | MacConfig, events, end, *,
+                  close_cycle_of_row=None, overrun_seen=None, flags_seen=None) -> Scoreboard:
     """Score what a testbench wrote, in order: ``events`` holds ``(cycle, acc bits)`` for each
     cycle with ``done=1`` (or a :class:`Mismatch` for one that could not be read); ``end`` is
-    ``(cycles played, overrun at the end)``, or None if the testbench stopped early.
+    ``(cycles played, overrun at the end[, overflow at the end])``, or None if the testbench
+    stopped early. ``reduction``: the reference's reduction, or the design's
+    :class:`~if4mac.golden.MacConfig` (any architecture: golden.run with its arch).
 
     ``close_cycle_of_row``: the cycle of each row as a *closing* beat, where that differs from
     ``plan.cycle_of_row`` (a stream played in pieces repeats each piece's closing beat).
-    ``overrun_seen``: every change of ``overrun`` the testbench saw, ``(cycle, "0"/"1")``,
-    compared edge for edge with :func:`overrun_changes` (shared tree only).
+    ``flags_seen``: per sticky flag, every change the testbench saw, ``(cycle, "0"/"1")``,
+    compared edge for edge with :func:`.arch.flag_changes` (``overrun_seen``: the same for
+    ``overrun`` alone).
     """
+    arch = SimArch(reduction if isinstance(reduction, MacConfig)
+                   else MacConfig(stream.unit, stream.block_size, reduction))
+    flags_seen = dict(flags_seen or {})
+    if overrun_seen is not None:
+        flags_seen["overrun"] = overrun_seen
     sb = Scoreboard(plan.latency, plan.describe_cycle)
-    expected = run(stream, reduction=reduction)
+    expected = arch.run(stream)
     start_of = plan.cycle_of_row
     close_of = start_of if close_cycle_of_row is None else close_cycle_of_row
     enabled = np.concatenate([[0], np.cumsum(np.asarray(stream.en, dtype=np.int64))])
@@ -268,29 +274,39 @@ def score_results(stream: Stream, plan: DrivePlan, reduction: str, events, end, 
         sb.mismatches.append(Mismatch(
             "stream", f"the testbench played {end[0]} cycles, the plan has {len(plan)}"))
     sb.finish()
-    if reduction == "shared" and overrun_seen is not None:
-        changes = list(overrun_seen)
-        want_changes = overrun_changes(plan, expected.overrun_beat)
-        if changes != want_changes:
-            first = next((i for i, (g, w) in enumerate(zip(changes, want_changes)) if g != w),
-                         min(len(changes), len(want_changes)))
-            got_s = changes[first] if first < len(changes) else "no further change"
-            want_s = want_changes[first] if first < len(want_changes) else "no further change"
-            sb.mismatches.append(Mismatch(
-                "overrun", f"overrun change {first}: got {got_s}, expected {want_s} "
-                f"((cycle, value); {len(changes)} changes seen, {len(want_changes)} expected)"))
-    # The sticky flag at the end covers the refusals since the last reset.
-    if reduction == "shared":
-        overrun = bool(end and end[1])
-        last_reset = (int(np.flatnonzero(stream.reset)[-1]) if stream.reset is not None
-                      and np.any(stream.reset) else -1)
-        want = bool(np.any(expected.overrun_beat >= last_reset)) if len(expected.overrun_beat) \
-            else False
-        if overrun != want:
-            sb.mismatches.append(Mismatch(
-                "overrun", f"overrun is {int(overrun)} at the end of the run, expected "
-                f"{int(want)}"))
+    check_flags(sb, arch, expected, plan, stream, flags_seen, end)
     return sb
+
+
+def check_flags(sb: Scoreboard, arch: SimArch, expected, plan: DrivePlan, stream: Stream,
+                flags_seen: dict, end) -> None:
+    """Add a mismatch for each sticky flag whose changes (where seen) or final value (where
+    ``end`` has it, in :data:`.arch.FLAGS` order after the cycle count) are not golden's.
+    A flag the top lacks must stay 0."""
+    last_reset = (int(np.flatnonzero(stream.reset)[-1]) if stream.reset is not None
+                  and np.any(stream.reset) else -1)
+    for k, flag in enumerate(FLAGS):
+        rows = arch.flag_rows(expected, flag) if flag in arch.flags else ()
+        if flags_seen.get(flag) is not None:
+            changes = list(flags_seen[flag])
+            want_changes = flag_changes(plan, rows, arch.flag_edge(flag))
+            if changes != want_changes:
+                first = next((i for i, (g, w) in enumerate(zip(changes, want_changes))
+                              if g != w), min(len(changes), len(want_changes)))
+                got_s = changes[first] if first < len(changes) else "no further change"
+                want_s = want_changes[first] if first < len(want_changes) else \
+                    "no further change"
+                sb.mismatches.append(Mismatch(
+                    flag, f"{flag} change {first}: got {got_s}, expected {want_s} "
+                    f"((cycle, value); {len(changes)} changes seen, {len(want_changes)} "
+                    f"expected)"))
+        # The sticky flag at the end covers the events since the last reset.
+        if end is not None and len(end) > 1 + k and (flag in arch.flags or end[1 + k]):
+            got = bool(end[1 + k])
+            want = bool(np.any(np.asarray(rows) >= last_reset)) if len(rows) else False
+            if got != want:
+                sb.mismatches.append(Mismatch(
+                    flag, f"{flag} is {int(got)} at the end of the run, expected {int(want)}"))
 
 
 def run_fast(built: FastBuild, stream: Stream, *,
@@ -302,13 +318,15 @@ def run_fast(built: FastBuild, stream: Stream, *,
         raise ValueError(f"stimulus is for {stream.unit} with block size {stream.block_size}, "
                          f"the design is {design.unit} with block size {design.block_size}")
     plan = drive_plan(stream, design.latency)
+    arch = SimArch.of(design)
     owned = workdir is None
     work = Path(tempfile.mkdtemp(prefix="fast-", dir=built.directory)) if owned else Path(workdir)
     try:
         write_plan(plan, work / "plan.hex")
         out = work / "out.txt"
         cmd = built.executable + [f"+plan={work / 'plan.hex'}", f"+out={out}"]
-        expected_results = len(run(stream, reduction=design.reduction)) if progress else 0
+        golden = arch.run(stream)
+        expected_results = len(golden)
         start = time.perf_counter()
         with open(work / "sim.log", "w") as log:
             proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
@@ -330,8 +348,8 @@ def run_fast(built: FastBuild, stream: Stream, *,
             raise RuntimeError(f"the {built.simulator} testbench failed (exit "
                                f"{proc.returncode}):\n{tail}")
         text = out.read_text() if out.exists() else ""
-        sb, overrun = score(stream, plan, design.reduction, text)
-        lost = len(run(stream, reduction=design.reduction).overrun_beat)
+        sb, overrun = score(stream, plan, arch.config, text)
+        lost = len(golden.overrun_beat)
         return FastOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
                            int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun,
                            lost_results=lost)

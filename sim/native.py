@@ -15,8 +15,8 @@ per cycle (measured with cachegrind; the harness' own work is under 2% of the sa
 multithreading (``--threads``) splits one cycle's evaluation over cores; independent pieces of
 the stream (:func:`split_points`, pieces that start on a segment's first beat, each with its
 own power-up reset) scale better: ``jobs`` runs that many harness processes at once, through
-Dask. Only for the pipelined tree: the shared tree's refusals depend on the closes just
-before a piece starts.
+Dask. Only for designs that take every result: the shared tree's (or the serial converter's)
+refusals depend on the closes just before a piece starts.
 
 Builds are cached like the other testbenches' (keyed by the Verilog, the harness source, the
 Verilator version and the build options, under the same build root).
@@ -38,13 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from if4mac.golden import Stream, run
+from if4mac.golden import Stream
 
-from .fast import FastOutcome, score_results
+from .arch import FLAGS, SimArch
+from .fast import FastOutcome, check_flags, score_results
 from .plan import DrivePlan, drive_plan
 from .runner import Design, find_simulator
 
-from .cache import build_folder, drop_intermediates
+from .cache import build_folder, compile_in
 from .cache import build_root as _root
 
 __all__ = ["NATIVE_MAIN", "NativeBuild", "NativeOutcome", "build_native", "write_native_plan",
@@ -104,8 +105,9 @@ def build_native(design: Design, *, threads: int = 1,
                          f"{design.block_size} is over {MAX_BLOCK_SIZE}")
     version = find_simulator("verilator")
     source = NATIVE_MAIN.read_text()
-    defines = [f"-DIF4MAC_BLOCK_SIZE={design.block_size}",
-               f"-DIF4MAC_HAS_OVERRUN={int(design.reduction == 'shared')}"]
+    flags = SimArch.of(design).flags
+    defines = [f"-DIF4MAC_BLOCK_SIZE={design.block_size}"] + [
+        f"-DIF4MAC_HAS_{flag.upper()}={int(flag in flags)}" for flag in FLAGS]
     options = _VERILATOR_SPEED + (["--threads", str(threads)] if threads > 1 else [])
     key = hashlib.sha256(json.dumps([_RECIPE, design.digest, source, version, options,
                                      defines, _MAKE_FLAGS]).encode()).hexdigest()[:16]
@@ -121,14 +123,7 @@ def build_native(design: Design, *, threads: int = 1,
                "--top-module", design.toplevel, "-Mdir", "obj", "-o", "native_tb",
                "-CFLAGS", " ".join(defines), "-MAKEFLAGS", _MAKE_FLAGS,
                "dut.v", "native_main.cpp"]
-        with open(directory / "build.log", "w") as log:
-            proc = subprocess.run(cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            tail = "\n".join((directory / "build.log").read_text(errors="replace")
-                             .splitlines()[-30:])
-            raise RuntimeError(f"verilator build of the {design.toplevel} native harness "
-                               f"failed (exit {proc.returncode}):\n{tail}")
-        drop_intermediates(directory / "obj")
+        compile_in(directory, cmd, f"verilator build of the {design.toplevel} native harness")
     return NativeBuild(design, directory, executable, threads)
 
 
@@ -163,12 +158,13 @@ def read_native_results(path) -> np.ndarray:
     return np.frombuffer(raw[:usable], dtype=RESULT_DTYPE)
 
 
-def split_points(stream: Stream, pieces: int) -> np.ndarray:
+def split_points(stream: Stream, pieces: int, latency: int | None = None) -> np.ndarray:
     """Rows where ``stream`` may be cut into up to ``pieces`` pieces of similar length.
 
     A cut goes before an enabled ``first=1`` beat with no reset before it: that beat closes
     the previous piece's last segment and opens the next piece's first one, so it is played in
     both pieces (last in one, first in the next) and every result comes out exactly once.
+    ``latency``: golden's for the design (default: the reference architecture's).
     """
     n = len(stream)
     ok = np.asarray(stream.en, dtype=bool) & np.asarray(stream.first, dtype=bool)
@@ -177,9 +173,11 @@ def split_points(stream: Stream, pieces: int) -> np.ndarray:
         ok &= ~reset
         # Nor where a reset follows within latency rows: it discards that closing beat's
         # result in flight (golden.run), which the piece played alone would let out.
-        from if4mac.golden import latency
+        if latency is None:
+            from if4mac.golden import latency as reference_latency
 
-        for back in range(1, latency(stream.block_size) + 1):
+            latency = reference_latency(stream.block_size)
+        for back in range(1, latency + 1):
             ok[:-back] &= ~reset[back:]
     # A cut at row 0 would leave the piece before it empty.
     ok[:1] = False
@@ -224,9 +222,10 @@ def _check(design: Design, stream: Stream, jobs: int) -> None:
                          f"the design is {design.unit} with block size {design.block_size}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
-    if jobs > 1 and design.reduction != "pipelined":
-        raise ValueError("jobs > 1 needs the pipelined tree: the shared tree's refusals "
-                         "depend on the closes before a cut")
+    if jobs > 1 and SimArch.of(design).keeps_rows:
+        raise ValueError("jobs > 1 needs the pipelined tree (and fused-exact's pipelined "
+                         "converter): the shared tree's or serial converter's refusals depend "
+                         "on the closes before a cut")
 
 
 def prepare_pieces(design: Design, stream: Stream, jobs: int, work: Path,
@@ -234,7 +233,7 @@ def prepare_pieces(design: Design, stream: Stream, jobs: int, work: Path,
     """Cut ``stream`` for ``jobs`` harness processes and write ``plan{i}.bin`` into ``work``;
     returns each piece's drive plan and first row."""
     _check(design, stream, jobs)
-    cuts = split_points(stream, jobs).tolist()
+    cuts = split_points(stream, jobs, SimArch.of(design).latency).tolist()
     starts = [0] + cuts
     stops = [c + 1 for c in cuts] + [len(stream)]     # each cut row ends the piece before it
     plans = [drive_plan(_piece(stream, lo, hi), design.latency, seed=seed + i)
@@ -248,13 +247,16 @@ def score_pieces(design: Design, stream: Stream, plans: list[DrivePlan], starts:
                  work: Path, ends: list[str]):
     """Score the pieces' results (``out{i}.bin`` in ``work``; ``ends[i]``, the harness' last
     stdout line) as one run; returns the scoreboard, the joined plan and the overrun flag."""
+    arch = SimArch.of(design)
     played, overrun, ended = 0, False, True
+    flags_end = []          # per piece: the sticky flags at its end, in FLAGS order
     for words in (e.split() for e in ends):
-        if len(words) != 3 or words[0] != "end":
+        if len(words) != 2 + len(FLAGS) or words[0] != "end":
             ended = False
             continue
         played += int(words[1])
-        overrun |= words[2] == "1"
+        flags_end.append(tuple(w == "1" for w in words[2:]))
+        overrun |= flags_end[-1][0]
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in plans])])
     events: list = []
     for i in range(len(plans)):
@@ -264,8 +266,16 @@ def score_pieces(design: Design, stream: Stream, plans: list[DrivePlan], starts:
         plan, close_cycle = plans[0], None
     else:
         plan, close_cycle, _ = _joined(plans, starts, len(stream))
-    sb = score_results(stream, plan, design.reduction, events,
-                       (played, overrun) if ended else None, close_cycle_of_row=close_cycle)
+    whole_end = (played, *flags_end[0]) if len(plans) == 1 else (played,)
+    sb = score_results(stream, plan, arch.config, events, whole_end if ended else None,
+                       close_cycle_of_row=close_cycle)
+    if ended and len(plans) > 1 and arch.flags:
+        # Each piece starts with its own power-up reset: its flags end as golden's on it.
+        stops = starts[1:] + [len(stream) - 1]
+        for i, (lo, hi) in enumerate(zip(starts, stops)):
+            piece = _piece(stream, lo, hi + 1)
+            check_flags(sb, arch, arch.run(piece), plans[i], piece, {},
+                        (len(plans[i]), *flags_end[i]))
     return sb, plan, overrun
 
 
@@ -329,7 +339,7 @@ def run_native(built: NativeBuild, stream: Stream, *, jobs: int = 1,
         return NativeOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
                              int(np.asarray(stream.en).sum()), len(plan), elapsed, overrun,
                              cpu, len(plans), lost_results=len(
-                                 run(stream, reduction=design.reduction).overrun_beat))
+                                 SimArch.of(design).run(stream).overrun_beat))
     finally:
         if owned:
             shutil.rmtree(work, ignore_errors=True)

@@ -2,7 +2,8 @@
 // Vdut, built with --prefix Vdut) and writes every result. No Verilog testbench and no
 // timing engine: one input write and two evaluations of the model per clock cycle.
 //
-//   native_tb PLAN OUT        exit 0 and "end CYCLES OVERRUN" on stdout when the plan ran out
+//   native_tb PLAN OUT        exit 0 and "end CYCLES OVERRUN OVERFLOW" on stdout when the plan
+//                             ran out (the sticky flags at the end; 0 where the top has none)
 //
 // PLAN: a header (magic "IF4PLAN1", u32 block size, u32 bytes per lane vector), then one
 // record per clock cycle: u8 flags (bit 2 rst_n, bit 1 en, bit 0 first), u8 a_sf, u8 w_sf,
@@ -122,11 +123,16 @@ int main(int argc, char** argv) {
 #else
     const int overrun = 0;
 #endif
+#if IF4MAC_HAS_OVERFLOW
+    const int overflow = dut->overflow;
+#else
+    const int overflow = 0;
+#endif
     dut->final();
     if (std::fclose(out) != 0) {
         std::fprintf(stderr, "%s: write error\n", argv[2]);
         return 1;
     }
-    std::printf("end %llu %d\n", static_cast<unsigned long long>(cycle), overrun);
+    std::printf("end %llu %d %d\n", static_cast<unsigned long long>(cycle), overrun, overflow);
     return 0;
 }

@@ -35,6 +35,7 @@ from if4mac.hdl.tools import ToolError, find_tool, find_verilator
 
 from if4mac.safe_output import atomic_path
 
+from .arch import design_config
 from .cache import build_root as _root
 from .cache import build_folder, default_build_root, drop_intermediates
 
@@ -84,12 +85,20 @@ def find_simulator(name: str) -> str:
     return out.stdout.strip()
 
 
+def design_verilog(unit: str | MacConfig, block_size: int = DEFAULT_BLOCK_SIZE,
+                   reduction: str = "pipelined", build_root: Path | None = None, *,
+                   arch: str = "reference", acc_width: int | None = None,
+                   converter: str | None = None) -> Design:
+    """The :class:`~if4mac.hdl.design.Design` of ``MacConfig(unit, block_size, reduction,
+    arch, acc_width, converter)`` (or of ``unit`` if it is a config already): exactly the
+    Verilog ``if4mac verilog`` writes, kept on disk under the build root."""
+    config = unit if isinstance(unit, MacConfig) else MacConfig(
+        unit, block_size, reduction, arch, acc_width, converter)
+    return _design(config, build_root)
+
+
 @lru_cache(maxsize=16)
-def design_verilog(unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
-                   reduction: str = "pipelined", build_root: Path | None = None) -> Design:
-    """The :class:`~if4mac.hdl.design.Design` of ``MacConfig(unit, block_size, reduction)``:
-    exactly the Verilog ``if4mac verilog`` writes, kept on disk under the build root."""
-    config = MacConfig(unit, block_size, reduction)
+def _design(config: MacConfig, build_root: Path | None) -> Design:
     return mac_design(config, cache_dir=_root(build_root) / "verilog")
 
 
@@ -229,13 +238,15 @@ class TestOutcome:
 
     @property
     def overrun(self) -> bool:
-        """The shared tree's sticky ``overrun`` at the end of the run (checked against the
-        RTL's output by the testbench); False for the pipelined tree."""
+        """The sticky ``overrun`` at the end of the run (the shared tree's or fused-exact's
+        serial converter's; checked against the RTL's output by the testbench); False where
+        the design takes every result."""
         return bool(self.detail.get("overrun", False))
 
     @property
     def lost_results(self) -> int:
-        """Segments whose result the shared tree refused during the run (0 when pipelined)."""
+        """Segments whose result the shared tree (or serial converter) refused during the run
+        (0 where the design takes every result)."""
         return int(self.detail.get("lost_results", 0))
 
 
@@ -285,8 +296,10 @@ def run_job(built: Build, *, stimulus: Stream | None = None, scenarios: Sequence
     with waves_cm as wave_tmp:
         try:
             tests = []
+            config = design_config(design)
             job = {"unit": design.unit, "block_size": design.block_size,
-                   "reduction": design.reduction, "latency": design.latency, "out_dir": str(work),
+                   "reduction": design.reduction, "arch": config.arch,
+                   "options": config.options, "latency": design.latency, "out_dir": str(work),
                    "seed": seed, "scale": scale, "gap_prob": gap_prob,
                    "scenarios": list(scenarios)}
             if stimulus is not None:

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from if4mac.golden import (Stream, check_reduction, float32_from_bits, run,
-                           shared_tree_refuses, tree_levels)
-from if4mac.golden.mac import TREE_START_EDGE, latency
+from if4mac.golden import (MacConfig, Stream, check_reduction, float32_from_bits,
+                           shared_tree_refuses)
+from if4mac.golden.mac import TREE_START_EDGE
 
+from .arch import SimArch
 from .plan import check_latency, unpack_lanes
 
 __all__ = ["Expected", "Mismatch", "ScoreboardError", "Scoreboard", "SegmentModel",
@@ -162,29 +163,38 @@ class SegmentModel:
     (a call costs far more than a beat), and at :meth:`flush`. ``row_of_cycle`` maps a cycle
     to its stimulus row for the report.
 
-    ``reduction="shared"``: golden's rule for the shared tree, applied to the cycles at which
-    the closing beats were seen (on the pins, stream rows are cycles): a segment closed less
-    than ``L = ceil(log2 B)`` cycles after the last *accepted* close, with no reset between,
-    loses its result and sets the sticky ``overrun`` (tests check this against
+    ``config``: the design's :class:`~if4mac.golden.MacConfig` (default: the reference
+    architecture with ``reduction``); golden's arithmetic and latency are that
+    architecture's (:class:`.arch.SimArch`).
+
+    ``reduction="shared"`` (or fused-exact's serial converter): golden's rule for the
+    refusing resource, applied to the cycles at which the closing beats were seen (on the
+    pins, stream rows are cycles): a segment closed less than ``L = ceil(log2 B)`` cycles
+    (the serial converter: 9) after the last *accepted* close, with no reset between, loses
+    its result and sets the sticky ``overrun`` (tests check this against
     ``golden.run(stream, reduction="shared")``).
 
     Reset: a prediction is held back until ``latency`` cycles after its closing beat have
     passed without a reset; a reset at cycle R discards those closed at ``R - latency`` or
     later (their results were in the pipeline), and a refused close that had not yet reached
-    the tree (``R - c <= TREE_START_EDGE``) is discarded rather than counted as an overrun.
+    the resource (``R - c <= TREE_START_EDGE``) is discarded rather than counted as an overrun.
     ``discarded`` lists the closing cycles of the discarded results.
     """
 
     def __init__(self, unit: str, block_size: int, on_expected: Callable[[Expected], None],
                  row_of_cycle: Callable[[int], int] | None = None, *,
-                 reduction: str = "pipelined", batch: int = 32):
+                 reduction: str = "pipelined", batch: int = 32,
+                 config: MacConfig | None = None):
         self.unit = unit
         self.block_size = block_size
         self.on_expected = on_expected
         self.row_of_cycle = row_of_cycle or (lambda cycle: -1)
         self.reduction = check_reduction(reduction)
-        self.levels = tree_levels(block_size)
-        self.latency = latency(block_size)
+        self.arch = SimArch(config if config is not None
+                            else MacConfig(unit, block_size, self.reduction))
+        # The refusing resource (shared tree, serial converter), if any: golden's rule.
+        self.levels, self.start_edge = self.arch.refusal or (None, TREE_START_EDGE)
+        self.latency = self.arch.latency
         self.batch = batch
         self._rows: list[tuple] = []     # beats from the oldest unpredicted segment's start
         self._closes = 0                 # closing beats among them
@@ -199,7 +209,7 @@ class SegmentModel:
         self._predict()
         while self._held:
             close, item = self._held.popleft()
-            limit = self.latency if item is not None else TREE_START_EDGE
+            limit = self.latency if item is not None else self.start_edge
             if cycle - close <= limit:
                 self.discarded.append(close)
             else:
@@ -228,7 +238,7 @@ class SegmentModel:
 
     def _accept(self, close_cycle: int) -> bool:
         # Golden's rule, applied to the cycles the closing beats were seen at.
-        if self.reduction == "shared" and self.last_accepted is not None \
+        if self.levels is not None and self.last_accepted is not None \
                 and shared_tree_refuses(close_cycle - self.last_accepted, self.levels):
             return False
         self.last_accepted = close_cycle
@@ -252,7 +262,7 @@ class SegmentModel:
             self.unit, np.ones(n, dtype=bool), np.array(first, dtype=bool),
             unpack_lanes(a_in, self.block_size), unpack_lanes(w_in, self.block_size),
             np.array(a_sf, dtype=np.uint8), np.array(w_sf, dtype=np.uint8))
-        result = run(stream)
+        result = self.arch.run_arithmetic(stream)
         # Row 0 opens a segment (first=1, or the first beat after reset or power-up) and
         # every later first=1 row closes one, so golden closes exactly our segments.
         assert len(result) == self._closes, "golden must close exactly the segments seen"

@@ -7,10 +7,12 @@ The structure is the usual cocotb one (as in cocotb's ``matrix_multiplier`` exam
 
 The driver plays a :class:`~.plan.DrivePlan` (stimulus rows, random idle gaps, drains and reset
 pulses); the input monitor reports every beat and reset it sees on the pins, the model
-predicts each closed segment's result with golden, and the scoreboard checks every RTL result
-in order, bit for bit and cycle for cycle, and must be empty at the end. As a second, coarser
-check the RTL results must equal ``golden.run`` of the whole stimulus (which catches a driver
-that plays something other than the stimulus).
+predicts each closed segment's result with golden (the design's architecture), and the
+scoreboard checks every RTL result in order, bit for bit and cycle for cycle, and must be
+empty at the end. As a second, coarser check the RTL results must equal ``golden.run`` of the
+whole stimulus (which catches a driver that plays something other than the stimulus). A
+flag monitor records every change of the sticky flags (``overrun``, fused-exact's
+``overflow``), compared edge for edge with the rows golden lists for them.
 
 This module runs inside the simulator; :mod:`if4mac.sim.runner` builds the design and starts
 it with a job file (``IF4MAC_SIM_JOB``) that names the unit, block size, reduction and
@@ -24,17 +26,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge
 
-from if4mac.golden import MacConfig, Stream, load_stream_npz, run
+from if4mac.golden import MacConfig, Stream, load_stream_npz
 from if4mac.hdl.interface import MacSignature
 
-from .beats import BeatDriver, BeatMonitor, Clocking, ResultMonitor, read_uint
+from .arch import SimArch
+from .beats import BeatDriver, BeatMonitor, Clocking, FlagMonitor, ResultMonitor, read_uint
+from .fast import check_flags
 from .plan import drive_plan
 from .scenarios import make_scenario, scenario_names
 from .scoreboard import Mismatch, Scoreboard, ScoreboardError, SegmentModel
@@ -51,6 +55,8 @@ class Job:
     reduction: str
     latency: int
     out_dir: str
+    arch: str = "reference"
+    options: dict = field(default_factory=dict)   # the architecture's (MacConfig.options)
     stimulus: str | None = None       # .npz written by :func:`if4mac.golden.save_stream_npz`
     scenarios: tuple = ()
     seed: int = 1
@@ -67,6 +73,10 @@ class Job:
         doc["scenarios"] = tuple(doc.get("scenarios", ()))
         return cls(**doc)
 
+    @property
+    def config(self) -> MacConfig:
+        return MacConfig(self.unit, self.block_size, self.reduction, self.arch, **self.options)
+
 
 class MacTestbench:
     """Driver, monitors, model and scoreboard for one stream on one MAC top."""
@@ -81,15 +91,17 @@ class MacTestbench:
         self.clocking = Clocking(dut.clk)
         self.scoreboard = Scoreboard(job.latency, self.plan.describe_cycle)
         row_of = self.plan.row
+        self.arch = SimArch(job.config)
         self.model = SegmentModel(
             job.unit, job.block_size, self.scoreboard.expect,
             row_of_cycle=lambda c: int(row_of[c]) if 0 <= c < len(row_of) else -1,
-            reduction=job.reduction)
+            reduction=job.reduction, config=job.config)
         self.input_monitor = BeatMonitor(
             dut, self.clocking, on_beat=lambda b: self.model.beat(
                 b.cycle, b.first, b.a_in, b.w_in, b.a_sf, b.w_sf),
             on_reset=self.model.reset)
         self.output_monitor = ResultMonitor(dut, self.clocking, self.scoreboard.observe)
+        self.flag_monitor = FlagMonitor(dut, self.clocking, self.arch.flags)
         total = len(self.plan)
         self.driver = BeatDriver(
             dut, self.plan,
@@ -99,8 +111,7 @@ class MacTestbench:
 
     def _check_dut(self) -> None:
         # The widths come from the one declaration of the interface, not restated here.
-        config = MacConfig(self.job.unit, self.job.block_size, self.job.reduction)
-        for name, width in MacSignature(config).port_widths.items():
+        for name, width in MacSignature(self.job.config).port_widths.items():
             handle = getattr(self.dut, name, None)
             if handle is None:
                 raise ValueError(f"the design has no port {name!r}")
@@ -112,26 +123,30 @@ class MacTestbench:
         start = time.perf_counter()
         self.driver.apply_first()
         await self.clocking.start()
-        self.input_monitor.start()
-        self.output_monitor.start()
+        monitors = (self.input_monitor, self.output_monitor, self.flag_monitor)
+        for monitor in monitors:
+            monitor.start()
         await self.driver.run(self.clocking)
         # The monitors sample at the driver's last falling edge too; let them have it.
         await FallingEdge(self.clocking.clk)
-        self.input_monitor.stop()
-        self.output_monitor.stop()
+        for monitor in monitors:
+            monitor.stop()
         elapsed = time.perf_counter() - start
         sb = self.scoreboard
         self.model.flush()
         sb.finish()
-        if self.job.reduction == "shared":
+        # The coarse check: the whole stimulus through golden at once.
+        whole = self.arch.run(self.stream)
+        # Every sticky flag, edge for edge, against golden's listed rows.
+        check_flags(sb, self.arch, whole, self.plan, self.stream, self.flag_monitor.changes,
+                    None)
+        if "overrun" in self.arch.flags:
             got = bool(read_uint(self.dut.overrun))
             if got != self.model.overrun:
                 sb.mismatches.append(Mismatch(
                     "overrun", f"overrun is {int(got)} at the end of the run, expected "
                     f"{int(self.model.overrun)} (refused closing beats at cycles "
                     f"{self.model.refused[:5]})"))
-        # The coarse check: the whole stimulus through golden at once.
-        whole = run(self.stream, reduction=self.job.reduction)
         rtl = [bits for bits, _ in sb.results]
         if sb.passed and rtl != [int(b) for b in whole.bits]:
             sb.mismatches.append(Mismatch(
@@ -170,9 +185,9 @@ async def _check(dut, job: Job, name: str, stream: Stream, *, gap_prob: float,
 
 
 JOB = Job.from_env()
-# Random idle gaps change which results the shared tree refuses, so a stimulus meant for
-# it is played exactly as written.
-_GAPS = 0.0 if JOB is None or JOB.reduction == "shared" else JOB.gap_prob
+# Random idle gaps change which results the shared tree (or the serial converter) refuses,
+# so a stimulus meant for it is played exactly as written.
+_GAPS = 0.0 if JOB is None or SimArch(JOB.config).keeps_rows else JOB.gap_prob
 _SCENARIOS = [] if JOB is None else [
     s for s in (scenario_names(JOB.block_size) if JOB.scenarios == ("all",) else JOB.scenarios)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from if4mac.command import Command, block_size_callback
+from if4mac.command import Command, arch_options, block_size_callback, mac_config
 from if4mac.errors import UserError
 from if4mac.golden import UNITS
 from if4mac.golden.mac import REDUCTIONS
@@ -51,6 +51,7 @@ def _range(lo, hi, unit=""):
               callback=block_size_callback, help="MAC lanes B.")
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
               show_default=True, help="Tree reduction of the MAC.")
+@arch_options
 @click.option("--width", type=int, default=8, show_default=True, callback=_range(*WIDTH_RANGE),
               help="Operand width of --design regmul.")
 @click.option("--target", type=click.Choice(TARGETS), required=True,
@@ -91,15 +92,20 @@ def _range(lo, hi, unit=""):
                    "if the top has no such port).")
 @click.option("--chipware-standins", type=click.Choice(("ieee", "reduced")), default=None,
               help="Add this project's CW_fp_add / CW_fp_mult stand-ins to the --rtl files.")
-def synth(unit, design, block_size, reduction, width, target, library, liberty, clock_ps,
-          abc_delay_target, flat, freq_mhz, workdir, output, timeout, rtl_files, top, params,
-          defines, clock, reset, chipware_standins):
+def synth(unit, design, block_size, reduction, arch_options, width, target, library, liberty,
+          clock_ps, abc_delay_target, flat, freq_mhz, workdir, output, timeout, rtl_files, top,
+          params, defines, clock, reset, chipware_standins):
     """Synthesise one configuration; write JSON and a summary, print the summary.
 
     With --rtl FILE... --top NAME: any Verilog or SystemVerilog design, elaborated by
     yosys-slang and then run through exactly the same flows (docs/external.md).
     """
     rtl = _rtl_options(rtl_files, top, params, defines, clock, reset, chipware_standins)
+    # The MAC's configuration, validated once (the same options as verilog and sim).
+    config = mac_config(unit, block_size, reduction, arch_options)
+    if config.arch != "reference":
+        raise UserError(f"--arch {config.arch}: this synthesis flow builds the reference "
+                        f"architecture only so far")
     if rtl is not None:
         ctx = click.get_current_context()
         given = [f"--{name.replace('_', '-')}" for name in

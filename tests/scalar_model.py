@@ -199,15 +199,26 @@ def exact_max_segment(unit: str, block_size: int, acc_width: int) -> int:
 QNAN = 0x7FC00000
 
 
+def fused_latency(arch: str, unit: str) -> int:
+    """Edges from a closing beat to its result in the fused tops (pipelined conversion): 3
+    registers up to the segment register (fused-fp32's result), then fused-exact's rounding
+    and, for IF4, its /49 stage."""
+    if arch == "fused-fp32":
+        return 3
+    return 5 if unit == "if4" else 4
+
+
 def run_fused(arch: str, unit: str, beats, *, acc_width: int | None = None) -> list[int]:
-    """Results (bit patterns) of a fused architecture over beat dicts, as :func:`run`."""
+    """Results (bit patterns) of a fused architecture over beat dicts, as :func:`run`
+    (a reset at most :func:`fused_latency` rows after a close discards its result)."""
     block = len(next(b for b in beats if "a" in b)["a"]) if beats else 1
     limit = exact_max_segment(unit, block, acc_width) if acc_width is not None else None
-    results = []
+    results = []          # (close row, bits)
     state = None          # fp32: the register Value; exact: [Fraction sum, beat count]
-    for beat in beats:
+    for row, beat in enumerate(beats):
         if beat.get("reset"):
             state = None
+            results = [(c, bits) for c, bits in results if row - c > fused_latency(arch, unit)]
         if not beat.get("en", 1):
             continue
         args = (unit, beat["a"], beat["w"], beat["a_sf"], beat["w_sf"])
@@ -215,7 +226,7 @@ def run_fused(arch: str, unit: str, beats, *, acc_width: int | None = None) -> l
             m = fused_fp32_beat(*args)
             if beat.get("first"):
                 if state is not None and not beat.get("reset"):
-                    results.append(to_bits(state))
+                    results.append((row, to_bits(state)))
                 state = m
             else:
                 state = add((Fraction(0), False) if state is None else state, m)
@@ -225,9 +236,9 @@ def run_fused(arch: str, unit: str, beats, *, acc_width: int | None = None) -> l
                 if state is not None and not beat.get("reset"):
                     total, count = state
                     if limit is not None and count > limit:
-                        results.append(QNAN)
+                        results.append((row, QNAN))
                     else:
-                        results.append(to_bits((round_binary32(total), False)))
+                        results.append((row, to_bits((round_binary32(total), False))))
                 state = [term, 1]
             elif state is None:
                 state = [term, 1]
@@ -235,4 +246,4 @@ def run_fused(arch: str, unit: str, beats, *, acc_width: int | None = None) -> l
                 state = [state[0] + term, state[1] + 1]
         else:
             raise ValueError(f"unknown arch {arch!r}")
-    return results
+    return [bits for _, bits in results]

@@ -212,7 +212,8 @@ def test_serial_converter_drops_close_results():
     first = np.zeros(n, bool)
     first[rows] = True
     reset = np.zeros(n, bool)
-    reset[31] = True                            # 31 follows 30 but reset comes between
+    reset[31] = True                            # 31 follows 30 but reset comes between, and
+                                                # discards 30's result in flight
     rng = np.random.default_rng(8)
     stream = Stream("if4", np.ones(n, bool), first, rng.integers(0, 16, (n, 16), dtype=np.uint8),
                     rng.integers(0, 16, (n, 16), dtype=np.uint8), np.full(n, 0xB8, np.uint8),
@@ -221,11 +222,13 @@ def test_serial_converter_drops_close_results():
     serial = run(stream, arch="fused-exact", converter="serial")
     # Closes at 3, 9, 17, 18, 20, 30 (31 is preceded by reset: no close). Accepted: 3; 9 is 6
     # after 3 (refused); 17 is 14 after 3 (accepted); 18, 20 within 8 of 17 (refused);
-    # 30 is 13 after 17 (accepted).
-    assert pipelined.close_beat.tolist() == [3, 9, 17, 18, 20, 30]
-    assert serial.close_beat.tolist() == [3, 17, 30]
+    # 30 is 13 after 17 (accepted), but the reset one row later discards it (latency 12).
+    assert pipelined.close_beat.tolist() == [3, 9, 17, 18, 20]
+    assert pipelined.discarded_beat.tolist() == [30]
+    assert serial.close_beat.tolist() == [3, 17]
     assert serial.overrun_beat.tolist() == [9, 18, 20] and serial.overrun
-    assert serial.bits.tolist() == pipelined.bits[[0, 2, 5]].tolist()
+    assert serial.discarded_beat.tolist() == [30]
+    assert serial.bits.tolist() == pipelined.bits[[0, 2]].tolist()
 
 
 def test_default_arch_is_reference():

@@ -5,8 +5,8 @@ plus their pieces (element integers, block dot product, constant divider, conver
 The expected port trace comes from golden's results for the top's architecture: a ``done``
 pulse ``latency`` edges after each closing beat, the result on ``acc`` (held; 0 after reset)
 and, for fused-exact, the sticky ``overflow`` from edge ACC_STAGE of each beat golden lists
-in ``overflow_beat`` until the next reset. The driver is tests/hdl/test_mac.py's, draining the
-pipeline before each reset: golden's fused model does not yet discard results in flight.
+in ``overflow_beat`` until the next reset. The driver is tests/hdl/test_mac.py's, which
+resets without draining: a reset discards the results in flight, in golden as in the RTL.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from if4mac.hdl.fused import (
 from tests import scalar_model
 from tests.hdl.port_trace import packed, result_ports, simulate_ports, sticky
 from tests.hdl.test_mac import drive_schedule, edge_stream, hand_stream
+from tests.reset_streams import expected, ladder_latency, reset_ladder
 
 UNITS = ("nvfp4", "if4")
 ARCHS = ("fused-fp32", "fused-exact")
@@ -52,7 +53,7 @@ def ref_trace(stream: Stream, top) -> Trace:
     kwargs = ({"acc_width": top.acc_width, "converter": top.converter}
               if top.arch == "fused-exact" else {})
     results = run(stream, arch=top.arch, **kwargs)
-    row_edge, reset_edge, edges = drive_schedule(stream, top.latency, drain=True)
+    row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
     done, acc = result_ports(results, row_edge, reset_edge, edges, top.latency)
 
     def flag(rows):
@@ -67,7 +68,7 @@ def ref_trace(stream: Stream, top) -> Trace:
 
 def rtl_trace(stream: Stream, top) -> Trace:
     """Drive ``stream`` into ``top`` in pysim, as test_mac's driver; record the ports."""
-    row_edge, reset_edge, edges = drive_schedule(stream, top.latency, drain=True)
+    row_edge, reset_edge, edges = drive_schedule(stream, top.latency)
     flags = [name for name in ("overflow", "overrun") if name in top.signature.members]
     ports = simulate_ports(stream, top, row_edge, reset_edge, edges, flags)
     return Trace(ports["done"], ports["acc"], ports.get("overflow"), ports.get("overrun"),
@@ -323,3 +324,65 @@ def test_verilog_lint_and_synth(tmp_path, arch, unit, options):
     flops = {cell for cell in cells if "DFF" in cell}
     assert flops and not any("LATCH" in cell for cell in cells), cells
     assert all(re.fullmatch(r"\$_DFFE?_P[NP]0P?_", cell) for cell in flops), flops
+
+
+# -- reset with a result in flight (issue 17, item 1) -----------------------------------------
+
+FUSED_CONFIGS = [("fused-fp32", "nvfp4", None), ("fused-fp32", "if4", None),
+                 ("fused-exact", "nvfp4", None), ("fused-exact", "if4", None),
+                 ("fused-exact", "if4", "serial")]
+
+
+@pytest.mark.parametrize("arch,unit,converter", FUSED_CONFIGS)
+def test_reset_with_a_result_in_flight_per_edge(arch, unit, converter):
+    """rst_n asserted 1, 2, .., latency + 2 edges after a closing beat (no drain): the fused
+    RTL discards the result for 1 .. latency (rst_n clears every register), delivers it from
+    latency + 1 on, and the port trace equals golden's edge for edge."""
+    top = fused_mac(arch, unit, 2, **({"converter": converter} if converter else {}))
+    latency = ladder_latency(unit, 2, arch, converter)
+    assert top.latency == latency
+    stream, cases = reset_ladder(unit, 2, range(1, latency + 3), latency)
+    want = check(stream, top)           # RTL trace == the trace golden implies, every edge
+    done_edges = np.flatnonzero(want.done).tolist()
+    assert done_edges == [int(want.row_edge[c["close"]]) + latency
+                          for c in cases if c["survives"]]
+    assert [int(want.acc[t]) for t in done_edges] == expected(cases)
+    # golden lists the discarded closes, and only those.
+    kwargs = {"converter": converter} if converter else {}
+    results = run(stream, arch=arch, **kwargs)
+    assert results.discarded_beat.tolist() == [c["close"] for c in cases if not c["survives"]]
+    assert len(results.overrun_beat) == 0
+    for c in cases[:-1]:
+        nxt = int(want.reset_edge[want.reset_edge > want.row_edge[c["close"]]][0])
+        assert nxt - int(want.row_edge[c["close"]]) == c["k"]
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_reset_before_an_overflow_reaches_the_accumulator(unit):
+    """The beat too many raises overflow at edge ACC_STAGE of its own; a reset 1..ACC_STAGE
+    rows after it clears the pipeline first and overflow never rises, later it does (and
+    falls at the reset). Checked edge for edge against the RTL."""
+    width = exact_beat_bound(unit, 2).bit_length() + 1
+    top = FusedExactMac(unit, 2, acc_width=width)
+    limit = top.max_segment
+    rows, too_many = [], []
+    for k in range(1, ACC_STAGE + 3):
+        rows.append((1, 1))                         # reset, open: the segment's first beat
+        rows += [(0, 0)] * (limit - 1)              # the rest of the segment's capacity
+        too_many.append((len(rows), k))
+        rows.append((0, 0))                         # the beat too many
+        rows += [(0, 2)] * (k - 1)                  # bubbles until the next reset
+    rows.append((1, 1))
+    n = len(rows)
+    reset = np.array([r == 1 for r, _ in rows])
+    first = reset.copy()
+    en = np.array([kind != 2 for _, kind in rows])
+    a = np.full((n, 2), 0x7, dtype=np.uint8)        # E2M1 6.0, the largest product
+    scale = np.full(n, 0x7E, dtype=np.uint8)        # E4M3 448
+    stream = Stream(unit, en, first, a, a.copy(), scale, scale.copy(), reset)
+    want = check(stream, top)
+    results = run(stream, arch="fused-exact", acc_width=width)
+    assert results.overflow_beat.tolist() == [row for row, k in too_many if k > ACC_STAGE]
+    for row, k in too_many:
+        rises = int(want.row_edge[row]) + ACC_STAGE
+        assert want.overflow[rises] == (k > ACC_STAGE)

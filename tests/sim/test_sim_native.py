@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from if4mac.golden import Results, Stream, random_stream, run, save_stimulus
-from if4mac.sim import fast
+from if4mac.sim import arch as sim_arch
 from if4mac.sim.native import (RESULT_DTYPE, _joined, _pack_nibbles, _piece, build_native,
                                read_native_results, run_native, split_points,
                                write_native_plan)
@@ -175,7 +175,7 @@ def test_native_harness_catches_a_wrong_expected_value(built16, mixed_stream, mo
         keep = np.arange(len(bits)) != gone
         return Results(bits[keep], out.start_beat[keep], out.close_beat[keep])
 
-    monkeypatch.setattr(fast, "run", corrupted)
+    monkeypatch.setattr(sim_arch, "run", corrupted)   # golden, as every testbench calls it
     out = run_native(built16, mixed_stream, jobs=2)
     assert not out.passed
     first = out.report.splitlines()[0]

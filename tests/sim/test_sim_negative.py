@@ -141,3 +141,18 @@ def test_verilator_testbench_catches_a_faulty_design():
     bits = int(want.bits[3])
     assert "segment 3" in out.report and f"got 0x{bits ^ 1:08x}" in out.report, out.report
     assert len(out.results) == len(want)
+
+
+@pytest.mark.parametrize("fault", sorted(OVERRUN_FAULTS))
+def test_cocotb_testbench_checks_overrun_per_edge(fault):
+    """The same faults through the cocotb testbench (issue 17, item 6): its flag monitor
+    compares every change of overrun with golden's, so an overrun one cycle late (right at
+    the end of the run) fails as well as one never raised."""
+    s = make_scenario("single_beat_segments", "if4", 16, 1, 0.1)
+    want = run(s, reduction="shared")
+    assert len(want.overrun_beat) > 0
+    out = run_job(build(faulty_design("if4", fault), "icarus", build_root=BUILD_ROOT),
+                  stimulus=s)["run_stimulus"]
+    assert out.status == "failed"
+    assert out.results == want.hex()          # every result right: only overrun is wrong
+    assert "overrun change 0" in out.report, out.report
