@@ -41,7 +41,6 @@ Tools: {{ d.tools.items() | map("join", " ") | join(", ") }}.
 ![area vs period](ladder.png)
 
 IF4 / NVFP4 area at equal achieved period (linear on each unit's Pareto front):
-
 {% for x in a.iso %}
 ### {{ x.design }}
 
@@ -105,10 +104,10 @@ The paper reports one hardware number from a closed flow: its IF4 MAC's latency 
 {% endif %}
 ## Run times
 
-{{ a.steps.runs }} flow runs (and power analyses); the sum of their wall times is
-{{ "%.0f" | format(a.steps.run_time_sum_s) }} s (longest {{ "%.0f" | format(a.steps.longest_run_s) }} s), so on {{ a.steps.workers }} idle cores the
-report needs at least {{ "%.0f" | format(a.steps.estimate_wall_s) }} s ({{ "%.1f" | format(a.steps.estimate_wall_s / 60) }} min); this one took {{ a.steps.wall_txt }}
-(runs reused from the store count with their original times above).
+{{ a.steps.runs }} flow runs and power analyses; the sum of their {{ "CPU" if a.steps.basis == "cpu" else "wall" }} times is
+{{ "%.0f" | format(a.steps.run_time_sum_s) }} s (longest {{ "%.0f" | format(a.steps.longest_run_s) }} s; wall times summed: {{ "%.0f" | format(a.steps.run_wall_sum_s) }} s at the machine's load), so
+on {{ a.steps.workers }} idle cores the report needs at least {{ "%.0f" | format(a.steps.estimate_wall_s) }} s ({{ "%.1f" | format(a.steps.estimate_wall_s / 60) }} min); this
+one took {{ a.steps.wall_txt }} (runs reused from the store count with their original times).
 
 {{ table(["step", "seconds (summed over runs)"], a.steps_cells) }}
 {{ table(["role", "run wall seconds (summed)"], a.roles_cells) }}

@@ -157,9 +157,11 @@ def collect(*, block_size: int = 16, targets=("asic", "ecp5"), library: str | No
     specs = list(dict.fromkeys(s for _, s in roles))
     log(f"report: {len(specs)} flow runs (ASIC ladder, noise repeats, per-block, ECP5, "
         f"external) on {'scheduler ' + scheduler if scheduler else f'{jobs} workers'}")
+    # From a clean tree, only this commit's records are reused: a report is one commit's.
+    same = None if git.get("dirty") else git.get("commit")
     t0 = time.monotonic()
     records = run_sweep(specs, store=store, workdir=workdir / "work", scheduler=scheduler,
-                        workers=jobs, timeout=timeout, progress=progress,
+                        workers=jobs, timeout=timeout, progress=progress, require_commit=same,
                         log=lambda m: log("report: " + m.removeprefix("sweep: ")))
     by_spec = dict(zip(specs, records))
     power_recs = []
@@ -171,7 +173,7 @@ def collect(*, block_size: int = 16, targets=("asic", "ecp5"), library: str | No
                   and s.clock_ps == at]
         power_recs = run_sweep(pspecs, store=store, workdir=workdir / "work",
                                scheduler=scheduler, workers=jobs, timeout=timeout,
-                               workload="example", progress=progress,
+                               workload="example", progress=progress, require_commit=same,
                                log=lambda m: log("report: power " + m.removeprefix("sweep: ")))
     wall = time.monotonic() - t0
     runs = []

@@ -336,9 +336,21 @@ def _iverilog_version() -> str:
     return (out.stdout.splitlines() or ["unknown"])[0].strip()
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its finished children (the tools)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
-            timeout: float | None = 3600, workload=None) -> dict:
+            timeout: float | None = 3600, workload=None, require_commit: str | None = None) -> dict:
     """Run ``spec`` unless the store already holds its key; return the record.
+
+    ``require_commit``: reuse only records made at this commit from a clean tree (a
+    committed report must come from one commit, issue 14).
 
     The returned record has ``reused`` True when it came from the store. ``workload``
     (``"example"`` or ``{"path": ...}``, see :mod:`.power`) adds a power analysis of the
@@ -361,19 +373,25 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     parts = key_parts(spec, verilog_sha256=None if design is None else design.sha256)
     key = run_key(parts)
     work = Path(workdir) / key[:16]
-    rec = store.get(key)
+    def of_commit(r):
+        if r is None or require_commit is None:
+            return r
+        g = r.get("git") or {}
+        return r if g.get("commit") == require_commit and not g.get("dirty") else None
+
+    rec = of_commit(store.get(key))
     pkey = pparts = None
     if stream is not None:
         pparts = power_key_parts(key, stream_sha256(stream), parts["clock_ps"])
         pkey = run_key(pparts)
-        prec = store.get(pkey)
+        prec = of_commit(store.get(pkey))
         if rec is not None and prec is not None:
             return {**rec, "reused": True, "power": prec["power"], "power_reused": True}
     if rec is not None and (stream is None or (work / rec["name"] / f"{design.name}.netlist.v").is_file()):
         rec = {**rec, "reused": True}
     else:
         # Not stored (or its netlist, which a power analysis reads, is gone): synthesise.
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), _cpu_s()
         rec = synthesize(workdir=work, timeout=timeout, **spec.synth_kwargs())
         rec.pop("runtime_s", None)
         rec["spec"] = dataclasses.asdict(spec)
@@ -381,6 +399,9 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
         rec["run_key"] = {"sha256": key, "parts": parts}
         rec["git"] = git_revision()
         rec["wall_s"] = round(time.monotonic() - t0, 2)
+        # CPU seconds of this process and its tools: what an idle core would need, whatever
+        # the machine's load was (a sweep worker runs one run at a time).
+        rec["cpu_s"] = round(_cpu_s() - c0, 2)
         # Which process ran it (a sweep's worker): shows how the runs were spread.
         rec["worker"] = {"host": socket.gethostname(), "pid": os.getpid()}
         rec["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -392,7 +413,7 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     from .libraries import resolve_library
     from .power import gate_activity, run_power
 
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), _cpu_s()
     rundir = work / rec["name"]
     netlist = rundir / f"{design.name}.netlist.v"
     lib = resolve_library(spec.library, spec.liberty)
@@ -407,6 +428,7 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     power["steps_s"] = {"activity_sim": round(sim_s, 2), "opensta_power": power["runtime_s"]}
     power["results_checked"] = activity["results_checked"]
     power["wall_s"] = round(time.monotonic() - t0, 2)
+    power["cpu_s"] = round(_cpu_s() - c0, 2)
     store.put({"run_key": {"sha256": pkey, "parts": pparts}, "power": power,
                "git": git_revision(), "label": spec.label() + "-power"})
     return {**rec, "power": power, "power_reused": False}
