@@ -222,6 +222,11 @@ def _positive_int(ctx, param, value):
               help="Which designs get ECP5 place and route (the slowest step).")
 @click.option("--power/--no-power", default=True, show_default=True,
               help="Power of the headline pair on the example tensors.")
+@click.option("--designs", default=None,
+              callback=_csv("designs", choices=("reference-pipelined", "reference-shared",
+                                                "fused-fp32", "fused-exact",
+                                                "fused-exact-serial")),
+              help="Comma-separated designs to include [default: every architecture].")
 @click.option("--external", "externals", multiple=True, metavar="NAME=PATH",
               help="Add an external design's rows: fouroversix=CHECKOUT (the IF4 authors' "
                    "MAC, both units, both ChipWare stand-in variants).")
@@ -233,7 +238,7 @@ def _positive_int(ctx, param, value):
 @click.option("--timeout", type=float, default=3600, show_default=True,
               callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
 def report(block_size, targets, library, liberty, output_dir, workdir, jobs, scheduler, reuse,
-           ladder_ps, noise_seeds, ecp5, power, externals, allow_dirty, render_only, progress,
+           ladder_ps, noise_seeds, ecp5, power, designs, externals, allow_dirty, render_only, progress,
            timeout):
     """Synthesise every architecture, NVFP4 and IF4, and write the report."""
     import json
@@ -269,7 +274,7 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
                            library=library, liberty=liberty, workdir=workdir, jobs=jobs,
                            scheduler=scheduler, reuse=reuse,
                            ladder_ps=ladder_ps or DEFAULT_LADDER_PS, noise_seeds=noise_seeds,
-                           ecp5=ecp5, power=power, external=ext_specs, external_meta=ext_meta,
+                           ecp5=ecp5, power=power, designs=designs, external=ext_specs, external_meta=ext_meta,
                            allow_dirty=allow_dirty, command=command_line(sys.argv[1:]),
                            timeout=timeout, progress=progress,
                            log=lambda m: click.echo(m, err=True))
