@@ -77,7 +77,7 @@ def plan(*, block_size: int = 16, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
     if ecp5 not in ECP5_CHOICES:
         raise ValueError(f"unknown ECP5 choice {ecp5!r}: expected one of {', '.join(ECP5_CHOICES)}")
     relaxed = max(ladder_ps)
-    noise_at = float(noise_at_ps) if noise_at_ps else sorted(ladder_ps)[len(ladder_ps) // 2]
+    noise_at = _noise_at(ladder_ps, noise_at_ps)
     chosen = [d for d in DESIGNS if designs is None or d[0] in designs]
     out: list[tuple[str, RunSpec]] = []
     common = dict(target="asic", block_size=block_size, library=library, liberty=liberty)
@@ -114,6 +114,14 @@ def plan(*, block_size: int = 16, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
         for spec in external or ():
             out.append(("external", spec))
     return out
+
+
+def _noise_at(ladder_ps, noise_at_ps=None) -> float:
+    """The clock of the noise repeats and the power analyses: the ladder's middle target."""
+    if noise_at_ps:
+        return float(noise_at_ps)
+    ladder = sorted({float(c) for c in ladder_ps})
+    return ladder[len(ladder) // 2]
 
 
 def command_line(argv=None) -> str:
@@ -167,8 +175,7 @@ def collect(*, block_size: int = 16, targets=("asic", "ecp5"), library: str | No
     power_recs = []
     if power and "asic" in targets:
         # The headline pair at the noise clock: the ladder points' own netlists.
-        ladder = sorted({float(c) for c in ladder_ps})
-        at = float(noise_at_ps) if noise_at_ps else ladder[len(ladder) // 2]
+        at = _noise_at(ladder_ps, noise_at_ps)
         pspecs = [s for r, s in roles if r == "ladder" and design_id(s) == HEADLINE
                   and s.clock_ps == at]
         power_recs = run_sweep(pspecs, store=store, workdir=workdir / "work",
@@ -195,8 +202,7 @@ def collect(*, block_size: int = 16, targets=("asic", "ecp5"), library: str | No
         "tools": tool_versions(),
         "plan": {"ladder_ps": sorted({float(c) for c in ladder_ps}, reverse=True),
                  "noise_seeds": list(noise_seeds), "ecp5": ecp5,
-                 "noise_at_ps": float(noise_at_ps) if noise_at_ps else
-                 sorted({float(c) for c in ladder_ps})[len(set(ladder_ps)) // 2],
+                 "noise_at_ps": _noise_at(ladder_ps, noise_at_ps),
                  "designs": [d for d, _, _ in DESIGNS if designs is None or d in designs],
                  "workers": jobs},
         "external": external_meta,
