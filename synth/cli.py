@@ -168,61 +168,6 @@ def _rtl_options(files, top, params, defines, clock, reset, standins) -> dict | 
             "clock": clock, "reset": reset, "standins": standins}
 
 
-@click.command(cls=Command)
-@click.option("--block-size", type=int, default=16, show_default=True,
-              callback=block_size_callback,
-              help="MAC lanes B (the committed reports/ are B = 16; smaller is quicker).")
-@click.option("--target", "targets", type=click.Choice(TARGETS), multiple=True,
-              help="Repeat to choose targets [default: both].")
-@click.option("--library", type=click.Choice(LIBRARIES), default=None,
-              help="Named open library for the ASIC runs [default: nangate45].")
-@click.option("--liberty", type=click.Path(dir_okay=False), default=None,
-              help="Any Liberty file for the ASIC runs, instead of --library.")
-@click.option("--output-dir", type=click.Path(file_okay=False), default="reports",
-              show_default=True, help="Where the report, JSON and figures go.")
-@click.option("--workdir", type=click.Path(file_okay=False), default="build/report",
-              show_default=True, help="Tool runs and per-run JSON (reused when still valid).")
-@click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Configurations synthesised at once.")
-@click.option("--reuse/--no-reuse", default=True, show_default=True,
-              help="Reuse runs in WORKDIR whose design, library and tools still match.")
-@click.option("--flat/--no-flat", default=True, show_default=True,
-              help="Also synthesise each ASIC design flattened (its true total).")
-@click.option("--render-only", is_flag=True,
-              help="Only re-render the report from OUTPUT_DIR/synthesis.json.")
-@click.option("--timeout", type=float, default=3600, show_default=True,
-              callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
-def report(block_size, targets, library, liberty, output_dir, workdir, jobs, reuse, flat,
-           render_only, timeout):
-    """Synthesise NVFP4 and IF4 (both reductions, both targets) and write the report."""
-    import json
-
-    from .report import collect, render
-
-    check_output_dir(output_dir, option="--output-dir")
-    if not render_only:
-        check_output_dir(workdir, option="--workdir")
-    try:
-        if render_only:
-            src = Path(output_dir) / "synthesis.json"
-            try:
-                data = json.loads(src.read_text())
-            except (OSError, ValueError) as err:
-                raise UserError(f"cannot read {src}: {err}") from None
-        else:
-            data = collect(block_size=block_size, targets=tuple(targets) or TARGETS,
-                           library=library, liberty=liberty, workdir=workdir, jobs=jobs,
-                           reuse=reuse, flat=flat, timeout=timeout,
-                           log=lambda m: click.echo(m, err=True))
-        files = render(data, output_dir)
-    except ToolError as err:
-        raise UserError(str(err)) from None
-    for f in files:
-        click.echo(f"-> {f}")
-
-
-
-
 def _csv(kind, item_type=str, choices=None):
     """A click callback parsing a comma-separated list of ``item_type`` (one-line errors)."""
     def parse(ctx, param, value):
@@ -250,6 +195,103 @@ def _positive_int(ctx, param, value):
     if value is not None and value < 1:
         raise click.BadParameter(f"must be a positive integer, got {value}")
     return value
+
+
+@click.command(cls=Command)
+@click.option("--block-size", type=int, default=16, show_default=True,
+              callback=block_size_callback,
+              help="MAC lanes B (the committed reports/ are B = 16; smaller is quicker).")
+@click.option("--target", "targets", type=click.Choice(TARGETS), multiple=True,
+              help="Repeat to choose targets [default: both].")
+@click.option("--library", type=click.Choice(LIBRARIES), default=None,
+              help="Named open library for the ASIC runs [default: nangate45].")
+@click.option("--liberty", type=click.Path(dir_okay=False), default=None,
+              help="Any Liberty file for the ASIC runs, instead of --library.")
+@click.option("--output-dir", type=click.Path(file_okay=False), default="reports",
+              show_default=True, help="Where the report, JSON and figures go.")
+@click.option("--workdir", type=click.Path(file_okay=False), default="build/report",
+              show_default=True, help="The run store (WORKDIR/store) and the tools' folders.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Dask workers (flow runs at once) on this machine.")
+@click.option("--scheduler", default=None,
+              help="Address of a running Dask scheduler instead of local workers.")
+@click.option("--reuse/--no-reuse", default=True, show_default=True,
+              help="Reuse stored runs whose key (Verilog, flow, options, tools, library, "
+                   "clock, seed) is the same; --no-reuse empties the store first.")
+@click.option("--ladder-ps", default=None, callback=_csv("clock periods", float),
+              help="Comma-separated clock targets of the area-delay ladder "
+                   "[default: 6000,4000,3000,2500,2000,1500].")
+@click.option("--noise-seeds", default="1", show_default=True,
+              callback=_csv("seeds", int), help="ABC permutation seeds of the noise repeats.")
+@click.option("--ecp5", "ecp5", type=click.Choice(("headline", "all", "none")),
+              default="headline", show_default=True,
+              help="Which designs get ECP5 place and route (the slowest step).")
+@click.option("--power/--no-power", default=True, show_default=True,
+              help="Power of the headline pair on the example tensors.")
+@click.option("--designs", default=None,
+              callback=_csv("designs", choices=("reference-pipelined", "reference-shared",
+                                                "fused-fp32", "fused-exact",
+                                                "fused-exact-serial")),
+              help="Comma-separated designs to include [default: every architecture].")
+@click.option("--external", "externals", multiple=True, metavar="NAME=PATH",
+              help="Add an external design's rows: fouroversix=CHECKOUT (the IF4 authors' "
+                   "MAC, both units, both ChipWare stand-in variants).")
+@click.option("--allow-dirty", is_flag=True,
+              help="Run from a tree with local changes (the report says so).")
+@click.option("--render-only", is_flag=True,
+              help="Only re-render the report from OUTPUT_DIR/synthesis.json.")
+@click.option("--progress/--no-progress", default=False, show_default=True)
+@click.option("--timeout", type=float, default=3600, show_default=True,
+              callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
+def report(block_size, targets, library, liberty, output_dir, workdir, jobs, scheduler, reuse,
+           ladder_ps, noise_seeds, ecp5, power, designs, externals, allow_dirty, render_only, progress,
+           timeout):
+    """Synthesise every architecture, NVFP4 and IF4, and write the report."""
+    import json
+    import sys
+
+    from .external_rows import ExternalError, external_runs
+    from .ladder import DEFAULT_LADDER_PS
+    from .report import collect, render
+    from .runs import DirtyTree, command_line
+    from .sweep import SweepInterrupted
+
+    check_output_dir(output_dir, option="--output-dir")
+    if not render_only:
+        check_output_dir(workdir, option="--workdir")
+    try:
+        if render_only:
+            src = Path(output_dir) / "synthesis.json"
+            try:
+                data = json.loads(src.read_text())
+            except (OSError, ValueError) as err:
+                raise UserError(f"cannot read {src}: {err}") from None
+        else:
+            ext_specs, ext_meta = [], None
+            for item in externals:
+                name, sep, path = item.partition("=")
+                if not sep or not path:
+                    raise UserError(f"--external expects NAME=PATH, got {item!r}")
+                ext_specs, ext_meta = external_runs(
+                    name, path, block_size=block_size, library=library, liberty=liberty,
+                    clock_ps=max(ladder_ps or DEFAULT_LADDER_PS),
+                    workdir=Path(workdir) / "external", log=lambda m: click.echo(m, err=True))
+            data = collect(block_size=block_size, targets=tuple(targets) or TARGETS,
+                           library=library, liberty=liberty, workdir=workdir, jobs=jobs,
+                           scheduler=scheduler, reuse=reuse,
+                           ladder_ps=ladder_ps or DEFAULT_LADDER_PS, noise_seeds=noise_seeds,
+                           ecp5=ecp5, power=power, designs=designs, external=ext_specs, external_meta=ext_meta,
+                           allow_dirty=allow_dirty, command=command_line(sys.argv[1:]),
+                           timeout=timeout, progress=progress,
+                           log=lambda m: click.echo(m, err=True))
+        files = render(data, output_dir)
+    except (ToolError, DirtyTree, ExternalError) as err:
+        raise UserError(str(err)) from None
+    except SweepInterrupted as err:
+        click.echo(f"Error: {err}", err=True)
+        raise SystemExit(130) from None
+    for f in files:
+        click.echo(f"-> {f}")
 
 
 @click.command(cls=Command)

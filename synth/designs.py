@@ -49,11 +49,15 @@ def _design(top, name: str, params: dict, blocks=()) -> Design:
 # --- The MAC tops ------------------------------------------------------------------------------
 
 def mac_design(unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
-               reduction: str = "pipelined") -> Design:
-    """The NVFP4 or IF4 MAC top (``if4mac.hdl.mac``) as a :class:`Design`."""
+               reduction: str = "pipelined", *, arch: str = "reference",
+               acc_width: int | None = None, converter: str | None = None,
+               cache_dir=None) -> Design:
+    """The MAC top of this configuration (any architecture of
+    :data:`~if4mac.golden.config.ARCHITECTURES`) as a :class:`Design`."""
     # The flows' own callers pass a bare number: name it as the option users know.
     check_block_size(block_size, "block size")
-    return _mac_design(MacConfig(unit, block_size, reduction))
+    return _mac_design(MacConfig(unit, block_size, reduction, arch, acc_width, converter),
+                       cache_dir=cache_dir)
 
 
 # --- Calibration designs -------------------------------------------------------------------------
@@ -262,10 +266,14 @@ DESIGN_KINDS = ("mac", "regmul", "lane_mul", "scale_mul")
 
 
 def make_design(kind: str, *, unit: str = "if4", block_size: int = DEFAULT_BLOCK_SIZE,
-                reduction: str = "pipelined", width: int = 8) -> Design:
-    """Build the design ``kind`` (one of :data:`DESIGN_KINDS`)."""
+                reduction: str = "pipelined", width: int = 8, arch: str = "reference",
+                acc_width: int | None = None, converter: str | None = None,
+                cache_dir=None) -> Design:
+    """Build the design ``kind`` (one of :data:`DESIGN_KINDS`); ``arch``, ``acc_width`` and
+    ``converter`` are the MAC's (:class:`~if4mac.golden.MacConfig`)."""
     if kind == "mac":
-        return mac_design(unit, block_size, reduction)
+        return mac_design(unit, block_size, reduction, arch=arch, acc_width=acc_width,
+                          converter=converter, cache_dir=cache_dir)
     if kind == "regmul":
         return registered_multiplier_design(width)
     if kind == "lane_mul":
@@ -279,10 +287,14 @@ def fpga_design(kind: str, **kwargs) -> Design:
     """The design ``kind`` inside the :class:`SerialLoader` pin wrapper."""
     if kind == "mac":
         config = MacConfig(kwargs.get("unit", "if4"), kwargs.get("block_size", DEFAULT_BLOCK_SIZE),
-                           kwargs.get("reduction", "pipelined"))
+                           kwargs.get("reduction", "pipelined"),
+                           kwargs.get("arch") or "reference", kwargs.get("acc_width"),
+                           kwargs.get("converter"))
         inner = config.build()
         params = {"design": "mac", "unit": config.unit, "block_size": config.block_size,
                   "reduction": config.reduction, "latency": inner.latency}
+        if config.arch != "reference":
+            params.update(arch=config.arch, **config.options)
         return serial_loader_design(inner, f"ecp5_{inner.name}", params)
     if kind == "regmul":
         width = kwargs.get("width", 8)

@@ -56,10 +56,12 @@ def check_range(value, lo, hi, what: str, unit: str = ""):
 
 def run_name(design: str, target: str, *, unit: str = "if4",
              block_size: int = DEFAULT_BLOCK_SIZE,
-             reduction: str = "pipelined", width: int = 8, library: str | None = None) -> str:
+             reduction: str = "pipelined", width: int = 8, library: str | None = None,
+             arch: str = "reference", acc_width: int | None = None,
+             converter: str | None = None) -> str:
     """A file-name-safe label of one run, e.g. ``if4_mac_b16_pipelined-asic-nangate45``."""
     if design == "mac":
-        base = MacConfig(unit, block_size, reduction).name
+        base = MacConfig(unit, block_size, reduction, arch, acc_width, converter).name
     elif design == "regmul":
         base = f"regmul_{width}x{width}"
     else:
@@ -74,7 +76,8 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
                abc_delay_target: bool = False, flat: bool = False,
                abc_seed: int | None = None, freq_mhz: float = DEFAULT_FREQ_MHZ,
                workdir: str | Path = "build/synth", timeout: float | None = 3600,
-               rtl: dict | None = None) -> dict:
+               rtl: dict | None = None, arch: str = "reference",
+               acc_width: int | None = None, converter: str | None = None) -> dict:
     """Run one configuration on one target; return its record (see module docstring).
 
     ``rtl``: an external design instead of this project's (keys ``files``, ``top`` and
@@ -91,6 +94,8 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
     check_range(freq_mhz, *FREQ_MHZ_RANGE, "target frequency", " MHz")
     check_range(timeout, *TIMEOUT_S_RANGE, "timeout", " s")
     kwargs = dict(unit=unit, block_size=block_size, reduction=reduction, width=width)
+    if design == "mac" and arch != "reference":
+        kwargs.update(arch=arch, acc_width=acc_width, converter=converter)
     if rtl is not None:
         if target == "ecp5" and (library or liberty or flat):
             raise ValueError("--library, --liberty and --flat apply to --target asic only")

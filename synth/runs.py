@@ -1,134 +1,222 @@
 """The report's runs: which configurations it compares, and running or reusing each one.
 
-:func:`collect` runs (or reuses) every configuration -- the units of
-:data:`~if4mac.golden.formats.UNITS` x the reductions x the targets, plus flat ASIC runs --
-and returns the report data. A run is reused from the work directory only when its record
-matches the design's Verilog (by hash), the library file and the tool versions, so a report
-can never mix stale numbers with fresh ones. The designs come from the one emitter's
-on-disk cache, so checking a run does not elaborate the MAC again.
+:func:`plan` lists every run of a report as :class:`~.store.RunSpec` with its *role*;
+:func:`collect` runs them on Dask through :func:`.sweep.run_sweep` (so every run is a
+content-addressed record of :mod:`.store`, reused only when its key -- Verilog, flow text,
+options, tools, Liberty, clock, ABC seed -- is the same) and returns the report data.
+
+No run is done twice: a design's headline numbers are its ladder point at the relaxed
+target, the power analyses read the netlists of ladder points, and the noise repeats are
+the only extra ASIC runs besides the per-block (hierarchical) runs of the headline pair.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+import time
+from dataclasses import asdict
 from pathlib import Path
 
-from if4mac.golden import DEFAULT_BLOCK_SIZE, UNITS
-from if4mac.golden.mac import REDUCTIONS
+from if4mac.golden import UNITS
 
-from if4mac.golden import MacConfig
-from if4mac.hdl.design import mac_design
-
-from .designs import fpga_design
-from .flow import SCHEMA, run_name, synthesize, write_result
-from .libraries import resolve_library
+from .ladder import DEFAULT_LADDER_PS
+from .store import RunSpec
 from .tools import git_revision, tool_versions
 
-__all__ = ["UNITS_COMPARED", "REPORT_SCHEMA", "collect"]
+__all__ = ["UNITS_COMPARED", "REPORT_SCHEMA", "DESIGNS", "plan", "collect", "DirtyTree",
+           "design_id", "ECP5_CHOICES"]
 
 #: Baseline first: every ratio is IF4 / NVFP4 (the formats layer lists NVFP4 first).
 UNITS_COMPARED = UNITS
-REPORT_SCHEMA = "if4mac-report/1"
+REPORT_SCHEMA = "if4mac-report/2"
+
+#: Every architecture on main, as (id, RunSpec fields, units). The reference architecture
+#: with both trees; the fused ones with their defaults; fused-exact's serial converter
+#: (IF4 only: NVFP4 has no /49 to share).
+DESIGNS = (
+    ("reference-pipelined", {"arch": "reference", "reduction": "pipelined"}, UNITS),
+    ("reference-shared", {"arch": "reference", "reduction": "shared"}, UNITS),
+    ("fused-fp32", {"arch": "fused-fp32"}, UNITS),
+    ("fused-exact", {"arch": "fused-exact"}, UNITS),
+    ("fused-exact-serial", {"arch": "fused-exact", "converter": "serial"}, ("if4",)),
+)
+#: The pair whose blocks and stages the report opens up, and that carries the power
+#: analysis and the ECP5 rows by default (the paper compares this kind of MAC).
+HEADLINE = "reference-pipelined"
+#: Which designs get ECP5 place-and-route: place and route of a 16-lane MAC is the
+#: slowest step of the report by far, so by default only the headline pair.
+ECP5_CHOICES = ("headline", "all", "none")
 
 
-def _configs(block_size: int, targets, reductions=REDUCTIONS, flat: bool = True):
-    for target in targets:
-        for flat_run in ((False, True) if target == "asic" and flat else (False,)):
-            for reduction in reductions:
-                for unit in UNITS_COMPARED:
-                    cfg = {"target": target, "unit": unit, "block_size": block_size,
-                           "reduction": reduction}
-                    if flat_run:
-                        cfg["flat"] = True
-                    yield cfg
+class DirtyTree(ValueError):
+    """The tree has local changes and the report was not told to allow them."""
 
 
-def _cached(path: Path, cfg: dict, library_path: str | None,
-            verilog_cache: Path | None = None) -> dict | None:
-    """The saved record at ``path`` if it still describes this configuration exactly."""
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if rec.get("schema") != SCHEMA:
-        return None
-    if bool(rec.get("flat", rec.get("name", "").endswith("-flat"))) != bool(cfg.get("flat")):
-        return None
-    kind = "mac"
-    # The ASIC design comes from the emitter's disk cache: no elaboration when it is current.
-    des = (mac_design(MacConfig(cfg["unit"], cfg["block_size"], cfg["reduction"]),
-                      cache_dir=verilog_cache) if cfg["target"] == "asic" else
-           fpga_design(kind, unit=cfg["unit"], block_size=cfg["block_size"],
-                       reduction=cfg["reduction"]))
-    if rec.get("verilog_sha256") != des.sha256:
-        return None
-    if library_path and rec.get("target") == "asic":
-        # The record names its library; the file's content must still be the same one.
-        if rec.get("library_sha256") not in (None, _file_sha256(library_path)):
-            return None
-    versions = tool_versions()
-    if any(versions.get(k) != v for k, v in rec.get("tools", {}).items()):
-        return None
-    rec.setdefault("flat", bool(cfg.get("flat")))
-    if rec.get("target") == "asic" and "rtl_sha256" not in rec["area"]:
-        # Records from before fingerprints: they follow from the (matching) Verilog alone.
-        rtl: dict[str, set[str]] = {}
-        for child in des.child_modules():
-            inst = child[len(des.name) + 1:]
-            rtl.setdefault(des.category(inst), set()).add(des.fingerprint(inst))
-        rec["area"]["rtl_sha256"] = {k: sorted(v) for k, v in rtl.items()}
-    return rec
+def design_id(spec_or_rec) -> str:
+    """The :data:`DESIGNS` id of a spec or record (its arch, reduction and converter)."""
+    s = spec_or_rec if isinstance(spec_or_rec, dict) else asdict(spec_or_rec)
+    s = s.get("spec", s)
+    arch = s.get("arch") or "reference"
+    if arch == "reference":
+        return f"reference-{s.get('reduction', 'pipelined')}"
+    return arch + ("-serial" if s.get("converter") == "serial" else "")
 
 
-def _file_sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def plan(*, block_size: int = 16, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
+         noise_at_ps: float | None = None, targets=("asic", "ecp5"), ecp5: str = "headline",
+         library: str | None = None, liberty: str | None = None, designs=None,
+         blocks: bool = True, external=None) -> list[tuple[str, RunSpec]]:
+    """(role, spec) of every run of a report. Roles: ``ladder`` (flat, ABC delay target =
+    clock, every design at every ``ladder_ps``), ``noise`` (the same at ``noise_at_ps``
+    with ABC's inputs permuted by each of ``noise_seeds``), ``blocks`` (the headline pair
+    kept hierarchical at the relaxed target: area per block, delay per stage), ``ecp5``,
+    ``external`` (the specs in ``external``, see :mod:`.external_rows`)."""
+    ladder_ps = tuple(float(c) for c in ladder_ps)
+    if len(ladder_ps) < 1:
+        raise ValueError("the report needs at least one clock target")
+    if ecp5 not in ECP5_CHOICES:
+        raise ValueError(f"unknown ECP5 choice {ecp5!r}: expected one of {', '.join(ECP5_CHOICES)}")
+    relaxed = max(ladder_ps)
+    noise_at = _noise_at(ladder_ps, noise_at_ps)
+    chosen = [d for d in DESIGNS if designs is None or d[0] in designs]
+    out: list[tuple[str, RunSpec]] = []
+    common = dict(target="asic", block_size=block_size, library=library, liberty=liberty)
+    if "ecp5" in targets and ecp5 != "none":
+        # First: the longest runs start first, so they do not finish last alone.
+        for did, fields, units in chosen:
+            if ecp5 == "all" or did == HEADLINE:
+                for u in units:
+                    f = {k: v for k, v in fields.items()}
+                    out.append(("ecp5", RunSpec(target="ecp5", unit=u, block_size=block_size,
+                                                **f)))
+    if "asic" in targets:
+        for did, fields, units in chosen:
+            if blocks and did == HEADLINE:
+                for u in units:
+                    out.append(("blocks", RunSpec(**common, unit=u, clock_ps=relaxed,
+                                                  abc_delay_target=True, **fields)))
+        for c in sorted(ladder_ps, reverse=True):
+            for did, fields, units in chosen:
+                # A design without an IF4/NVFP4 counterpart is measured at the relaxed
+                # target only: it has no iso-period comparison to feed.
+                if len(units) < 2 and c != relaxed:
+                    continue
+                for u in units:
+                    out.append(("ladder", RunSpec(**common, unit=u, clock_ps=c, flat=True,
+                                                  abc_delay_target=True, **fields)))
+        for s in noise_seeds:
+            for did, fields, units in chosen:
+                if len(units) < 2:
+                    continue
+                for u in units:
+                    out.append(("noise", RunSpec(**common, unit=u, clock_ps=noise_at, flat=True,
+                                                 abc_delay_target=True, abc_seed=s, **fields)))
+        for spec in external or ():
+            out.append(("external", spec))
+    return out
 
 
-def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"),
-            library: str | None = None, liberty: str | None = None,
-            workdir: str | Path = "build/report", jobs: int = 2, reuse: bool = True,
-            flat: bool = True,
-            timeout: float | None = 3600, log=print) -> dict:
-    """Run (or reuse) every configuration; return the report data.
+def _noise_at(ladder_ps, noise_at_ps=None) -> float:
+    """The clock of the noise repeats and the power analyses: the ladder's middle target."""
+    if noise_at_ps:
+        return float(noise_at_ps)
+    ladder = sorted({float(c) for c in ladder_ps})
+    return ladder[len(ladder) // 2]
 
-    ``flat`` adds, for the ASIC, a synthesis of each whole design flattened: the per-block
-    runs keep block boundaries (so area can be read per block), which also stops constants
-    and narrow values from crossing them; the flat runs give each design's true total.
+
+def command_line(argv=None) -> str:
+    """The command as the report's header states it."""
+    import shlex
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    return "if4mac " + " ".join(shlex.quote(a) for a in argv)
+
+
+def collect(*, block_size: int = 16, targets=("asic", "ecp5"), library: str | None = None,
+            liberty: str | None = None, workdir: str | Path = "build/report", jobs: int = 2,
+            reuse: bool = True, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
+            noise_at_ps: float | None = None, ecp5: str = "headline", power: bool = True,
+            designs=None, external=None, external_meta=None, allow_dirty: bool = False,
+            scheduler: str | None = None, command: str | None = None,
+            timeout: float | None = 3600, log=print, progress: bool = False) -> dict:
+    """Run (or reuse) every run of :func:`plan`; return the report data.
+
+    ``reuse`` False starts from an empty store. A tree with local changes to tracked files
+    is refused (:class:`DirtyTree`) unless ``allow_dirty``; the data then says so.
     """
-    workdir = Path(workdir)
-    lib = resolve_library(library, liberty) if "asic" in targets else None
-    configs = list(_configs(block_size, targets, flat=flat))
-    runs_dir = workdir / "runs"
+    from . import store as store_mod
+    from .sweep import run_sweep
 
-    def one(cfg):
-        name = run_name("mac", cfg["target"], unit=cfg["unit"], block_size=cfg["block_size"],
-                        reduction=cfg["reduction"], library=lib.key if lib else None) \
-            + ("-flat" if cfg.get("flat") else "")
-        path = runs_dir / f"{name}.json"
-        if reuse:
-            rec = _cached(path, cfg, lib.path if lib and cfg["target"] == "asic" else None,
-                          workdir / "verilog")
-            if rec is not None:
-                log(f"report: reusing {name}")
-                return rec
-        log(f"report: synthesising {name} ...")
-        extra = ({"library": library, "liberty": liberty} if cfg["target"] == "asic" else {})
-        rec = synthesize(workdir=workdir / "work", timeout=timeout, **cfg, **extra)
-        if cfg["target"] == "asic":
-            rec["library_sha256"] = _file_sha256(lib.path)
-        write_result(rec, path)
-        log(f"report: {name} done")
-        return rec
+    git = git_revision()
+    if git.get("dirty") and not allow_dirty:
+        raise DirtyTree("the tree has local changes: commit them (a report names the commit "
+                        "it came from) or pass --allow-dirty, which the report then states")
+    workdir = Path(workdir).resolve()
+    store = workdir / "store"
+    if not reuse and store.exists():
+        import shutil
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        records = list(pool.map(one, configs))
+        shutil.rmtree(store)
+    store_mod.VERILOG_CACHE = workdir / "verilog"
+    roles = plan(block_size=block_size, ladder_ps=ladder_ps, noise_seeds=noise_seeds,
+                 noise_at_ps=noise_at_ps, targets=targets, ecp5=ecp5, library=library,
+                 liberty=liberty, designs=designs, external=external)
+    specs = list(dict.fromkeys(s for _, s in roles))
+    log(f"report: {len(specs)} flow runs (ASIC ladder, noise repeats, per-block, ECP5, "
+        f"external) on {'scheduler ' + scheduler if scheduler else f'{jobs} workers'}")
+    # From a clean tree, only this commit's records are reused: a report is one commit's.
+    same = None if git.get("dirty") else git.get("commit")
+    t0 = time.monotonic()
+    records = run_sweep(specs, store=store, workdir=workdir / "work", scheduler=scheduler,
+                        workers=jobs, timeout=timeout, progress=progress, require_commit=same,
+                        log=lambda m: log("report: " + m.removeprefix("sweep: ")))
+    by_spec = dict(zip(specs, records))
+    power_recs = []
+    if power and "asic" in targets:
+        # The headline pair at the noise clock: the ladder points' own netlists.
+        at = _noise_at(ladder_ps, noise_at_ps)
+        pspecs = [s for r, s in roles if r == "ladder" and design_id(s) == HEADLINE
+                  and s.clock_ps == at]
+        power_recs = run_sweep(pspecs, store=store, workdir=workdir / "work",
+                               scheduler=scheduler, workers=jobs, timeout=timeout,
+                               workload="example", progress=progress, require_commit=same,
+                               log=lambda m: log("report: power " + m.removeprefix("sweep: ")))
+    wall = time.monotonic() - t0
+    runs = []
+    for role, spec in roles:
+        rec = dict(by_spec[spec])
+        rec["role"] = role
+        runs.append(_slim(rec))
+    from if4mac.hdl.design import source_digest
+
     return {
         "schema": REPORT_SCHEMA,
         "block_size": block_size,
+        # What the staleness check compares before emitting any design again.
+        "source_digest": source_digest(),
         "targets": list(targets),
-        "git": git_revision(),
+        "command": command or "if4mac report",
+        "git": git,
+        "allow_dirty": bool(allow_dirty),
         "tools": tool_versions(),
-        "runs": [{k: v for k, v in r.items() if k != "runtime_s"} for r in records],
+        "plan": {"ladder_ps": sorted({float(c) for c in ladder_ps}, reverse=True),
+                 "noise_seeds": list(noise_seeds), "ecp5": ecp5,
+                 "noise_at_ps": _noise_at(ladder_ps, noise_at_ps),
+                 "designs": [d for d, _, _ in DESIGNS if designs is None or d in designs],
+                 "workers": jobs},
+        "external": external_meta,
+        "wall_s": round(wall, 1),
+        "runs": runs,
+        "power": [_slim(dict(r, role="power")) for r in power_recs],
     }
+
+
+def _slim(rec: dict) -> dict:
+    """A record as the report keeps it (the per-cell power listing is left in the store)."""
+    rec = json.loads(json.dumps(rec))
+    p = rec.get("power")
+    if isinstance(p, dict):
+        for k in ("cells", "per_cell"):
+            p.pop(k, None)
+    return rec

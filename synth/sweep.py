@@ -105,7 +105,7 @@ def sweep_specs(*, units=("nvfp4", "if4"), block_sizes=(2,), reductions=("pipeli
 
 def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str | None = None,
               workers: int = 2, workload=None, timeout: float | None = 3600,
-              progress: bool = True, log=None) -> list[dict]:
+              progress: bool = True, log=None, require_commit: str | None = None) -> list[dict]:
     """Run ``specs`` on Dask; return their records in the order of ``specs``.
 
     ``scheduler`` is the address of a running Dask scheduler; without it a ``LocalCluster``
@@ -136,6 +136,7 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
             # deduplicate or cache it on its own.
             fut = client.submit(execute, spec, str(store), str(workdir), timeout=timeout,
                                 workload=workload, pure=False, retries=0,
+                                require_commit=require_commit,
                                 key=f"run-{i}-{spec.label()}")
             futures[fut] = i
         bar = tqdm(total=len(specs), desc="sweep", unit="run", disable=not progress,

@@ -12,6 +12,8 @@ and an unknown parameter.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -144,3 +146,41 @@ def test_top_parameters_scan():
     assert top_parameters(src, "top") == {"A", "B", "C", "D", "E"}
     assert top_parameters(src, "other") == {"X"}
     assert top_parameters(src, "missing") is None
+
+
+def test_external_rows_go_through_the_run_store(rtl_files, tmp_path):
+    """``if4mac report --external`` runs external RTL as store records: keyed by the files'
+    contents (not their paths), reused when they are the same, redone when one changes."""
+    import json
+    import shutil
+
+    from if4mac.synth.store import RunSpec, execute
+
+    def spec(files):
+        rtl = {"files": [str(f) for f in files], "top": "dot2", "params": {"LANES": "2"},
+               "label": "dot2 test", "unit": "if4"}
+        return RunSpec(target="asic", design="rtl", clock_ps=5000.0, abc_delay_target=True,
+                       flat=True, rtl=json.dumps(rtl, sort_keys=True))
+
+    store, work = tmp_path / "store", tmp_path / "work"
+    first = execute(spec(rtl_files), store, work)
+    assert not first["reused"] and first["label"] == "dot2 test-asic-flat-5000ps-D"
+    assert first["area"]["flip_flops"] == 2 * 16 + 16
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    copies = [Path(shutil.copy(f, moved / f.name)) for f in rtl_files]
+    assert execute(spec(copies), store, work)["reused"]
+    copies[1].write_text(copies[1].read_text().replace("y <= s;", "y <= s ^ 16'h1;"))
+    assert execute(spec(copies), store, work)["run_key"]["sha256"] != first["run_key"]["sha256"]
+
+
+def test_report_external_needs_a_checkout(tmp_path):
+    res = CliRunner().invoke(cli, ["report", "--allow-dirty", "--block-size", "1",
+                                   "--external", f"fouroversix={tmp_path}",
+                                   "--workdir", str(tmp_path / "w"),
+                                   "--output-dir", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "not a fouroversix checkout" in res.output
+    res = CliRunner().invoke(cli, ["report", "--allow-dirty", "--external", "other=/x",
+                                   "--workdir", str(tmp_path / "w"),
+                                   "--output-dir", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "unknown --external source" in res.output
