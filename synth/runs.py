@@ -21,7 +21,7 @@ from if4mac.golden.mac import REDUCTIONS
 from if4mac.golden import MacConfig
 from if4mac.hdl.design import mac_design
 
-from .designs import fpga_design
+from .designs import ARCH_OPTIONS, fpga_design
 from .flow import SCHEMA, run_name, synthesize, write_result
 from .libraries import resolve_library
 from .tools import git_revision, tool_versions
@@ -57,11 +57,10 @@ def _cached(path: Path, cfg: dict, library_path: str | None,
     if bool(rec.get("flat", rec.get("name", "").endswith("-flat"))) != bool(cfg.get("flat")):
         return None
     kind = "mac"
+    config = _config_of(cfg)
     # The ASIC design comes from the emitter's disk cache: no elaboration when it is current.
-    des = (mac_design(MacConfig(cfg["unit"], cfg["block_size"], cfg["reduction"]),
-                      cache_dir=verilog_cache) if cfg["target"] == "asic" else
-           fpga_design(kind, unit=cfg["unit"], block_size=cfg["block_size"],
-                       reduction=cfg["reduction"]))
+    des = (mac_design(config, cache_dir=verilog_cache) if cfg["target"] == "asic" else
+           fpga_design(kind, unit=config))
     if rec.get("verilog_sha256") != des.sha256:
         return None
     if library_path and rec.get("target") == "asic":
@@ -80,6 +79,12 @@ def _cached(path: Path, cfg: dict, library_path: str | None,
             rtl.setdefault(des.category(inst), set()).add(des.fingerprint(inst))
         rec["area"]["rtl_sha256"] = {k: sorted(v) for k, v in rtl.items()}
     return rec
+
+
+def _config_of(cfg: dict) -> MacConfig:
+    """The MAC configuration of a run's ``cfg`` (its architecture keys are optional)."""
+    return MacConfig(cfg["unit"], cfg["block_size"], cfg["reduction"],
+                     **{k: cfg[k] for k in ARCH_OPTIONS if k in cfg})
 
 
 def _file_sha256(path: str) -> str:
@@ -103,8 +108,8 @@ def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"),
     runs_dir = workdir / "runs"
 
     def one(cfg):
-        name = run_name("mac", cfg["target"], unit=cfg["unit"], block_size=cfg["block_size"],
-                        reduction=cfg["reduction"], library=lib.key if lib else None) \
+        name = run_name("mac", cfg["target"], unit=_config_of(cfg),
+                        library=lib.key if lib else None) \
             + ("-flat" if cfg.get("flat") else "")
         path = runs_dir / f"{name}.json"
         if reuse:
