@@ -689,7 +689,7 @@ class FusedExactMac(FusedMac):
     BLOCK_INSTANCES = (
         ("block dot product", ("dot",)),
         ("scale path", ("scale_weight",)),
-        ("beat scaling", ("term",)),
+        ("beat scaling", ("beat_term",)),
         ("accumulator", ("accumulator",)),
         ("conversion", ("convert",)),
     )
@@ -735,7 +735,7 @@ class FusedExactMac(FusedMac):
             m.d.mac += [weight1.eq(sw.weight), shift1.eq(sw.shift)]
 
         # Edge 2: the beat's term.
-        m.submodules.term = term = ExactTerm(self._unit, self._block_size, len(weight1))
+        m.submodules.beat_term = term = ExactTerm(self._unit, self._block_size, len(weight1))
         m.d.comb += [term.s.eq(s1), term.weight.eq(weight1), term.shift.eq(shift1)]
         valid2, first2 = Signal(name="valid2"), Signal(name="first2")
         term2 = Signal.like(term.term, name="term2")

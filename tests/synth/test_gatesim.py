@@ -43,11 +43,12 @@ def gate_stream(config: MacConfig, seed: int = 11):
     scale bytes from the edge cases (zero, smallest, largest, each with the INT flag).
 
     The serial converter takes a result only every SERIAL_CONVERTER_BUSY + 1 cycles: its
-    stream has 1..16-beat segments (about 500 cycles), so most results come out and some
-    close too soon and are refused."""
+    stream has 100 segments of 1..16 beats (about 800 cycles), so most results come out and
+    some close too soon and are refused."""
     unit = config.unit
-    max_len = 16 if config.converter == "serial" else 6
-    s = random_stream(unit, 60, seed=seed, max_len=max_len, block_size=BLOCK, bubble_prob=0.2)
+    serial = config.converter == "serial"
+    s = random_stream(unit, 100 if serial else 60, seed=seed, max_len=16 if serial else 6,
+                      block_size=BLOCK, bubble_prob=0.2)
     rng = np.random.default_rng(seed)
     n = len(s)
     scales = {}
