@@ -20,10 +20,10 @@ round late, instead of the reference's 16 binary32 multiply-accumulate lanes and
     edge 3   A = first ? term : A + term   (WideAccumulator, acc_width bits, beat counter,
              sticky overflow); a closing beat starts ExactToBinary32 on the old A
     edge 4   normalised window of |A|
-    edge 5   IF4 only: window / 49 with a sticky remainder
+    edge 5,6 IF4 only: window / 49 with a sticky remainder, in two halves (DIV_STAGES)
     edge +1  one RNE to binary32 into the output register with ``done``
 
-so ``latency`` is 3 (fused-fp32), 4 (fused-exact NVFP4) or 5 (fused-exact IF4) edges from
+so ``latency`` is 3 (fused-fp32), 4 (fused-exact NVFP4) or 6 (fused-exact IF4) edges from
 a closing beat's sampling edge to ``done``, for any block size. One beat per cycle; a
 segment may close on every cycle and every result comes out. The cheaper IF4 option
 ``converter="serial"`` (:class:`SerialExactToBinary32`) divides by 49 four bits per cycle:
@@ -62,8 +62,9 @@ from .mac import WORD_WIDTH
 from .scale_mul import E4M3_SIG_WIDTH, E4M3_WIDTH, INT_FLAG_BIT, SCALE_WIDTH, ScaleMul
 
 __all__ = [
-    "ACC_STAGE", "FUSED_ARCHS", "SHIFT_MAX", "SHIFT_WIDTH", "DIV_WINDOW", "ScaleWeight",
-    "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32", "SerialExactToBinary32",
+    "ACC_STAGE", "FUSED_ARCHS", "SHIFT_MAX", "SHIFT_WIDTH", "DIV_WINDOW", "DIV_STAGES",
+    "ScaleWeight", "ExactTerm", "WideAccumulator", "ConstDivider", "ExactToBinary32",
+    "SerialExactToBinary32",
     "FusedMac", "FusedFp32Mac", "FusedExactMac", "fused_mac", "fused_verilog",
 ]
 
@@ -264,9 +265,17 @@ class ConstDivider(wiring.Component):
         return m
 
 
+#: Pipeline stages of the pipelined converter's /49: the 32-step compare-subtract chain in
+#: one cycle took 5.5 ns on Nangate 45 (flat, B = 16; docs/fused.md), against the reference's
+#: 4.25 ns; two halves of 16 steps each fit.
+DIV_STAGES = 2
+#: Window bits the first division stage takes (the top half); the rest go to the second.
+DIV_SPLIT = DIV_WINDOW // DIV_STAGES
+
+
 def _converter_latency(divisor: int) -> int:
-    # Normalise, (divide,) round: one register each.
-    return 3 if divisor > 1 else 2
+    # Normalise, (divide in DIV_STAGES,) round: one register each.
+    return 2 + DIV_STAGES if divisor > 1 else 2
 
 
 def _quotient_width(window: int, divisor: int) -> int:
@@ -348,12 +357,13 @@ class ExactToBinary32(wiring.Component):
 
     At the ``start`` edge: sign and magnitude, a leading-zero count and the normalising shift
     keep the top bits of |A| as a window with a sticky bit. With ``divisor`` 49 (IF4), the
-    next edge divides the 32-bit window (:class:`ConstDivider`) and ORs the remainder into the
-    sticky bit; the window's quotient has at least 26 bits, so the sticky lies below the
-    round bit. The last edge rounds once (:class:`~.fp.FPRound`, ties to even) into
-    ``result``. A = 0 gives +0; ``nan`` gives the quiet NaN 0x7fc00000.
+    next two edges divide the 32-bit window (:class:`ConstDivider`, top half then bottom half
+    with the top's remainder, :data:`DIV_STAGES`) and OR the remainder into the sticky bit;
+    the window's quotient has at least 26 bits, so the sticky lies below the round bit. The
+    last edge rounds once (:class:`~.fp.FPRound`, ties to even) into ``result``. A = 0 gives
+    +0; ``nan`` gives the quiet NaN 0x7fc00000.
 
-    Latency 2 (divisor 1) or 3 (divisor 49) edges from ``start`` to ``valid``; one
+    Latency 2 (divisor 1) or 4 (divisor 49) edges from ``start`` to ``valid``; one
     conversion per cycle.
 
     Ports
@@ -381,16 +391,29 @@ class ExactToBinary32(wiring.Component):
         window = DIV_WINDOW if self._divisor > 1 else ROUND_WINDOW
         st1, x1 = _normalise(m, self.value, self.nan, self.start, self._width, window)
         if self._divisor > 1:
-            # Edge 2: the quotient window / divisor, the remainder into the sticky bit.
+            # Edges 2 and 3: the quotient window / divisor in two halves (DIV_STAGES), the
+            # remainder into the sticky bit. The top half's remainder (< divisor) carries
+            # into the bottom half: (rem * 2^low + low bits) // divisor < 2^low.
             q_width = _quotient_width(window, self._divisor)
-            m.submodules.div = div = ConstDivider(window, self._divisor)
-            m.d.comb += div.value.eq(x1)
+            low = window - DIV_SPLIT
+            rem_width = unsigned_width(self._divisor)
+            m.submodules.div_hi = div_hi = ConstDivider(DIV_SPLIT, self._divisor)
+            m.d.comb += div_hi.value.eq(x1[low:])
+            st_mid = _Stage(m, "_mid", st1.lead.shape())
+            q_hi = Signal(DIV_SPLIT, name="quotient_hi")
+            rest = Signal(low + rem_width, name="rest")
+            m.d.sync += st_mid.valid.eq(st1.valid)
+            with m.If(st1.valid):
+                m.d.sync += st_mid.carry(st1)
+                m.d.sync += [q_hi.eq(div_hi.quotient), rest.eq(Cat(x1[:low], div_hi.remainder))]
+            m.submodules.div_lo = div_lo = ConstDivider(low + rem_width, self._divisor)
+            m.d.comb += div_lo.value.eq(rest)
             st2 = _Stage(m, "2", st1.lead.shape())
             q2 = Signal(q_width, name="quotient2")
-            m.d.sync += st2.valid.eq(st1.valid)
-            with m.If(st1.valid):
-                m.d.sync += st2.carry(st1, st1.sticky | (div.remainder != 0))
-                m.d.sync += q2.eq(div.quotient[:q_width])
+            m.d.sync += st2.valid.eq(st_mid.valid)
+            with m.If(st_mid.valid):
+                m.d.sync += st2.carry(st_mid, st_mid.sticky | (div_lo.remainder != 0))
+                m.d.sync += q2.eq(Cat(div_lo.quotient[:low], q_hi)[:q_width])
             sig, sig_width, exp, bounds = _quotient_sig(q2, st2.sticky, st2.lead, mag_width,
                                                         window, self._divisor)
             _round_out(m, st2, st2.valid, sig, sig_width, exp, bounds, self.result, self.valid)
@@ -644,7 +667,7 @@ class FusedExactMac(FusedMac):
     acc_width=acc_width, converter=converter)``: for
     IF4 the accumulator counts in 2^-20 / 49, so INT4's 6/7 and 36/49 are exact weights
     (42, 36 against FP's 49), and the conversion divides by 49 once per result. Latency 4
-    (NVFP4) or 5 (IF4) edges for every block size; one beat per cycle; a segment may close
+    (NVFP4) or 6 (IF4) edges for every block size; one beat per cycle; a segment may close
     on every cycle.
 
     Parameters
@@ -666,7 +689,7 @@ class FusedExactMac(FusedMac):
     BLOCK_INSTANCES = (
         ("block dot product", ("dot",)),
         ("scale path", ("scale_weight",)),
-        ("beat scaling", ("term",)),
+        ("beat scaling", ("beat_term",)),
         ("accumulator", ("accumulator",)),
         ("conversion", ("convert",)),
     )
@@ -712,7 +735,7 @@ class FusedExactMac(FusedMac):
             m.d.mac += [weight1.eq(sw.weight), shift1.eq(sw.shift)]
 
         # Edge 2: the beat's term.
-        m.submodules.term = term = ExactTerm(self._unit, self._block_size, len(weight1))
+        m.submodules.beat_term = term = ExactTerm(self._unit, self._block_size, len(weight1))
         m.d.comb += [term.s.eq(s1), term.weight.eq(weight1), term.shift.eq(shift1)]
         valid2, first2 = Signal(name="valid2"), Signal(name="first2")
         term2 = Signal.like(term.term, name="term2")

@@ -24,7 +24,8 @@ from if4mac.hdl.design import mac_design as _mac_design
 from if4mac.hdl.mac import MacUnit
 
 __all__ = [
-    "Design", "BLOCK_ORDER", "REGISTERS", "CONTROL", "mac_design",
+    "Design", "BLOCK_ORDER", "REGISTERS", "CONTROL", "mac_design", "mac_config",
+    "ARCH_OPTIONS", "config_params",
     "RegisteredMultiplier", "Registered", "SerialLoader", "registered_multiplier_design",
     "lane_mul_design", "scale_mul_design", "serial_loader_design", "DESIGN_KINDS",
     "make_design", "fpga_design", "SERIAL_WIDTH",
@@ -48,16 +49,40 @@ def _design(top, name: str, params: dict, blocks=()) -> Design:
 
 # --- The MAC tops ------------------------------------------------------------------------------
 
-def mac_design(unit: str, block_size: int = DEFAULT_BLOCK_SIZE,
+def mac_config(unit: str | MacConfig = "if4", block_size: int = DEFAULT_BLOCK_SIZE,
                reduction: str = "pipelined", *, arch: str = "reference",
-               acc_width: int | None = None, converter: str | None = None,
-               cache_dir=None) -> Design:
-    """The MAC top of this configuration (any architecture of
-    :data:`~if4mac.golden.config.ARCHITECTURES`) as a :class:`Design`."""
+               acc_width: int | None = None, converter: str | None = None) -> MacConfig:
+    """The :class:`MacConfig` the flows synthesise: ``unit`` itself when it is one (the other
+    arguments must then be left at their defaults), else one built (and validated) from the
+    fields."""
+    if isinstance(unit, MacConfig):
+        given = (block_size, reduction, arch, acc_width, converter)
+        if given != (DEFAULT_BLOCK_SIZE, "pipelined", "reference", None, None):
+            raise ValueError("pass either a MacConfig or its fields, not both")
+        return unit
     # The flows' own callers pass a bare number: name it as the option users know.
     check_block_size(block_size, "block size")
-    return _mac_design(MacConfig(unit, block_size, reduction, arch, acc_width, converter),
+    return MacConfig(unit, block_size, reduction, arch, acc_width, converter)
+
+
+def mac_design(unit: str | MacConfig = "if4", block_size: int = DEFAULT_BLOCK_SIZE,
+               reduction: str = "pipelined", *, cache_dir=None, **arch_options) -> Design:
+    """The MAC top of any architecture (``MacConfig.build``) as a :class:`Design`: pass a
+    :class:`MacConfig`, or its fields (``arch``, ``acc_width``, ``converter`` as keywords);
+    ``cache_dir`` keeps the emitted Verilog on disk between runs."""
+    return _mac_design(mac_config(unit, block_size, reduction, **arch_options),
                        cache_dir=cache_dir)
+
+
+#: The keyword arguments that pick a MAC's architecture (:class:`MacConfig`'s fields).
+ARCH_OPTIONS = ("arch", "acc_width", "converter")
+
+
+def config_params(config: MacConfig) -> dict:
+    """What a synthesis record states about a MAC configuration: unit, block size,
+    reduction, architecture and the architecture's options."""
+    return {"unit": config.unit, "block_size": config.block_size,
+            "reduction": config.reduction, "arch": config.arch, **config.options}
 
 
 # --- Calibration designs -------------------------------------------------------------------------
@@ -265,15 +290,14 @@ def serial_loader_design(inner: wiring.Component, name: str, params: dict) -> De
 DESIGN_KINDS = ("mac", "regmul", "lane_mul", "scale_mul")
 
 
-def make_design(kind: str, *, unit: str = "if4", block_size: int = DEFAULT_BLOCK_SIZE,
-                reduction: str = "pipelined", width: int = 8, arch: str = "reference",
-                acc_width: int | None = None, converter: str | None = None,
-                cache_dir=None) -> Design:
-    """Build the design ``kind`` (one of :data:`DESIGN_KINDS`); ``arch``, ``acc_width`` and
-    ``converter`` are the MAC's (:class:`~if4mac.golden.MacConfig`)."""
+def make_design(kind: str, *, unit: str | MacConfig = "if4",
+                block_size: int = DEFAULT_BLOCK_SIZE, reduction: str = "pipelined",
+                width: int = 8, **arch_options) -> Design:
+    """Build the design ``kind`` (one of :data:`DESIGN_KINDS`); for ``"mac"``, ``unit`` may be
+    a whole :class:`MacConfig`, or ``arch_options`` (``arch``, ``acc_width``, ``converter``)
+    pick the architecture."""
     if kind == "mac":
-        return mac_design(unit, block_size, reduction, arch=arch, acc_width=acc_width,
-                          converter=converter, cache_dir=cache_dir)
+        return mac_design(unit, block_size, reduction, **arch_options)
     if kind == "regmul":
         return registered_multiplier_design(width)
     if kind == "lane_mul":
@@ -286,15 +310,12 @@ def make_design(kind: str, *, unit: str = "if4", block_size: int = DEFAULT_BLOCK
 def fpga_design(kind: str, **kwargs) -> Design:
     """The design ``kind`` inside the :class:`SerialLoader` pin wrapper."""
     if kind == "mac":
-        config = MacConfig(kwargs.get("unit", "if4"), kwargs.get("block_size", DEFAULT_BLOCK_SIZE),
-                           kwargs.get("reduction", "pipelined"),
-                           kwargs.get("arch") or "reference", kwargs.get("acc_width"),
-                           kwargs.get("converter"))
+        config = mac_config(kwargs.get("unit", "if4"),
+                            kwargs.get("block_size", DEFAULT_BLOCK_SIZE),
+                            kwargs.get("reduction", "pipelined"),
+                            **{k: kwargs[k] for k in ARCH_OPTIONS if k in kwargs})
         inner = config.build()
-        params = {"design": "mac", "unit": config.unit, "block_size": config.block_size,
-                  "reduction": config.reduction, "latency": inner.latency}
-        if config.arch != "reference":
-            params.update(arch=config.arch, **config.options)
+        params = {"design": "mac", **config_params(config), "latency": inner.latency}
         return serial_loader_design(inner, f"ecp5_{inner.name}", params)
     if kind == "regmul":
         width = kwargs.get("width", 8)

