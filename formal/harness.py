@@ -584,7 +584,7 @@ class OverflowHarness(wiring.Component):
 
         self._top = top
         self._frag = elaborate(top)
-        self._term = _cut_unit(self._frag, "term", ExactTerm)
+        self._term = _cut_unit(self._frag, "beat_term", ExactTerm)
         self._bound = exact_beat_bound(top.unit, top.block_size)
         # A deliberately wrong stated length is for the tests that show the proof can fail.
         self.stated_length = (exact_max_segment(top.unit, top.block_size, top.acc_width)
@@ -675,17 +675,22 @@ class OverflowHarness(wiring.Component):
 
 
 class ConverterEquivalence(wiring.Component):
-    """fused-exact's IF4 conversion of ``49 * A`` equals NVFP4's conversion of ``A``, one
-    edge later: ``rne32(49 A 2^-20 / 49) == rne32(A 2^-20)`` through the real pipelines
+    """fused-exact's IF4 conversion of ``49 * A`` equals NVFP4's conversion of ``A``, two
+    edges later: ``rne32(49 A 2^-20 / 49) == rne32(A 2^-20)`` through the real pipelines
     (IF4's 32-bit window, restoring /49 and sticky remainder; NVFP4's 26-bit window).
 
     ``A`` is any ``width``-bit two's complement value but the most negative (the
     converters' domain); the IF4 converter is 6 bits wider (49 < 2^6), as golden's default
     widths are."""
 
-    def __init__(self, width: int, *, lag: int = 1):
-        # ``lag``: edges IF4's result is claimed to trail NVFP4's; another value is a
-        # deliberately wrong property, for the test that shows the proof can fail.
+    def __init__(self, width: int, *, lag: int | None = None):
+        # ``lag``: edges IF4's result is claimed to trail NVFP4's, by default the difference
+        # of the two converters' latencies; another value is a deliberately wrong property,
+        # for the test that shows the proof can fail.
+        from if4mac.hdl.fused import ExactToBinary32
+
+        if lag is None:
+            lag = ExactToBinary32(width + 6, 49).latency - ExactToBinary32(width, 1).latency
         self._width, self._lag = width, lag
         super().__init__({"clk": In(1), "rst_n": In(1), "value": In(signed(width)),
                           "nan": In(1), "start": In(1)})
@@ -788,12 +793,12 @@ class ExactUnitEquivalence(wiring.Component):
 
     Both tops get the same beats, scale bytes with bit 7 (IF4's INT flag) cleared. IF4's
     accumulator counts in 2^-20 / 49 and NVFP4's in 2^-20, and IF4's converter divides by 49
-    in one more stage (latency 5 against 4), so cycle-by-cycle equality of ``acc`` is not the
+    in two more stages (latency 6 against 4), so cycle-by-cycle equality of ``acc`` is not the
     claim. Asserted at every step from reset: both raise ``overflow`` together, and both
     converters get the same ``start`` and ``nan`` and IF4's ``value`` is exactly 49 times
     NVFP4's. IF4's accumulator is 6 bits wider (``width + 6``; golden's default widths differ
     so too), which gives both the same stated length (checked). What remains for equal
-    results one edge apart is the converters' claim ``rne32(49 A 2^-20 / 49) ==
+    results two edges apart is the converters' claim ``rne32(49 A 2^-20 / 49) ==
     rne32(A 2^-20)``: :class:`ConverterEquivalence`.
 
     The converters are cut (their outputs are not compared; their inputs are). The terms
@@ -825,7 +830,7 @@ class ExactUnitEquivalence(wiring.Component):
         self._if4_frag, self._nv_frag = elaborate(self._if4), elaborate(self._nv)
         self._convs = [self._cut_converter(f) for f in (self._if4_frag, self._nv_frag)]
         from if4mac.hdl.fused import ExactTerm
-        self._terms = [_cut_unit(f, "term", ExactTerm) for f in (self._if4_frag, self._nv_frag)]
+        self._terms = [_cut_unit(f, "beat_term", ExactTerm) for f in (self._if4_frag, self._nv_frag)]
         super().__init__({**MacInputs(block_size),
                           "term_free": In(signed(self._terms[1].term_width))})
 

@@ -96,13 +96,13 @@ SERIAL_CONVERTER_BUSY = 8
 ACCUMULATOR_EDGE = 3
 #: fused-exact's conversion edges after the accumulator's (its first register loads from the
 #: closing segment's sum at that same edge): the rounding (NVFP4), plus the pipelined /49
-#: (IF4); the serial /49 takes its busy cycles plus the rounding.
-_EXACT_CONVERT_EDGES = {"nvfp4": 1, "if4": 2}
+#: in two stages (IF4); the serial /49 takes its busy cycles plus the rounding.
+_EXACT_CONVERT_EDGES = {"nvfp4": 1, "if4": 3}
 
 
 def fused_latency(arch: str, unit: str, converter: str | None = None) -> int:
     """Edges from a closing beat's sampling edge to the edge that raises ``done``: 3
-    (fused-fp32: the segment register is the output's source), 4 / 5 (fused-exact NVFP4 /
+    (fused-fp32: the segment register is the output's source), 4 / 6 (fused-exact NVFP4 /
     IF4) or 12 (IF4's serial converter). The RTL derives its own (``latency`` of the tops);
     tests check that they agree. A reset at most this many rows after a close discards that
     result (:class:`.mac.Stream`)."""

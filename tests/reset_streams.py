@@ -22,9 +22,9 @@ from if4mac.golden import Stream
 LATENCY = {1: 3, 2: 3, 4: 4, 16: 6}
 #: The fused tops' latencies by (arch, unit, converter), any block size: input, S and
 #: product registers, the segment register (fused-fp32's result), then fused-exact's
-#: rounding, IF4's /49 stage, or the serial /49's 8 busy cycles and its rounding.
+#: rounding, IF4's two /49 stages, or the serial /49's 8 busy cycles and its rounding.
 FUSED_LATENCY = {("fused-fp32", "nvfp4", None): 3, ("fused-fp32", "if4", None): 3,
-                 ("fused-exact", "nvfp4", None): 4, ("fused-exact", "if4", None): 5,
+                 ("fused-exact", "nvfp4", None): 4, ("fused-exact", "if4", None): 6,
                  ("fused-exact", "if4", "serial"): 12}
 
 

@@ -202,10 +202,10 @@ QNAN = 0x7FC00000
 def fused_latency(arch: str, unit: str) -> int:
     """Edges from a closing beat to its result in the fused tops (pipelined conversion): 3
     registers up to the segment register (fused-fp32's result), then fused-exact's rounding
-    and, for IF4, its /49 stage."""
+    and, for IF4, its two /49 stages."""
     if arch == "fused-fp32":
         return 3
-    return 5 if unit == "if4" else 4
+    return 6 if unit == "if4" else 4
 
 
 def run_fused(arch: str, unit: str, beats, *, acc_width: int | None = None) -> list[int]:
