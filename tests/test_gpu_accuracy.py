@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from if4mac.golden.fused import ARCHS
 from if4mac.golden.quantize import FORMATS, dequantize, quantize
 from if4mac.gpu_ref import accuracy
+from if4mac.gpu_ref.crosscheck import REPO_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = (4, 3, 64)        # 12 dot products of 4 beats
@@ -166,6 +167,7 @@ class Block:
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
 from if4mac.gpu_ref import accuracy
+from if4mac.gpu_ref.crosscheck import REPO_ROOT
 from click.testing import CliRunner
 r = CliRunner().invoke(accuracy.main, ["--kernel", "golden", "--shape", "2", "2", "16",
                                        "--out-dir", {str(tmp_path)!r}])
@@ -177,3 +179,19 @@ print("ok")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_committed_report_names_the_sources_it_was_made_from():
+    """reports/gpu_accuracy.json pins every file its numbers depend on: a change to any of
+    them (golden, the kernels, the quantizers, this report) without a GPU rerun fails here."""
+    from if4mac.gpu_ref.accuracy import accuracy_source_digests, sources_digest
+
+    committed = json.loads((REPO_ROOT / "reports" / "gpu_accuracy.json").read_text())
+    recorded = committed.get("sources_sha256")
+    assert recorded, "reports/gpu_accuracy.json has no sources_sha256: rerun it on the GPU"
+    assert committed.get("mac_golden_mismatches") == 0 and committed.get("device")
+    now = accuracy_source_digests()
+    stale = sorted(f for f in set(now) | set(recorded) if now.get(f) != recorded.get(f))
+    assert not stale, f"changed since the GPU run (rerun docs/gpu_ref.md's command): {stale}"
+    markdown = (REPO_ROOT / "reports" / "gpu_accuracy.md").read_text()
+    assert sources_digest(recorded)[:16] in markdown
