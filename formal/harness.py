@@ -121,6 +121,20 @@ def check(m: Module, name: str, condition) -> None:
     m.d.comb += [ok.eq(condition), Assert(ok)]
 
 
+def _sticky_after(m: Module, trigger, stages: int, name: str) -> Signal:
+    """A sticky flag the harness expects: set ``stages`` edges after a step with ``trigger``
+    high (so high from ``stages + 1`` steps on), cleared only by the harness's reset."""
+    delayed = trigger
+    for k in range(1, stages + 1):
+        stage = Signal(name=f"{name}_{k}")
+        m.d.sync += stage.eq(delayed)
+        delayed = stage
+    expect = Signal(name=f"{name}_expected")
+    with m.If(delayed):
+        m.d.sync += expect.eq(1)
+    return expect
+
+
 def zero_or_normal(fmt: FloatFormat, bits) -> "Value":
     """True for a zero or a normal number (not subnormal, infinite or NaN) in ``fmt``."""
     packed = data.View(fmt.layout, bits)
@@ -466,15 +480,8 @@ class ControlHarness(wiring.Component):
         check(m, "acc_held", top.done | (top.acc == acc_before))
 
         if shared:
-            refused_delay = [refused]
             # `overrun` rises at edge E + LANE_STAGE: high from LANE_STAGE + 1 steps on.
-            for k in range(1, LANE_STAGE + 1):
-                stage = Signal(name=f"refused_{k}")
-                m.d.sync += stage.eq(refused_delay[-1])
-                refused_delay.append(stage)
-            expect_overrun = Signal()
-            with m.If(refused_delay[-1]):
-                m.d.sync += expect_overrun.eq(1)
+            expect_overrun = _sticky_after(m, refused, LANE_STAGE, "refused")
             check(m, "overrun_exact", top.overrun == expect_overrun)
 
         # Lemma: the top's segment_open is `seen`, LANE_STAGE steps late.
@@ -631,14 +638,7 @@ class OverflowHarness(wiring.Component):
 
         # `overflow` rises at edge E + ACC_STAGE of the first beat too many: high from
         # ACC_STAGE + 1 steps on, until reset.
-        delayed = [too_many]
-        for k in range(1, ACC_STAGE + 1):
-            stage = Signal(name=f"too_many_{k}")
-            m.d.sync += stage.eq(delayed[-1])
-            delayed.append(stage)
-        expect = Signal()
-        with m.If(delayed[-1]):
-            m.d.sync += expect.eq(1)
+        expect = _sticky_after(m, too_many, ACC_STAGE, "too_many")
         check(m, "overflow_exact", top.overflow == expect)
 
         # n as the accumulator sees it: its registers change at edge E + ACC_STAGE.

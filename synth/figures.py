@@ -7,7 +7,7 @@ from pathlib import Path
 
 from if4mac.safe_output import atomic_file
 
-from .ladder import pareto_front
+from .ladder import draw_ladder
 from .report_data import blocks_present, find_run
 from .runs import HEADLINE, UNITS_COMPARED
 
@@ -37,15 +37,7 @@ def figures(data, outdir: Path, points) -> list[Path]:
             pts = [p for p in pts if p["seed"] is None]
             color = cmap(designs.index(did) % 10)
             style = "-" if unit == "if4" else "--"
-            closed = [p for p in pts if p["closed"]]
-            missed = [p for p in pts if not p["closed"]]
-            ax.scatter([p["achieved_ps"] for p in closed], [p["area_um2"] for p in closed],
-                       color=color, s=16, zorder=3)
-            ax.scatter([p["achieved_ps"] for p in missed], [p["area_um2"] for p in missed],
-                       facecolors="none", edgecolors=color, s=16, zorder=3)
-            front = pareto_front(pts)
-            ax.plot([p["achieved_ps"] for p in front], [p["area_um2"] for p in front],
-                    style, color=color, label=f"{unit.upper()} {did}")
+            draw_ladder(ax, pts, color, f"{unit.upper()} {did}", style=style, size=16)
         ax.set_xlabel("achieved clock period, ps (OpenSTA, register to register)")
         ax.set_ylabel("area, um^2 (flat)")
         ax.set_yscale("log")

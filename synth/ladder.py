@@ -213,6 +213,20 @@ def compare(points, *, num: str = "if4", den: str = "nvfp4", n: int = 5) -> list
     return out
 
 
+def draw_ladder(ax, pts, color, label: str, *, style: str = "-", size: int = 18) -> None:
+    """One design's ladder on matplotlib axes ``ax``: closed points filled, missed ones
+    hollow, the Pareto front as a line labelled ``label``."""
+    closed = [p for p in pts if p["closed"]]
+    missed = [p for p in pts if not p["closed"]]
+    ax.scatter([p["achieved_ps"] for p in closed], [p["area_um2"] for p in closed],
+               color=color, s=size, zorder=3)
+    ax.scatter([p["achieved_ps"] for p in missed], [p["area_um2"] for p in missed],
+               facecolors="none", edgecolors=color, s=size, zorder=3)
+    front = pareto_front(pts)
+    ax.plot([p["achieved_ps"] for p in front], [p["area_um2"] for p in front],
+            style, color=color, label=label)
+
+
 def plot_ladders(points, path: str | Path, *, title: str | None = None) -> Path:
     """Area vs achieved period, one colour per design, its Pareto front as a line; points
     that missed their target are hollow."""
@@ -229,15 +243,7 @@ def plot_ladders(points, path: str | Path, *, title: str | None = None) -> Path:
         label = (f"{unit.upper()} B={b} {r}" if b is not None else str(unit)) + (
             " flat" if flat else "")
         color = cmap(i % 10)
-        closed = [p for p in pts if p["closed"]]
-        missed = [p for p in pts if not p["closed"]]
-        ax.scatter([p["achieved_ps"] for p in closed], [p["area_um2"] for p in closed],
-                   color=color, s=18, zorder=3)
-        ax.scatter([p["achieved_ps"] for p in missed], [p["area_um2"] for p in missed],
-                   facecolors="none", edgecolors=color, s=18, zorder=3)
-        front = pareto_front(pts)
-        ax.plot([p["achieved_ps"] for p in front], [p["area_um2"] for p in front],
-                color=color, label=label)
+        draw_ladder(ax, pts, color, label, size=18)
     ax.set_xlabel("achieved clock period, ps (OpenSTA, worst register-to-register path)")
     ax.set_ylabel("area, um^2")
     ax.set_title(title or "Area vs achieved period (ABC delay target = clock)", fontsize=10)
