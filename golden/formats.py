@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from if4mac.errors import ParameterTypeError
+
 __all__ = [
     "UNITS", "UNIT_SPECS", "Unit", "unit_spec", "check_unit",
     "DEFAULT_BLOCK_SIZE", "MAX_BLOCK_SIZE", "check_block_size",
@@ -182,7 +184,7 @@ def check_block_size(block_size, what: str = "block_size") -> int:
     """``block_size`` as an int if it is an integer in 1..:data:`MAX_BLOCK_SIZE`, else a
     one-line ``ValueError`` naming ``what`` and saying why."""
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise ValueError(f"{what} must be a positive integer, got {block_size!r}")
+        raise ParameterTypeError(f"{what} must be a positive integer, got {block_size!r}")
     if block_size < 1:
         raise ValueError(f"{what}: {block_size} is outside 1..{MAX_BLOCK_SIZE} ({what} must be "
                          f"a positive integer)")
@@ -235,9 +237,10 @@ class FloatFormat:
     def __post_init__(self):
         for field, lo, hi in (("exp_bits", 2, 16), ("man_bits", 1, 128)):
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(f"FloatFormat {field} must be an integer in {lo}..{hi}, "
-                                 f"got {value!r}")
+            wrong_type = not isinstance(value, int) or isinstance(value, bool)
+            if wrong_type or not lo <= value <= hi:
+                raise (ParameterTypeError if wrong_type else ValueError)(
+                    f"FloatFormat {field} must be an integer in {lo}..{hi}, got {value!r}")
 
     @property
     def width(self) -> int:

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from if4mac.errors import ParameterTypeError
+
 from .formats import (
     E2M1_VALUES, E4M3_VALUES, INT4_VALUES, check_unit, float32_bits, scale_is_int,
 )
@@ -258,7 +260,7 @@ def exact_acc_width(unit: str, block_size: int, acc_width: int | None = None) ->
         need = DEFAULT_SEGMENT_BEATS * exact_beat_bound(unit, block_size)
         return need.bit_length() + 1
     if isinstance(acc_width, bool) or not isinstance(acc_width, (int, np.integer)):
-        raise ValueError(f"acc_width must be an integer, got {acc_width!r}")
+        raise ParameterTypeError(f"acc_width must be an integer, got {acc_width!r}")
     least = exact_beat_bound(unit, block_size).bit_length() + 1
     if acc_width > MAX_ACC_WIDTH:
         raise ValueError(f"acc_width {acc_width} is above {MAX_ACC_WIDTH}")

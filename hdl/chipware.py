@@ -45,6 +45,8 @@ from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from if4mac.errors import ParameterTypeError
+
 from .fp import BINARY16, BINARY32, FloatFormat, FPAdd, FPMul
 
 __all__ = ["STANDIN_VARIANTS", "STANDIN_FORMATS", "ChipWareFP", "chipware_standins",
@@ -92,12 +94,12 @@ class ChipWareFP(wiring.Component):
         if op not in ("add", "mult"):
             raise ValueError(f"ChipWareFP op must be 'add' or 'mult', got {op!r}")
         if not isinstance(fmt, FloatFormat):
-            raise ValueError(f"ChipWareFP fmt must be a FloatFormat, got {fmt!r}")
+            raise ParameterTypeError(f"ChipWareFP fmt must be a FloatFormat, got {fmt!r}")
         if variant not in STANDIN_VARIANTS:
             raise ValueError(f"ChipWareFP variant must be one of {', '.join(STANDIN_VARIANTS)}, "
                              f"got {variant!r}")
         if not isinstance(flush, bool):
-            raise ValueError(f"ChipWareFP flush must be a bool, got {flush!r}")
+            raise ParameterTypeError(f"ChipWareFP flush must be a bool, got {flush!r}")
         if flush and variant != "ieee":
             raise ValueError("ChipWareFP flush applies to the ieee variant only")
         self._op, self._fmt, self._variant, self._flush = op, fmt, variant, flush

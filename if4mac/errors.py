@@ -9,7 +9,7 @@ either. No click here: the golden model imports this module.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "EXIT_USER_ERROR", "one_line"]
+__all__ = ["UserError", "ParameterTypeError", "EXIT_USER_ERROR", "one_line"]
 
 #: Exit status of a command that stopped on a user error (click uses 2 for usage errors too).
 EXIT_USER_ERROR = 2
@@ -17,6 +17,14 @@ EXIT_USER_ERROR = 2
 
 class UserError(ValueError):
     """A problem with the user's input or output paths; the message names it, on one line."""
+
+
+class ParameterTypeError(TypeError, ValueError):
+    """A parameter of the wrong type (a float block size, a string where a bool belongs).
+
+    A ``TypeError``, as Amaranth and Python raise for wrong types; also a ``ValueError``, the
+    toolkit's one kind of bad-parameter error, so code that catches bad parameters (and the
+    commands' mapping to exit status 2) needs no second clause."""
 
 
 def one_line(err: BaseException) -> str:

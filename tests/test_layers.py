@@ -71,4 +71,5 @@ def test_command_classes_import_support_and_golden_only():
 
 
 def test_formats_layer_imports_nothing_of_if4mac():
-    assert _imports(ROOT / "golden" / "formats.py") == set()
+    """Nothing but the support layer's error types (every layer may raise them)."""
+    assert _imports(ROOT / "golden" / "formats.py") <= {"errors"}

@@ -361,11 +361,11 @@ def test_cli_messages_spell_options(tmp_path, quantized):
 
 
 def test_one_block_size_limit_everywhere(tmp_path, monkeypatch):
-    from if4mac.golden import MAX_BLOCK_SIZE
+    from if4mac.golden import MAX_BLOCK_SIZE, MacConfig
     from if4mac.hdl import mac
     from if4mac.synth import cli as synth_cli, report
 
-    for module, name in ((mac, "mac_unit"), (synth_cli, "synthesize"), (report, "collect")):
+    for module, name in ((MacConfig, "build"), (synth_cli, "synthesize"), (report, "collect")):
         monkeypatch.setattr(module, name, _reached)
     too_big = str(MAX_BLOCK_SIZE + 1)
     for args in (("verilog", "--unit", "if4", "-o", tmp_path / "v.v", "--block-size", too_big),

@@ -6,6 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from if4mac.errors import ParameterTypeError
+
 from .format import BINARY32, FloatFormat, unsigned_width
 from ._signals import wire
 from .lzc import LeadingZeroCounter
@@ -53,9 +55,9 @@ class FPAdd(wiring.Component):
 
     def __init__(self, fmt: FloatFormat = BINARY32, *, ieee: bool = True):
         if not isinstance(fmt, FloatFormat):
-            raise ValueError(f"FPAdd fmt must be a FloatFormat, got {fmt!r}")
+            raise ParameterTypeError(f"FPAdd fmt must be a FloatFormat, got {fmt!r}")
         if not isinstance(ieee, bool):
-            raise ValueError(f"FPAdd ieee must be a bool, got {ieee!r}")
+            raise ParameterTypeError(f"FPAdd ieee must be a bool, got {ieee!r}")
         self._fmt = fmt
         self._ieee = ieee
         super().__init__({

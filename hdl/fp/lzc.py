@@ -6,6 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from if4mac.errors import ParameterTypeError
+
 from .format import unsigned_width
 
 __all__ = ["LeadingZeroCounter"]
@@ -33,7 +35,10 @@ class LeadingZeroCounter(wiring.Component):
     """
 
     def __init__(self, width: int):
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        if not isinstance(width, int) or isinstance(width, bool):
+            raise ParameterTypeError(f"LeadingZeroCounter width must be a positive integer, "
+                                     f"got {width!r}")
+        if width < 1:
             raise ValueError(f"LeadingZeroCounter width must be a positive integer, got {width!r}")
         self._width = width
         super().__init__({

@@ -6,6 +6,8 @@ from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from if4mac.errors import ParameterTypeError
+
 from .format import BINARY32, FloatFormat
 from ._signals import wire
 from .raw import FPDecode
@@ -55,9 +57,9 @@ class FPMul(wiring.Component):
                  out_fmt: FloatFormat = BINARY32, *, ieee: bool = True):
         for label, fmt in (("a_fmt", a_fmt), ("b_fmt", b_fmt), ("out_fmt", out_fmt)):
             if not isinstance(fmt, FloatFormat):
-                raise ValueError(f"FPMul {label} must be a FloatFormat, got {fmt!r}")
+                raise ParameterTypeError(f"FPMul {label} must be a FloatFormat, got {fmt!r}")
         if not isinstance(ieee, bool):
-            raise ValueError(f"FPMul ieee must be a bool, got {ieee!r}")
+            raise ParameterTypeError(f"FPMul ieee must be a bool, got {ieee!r}")
         self._a_fmt, self._b_fmt, self._out_fmt = a_fmt, b_fmt, out_fmt
         self._ieee = ieee
         super().__init__({

@@ -17,6 +17,8 @@ from amaranth.hdl import Cat, Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from if4mac.errors import ParameterTypeError
+
 from .format import FloatFormat, signed_width
 from ._signals import wire
 from .lzc import LeadingZeroCounter
@@ -31,7 +33,10 @@ def raw_float_layout(exp_bounds: tuple[int, int], sig_width: int, *, ieee: bool,
     ``is_inf`` and ``is_nan`` exist only in ``ieee`` mode (reduced mode has no such
     values); ``is_subnormal`` only where ``subnormal_flag`` asks for it (decoded operands).
     """
-    if not isinstance(sig_width, int) or sig_width < 1:
+    if not isinstance(sig_width, int) or isinstance(sig_width, bool):
+        raise ParameterTypeError(f"raw float sig_width must be a positive integer, got "
+                                 f"{sig_width!r}")
+    if sig_width < 1:
         raise ValueError(f"raw float sig_width must be a positive integer, got {sig_width!r}")
     fields = {
         "sig": sig_width,
@@ -88,9 +93,9 @@ class FPDecode(wiring.Component):
 
     def __init__(self, fmt: FloatFormat, *, ieee: bool):
         if not isinstance(fmt, FloatFormat):
-            raise ValueError(f"FPDecode fmt must be a FloatFormat, got {fmt!r}")
+            raise ParameterTypeError(f"FPDecode fmt must be a FloatFormat, got {fmt!r}")
         if not isinstance(ieee, bool):
-            raise ValueError(f"FPDecode ieee must be a bool, got {ieee!r}")
+            raise ParameterTypeError(f"FPDecode ieee must be a bool, got {ieee!r}")
         self._fmt = fmt
         self._ieee = ieee
         self._exp_bounds = decoded_exp_bounds(fmt, ieee=self._ieee)

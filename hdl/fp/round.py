@@ -6,6 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from if4mac.errors import ParameterTypeError
+
 from .format import FloatFormat, signed_width, unsigned_width
 from ._signals import wire
 from .raw import raw_float_layout
@@ -54,15 +56,18 @@ class FPRound(wiring.Component):
     def __init__(self, out_fmt: FloatFormat, *, sig_width: int, exp_bounds: tuple[int, int],
                  ieee: bool):
         if not isinstance(out_fmt, FloatFormat):
-            raise ValueError(f"FPRound out_fmt must be a FloatFormat, got {out_fmt!r}")
-        if not isinstance(sig_width, int) or isinstance(sig_width, bool) or sig_width < 1:
+            raise ParameterTypeError(f"FPRound out_fmt must be a FloatFormat, got {out_fmt!r}")
+        if not isinstance(sig_width, int) or isinstance(sig_width, bool):
+            raise ParameterTypeError(f"FPRound sig_width must be a positive integer, got "
+                                     f"{sig_width!r}")
+        if sig_width < 1:
             raise ValueError(f"FPRound sig_width must be a positive integer, got {sig_width!r}")
         if not (isinstance(exp_bounds, tuple) and len(exp_bounds) == 2
                 and all(isinstance(x, int) for x in exp_bounds) and exp_bounds[0] <= exp_bounds[1]):
             raise ValueError(f"FPRound exp_bounds must be a pair of integers (lo, hi) with "
                              f"lo <= hi, got {exp_bounds!r}")
         if not isinstance(ieee, bool):
-            raise ValueError(f"FPRound ieee must be a bool, got {ieee!r}")
+            raise ParameterTypeError(f"FPRound ieee must be a bool, got {ieee!r}")
         self._fmt = out_fmt
         self._sig_width = sig_width
         self._exp_bounds = exp_bounds
