@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from if4mac.golden import Stream
+from if4mac.golden.formats import ELEMENT_WIDTH
 
 from .arch import FLAGS, SimArch
 from .fast import FastOutcome, check_flags, score_results
@@ -58,8 +59,11 @@ NATIVE_MAIN = Path(__file__).with_name("native_main.cpp")
 PLAN_MAGIC = b"IF4PLAN1"
 #: One result record: u64 cycle, u32 acc, u32 padding (native_main.cpp's ``Result``).
 RESULT_DTYPE = np.dtype([("cycle", "<u8"), ("acc", "<u4"), ("pad", "<u4")])
-#: 16 lanes of 4 bits: the widest lane port that is one integer in Verilator's C++ model.
-MAX_BLOCK_SIZE = 16
+#: Verilator's C++ model holds a port of up to 64 bits in one integer (QData); wider ports
+#: become word arrays, which the harness does not pack.
+_ONE_INTEGER_PORT_BITS = 64
+#: The widest lane port that is one integer: 16 lanes of 4 bits.
+MAX_BLOCK_SIZE = _ONE_INTEGER_PORT_BITS // ELEMENT_WIDTH
 #: Bumped whenever the build commands change.
 _RECIPE = 1
 #: Verilator options for speed, each measured on the 16-lane MAC: -O3 (Verilator's own

@@ -14,7 +14,7 @@ import click
 
 from if4mac.command import Command, arch_options, block_size_callback, mac_config
 from if4mac.errors import UserError
-from if4mac.golden import UNITS
+from if4mac.golden import DEFAULT_BLOCK_SIZE, UNITS
 from if4mac.golden.mac import REDUCTIONS
 from if4mac.safe_output import check_output, check_output_dir
 
@@ -47,7 +47,7 @@ def _range(lo, hi, unit=""):
 @click.option("--design", type=click.Choice(DESIGN_KINDS), default="mac", show_default=True,
               help="mac: the MAC top; regmul: a registered multiplier (calibration); "
                    "lane_mul / scale_mul: one sub-block between registers.")
-@click.option("--block-size", type=int, default=16, show_default=True,
+@click.option("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, show_default=True,
               callback=block_size_callback, help="MAC lanes B.")
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="pipelined",
               show_default=True, help="Tree reduction of the MAC.")
@@ -198,7 +198,7 @@ def _positive_int(ctx, param, value):
 
 
 @click.command(cls=Command)
-@click.option("--block-size", type=int, default=16, show_default=True,
+@click.option("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, show_default=True,
               callback=block_size_callback,
               help="MAC lanes B (the committed reports/ are B = 16; smaller is quicker).")
 @click.option("--target", "targets", type=click.Choice(TARGETS), multiple=True,

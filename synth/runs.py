@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from if4mac.golden import UNITS
+from if4mac.golden import DEFAULT_BLOCK_SIZE, UNITS
 
 from .ladder import DEFAULT_LADDER_PS
 from .store import RunSpec
@@ -62,7 +62,7 @@ def design_id(spec_or_rec) -> str:
     return arch + ("-serial" if s.get("converter") == "serial" else "")
 
 
-def plan(*, block_size: int = 16, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
+def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
          noise_at_ps: float | None = None, targets=("asic", "ecp5"), ecp5: str = "headline",
          library: str | None = None, liberty: str | None = None, designs=None,
          blocks: bool = True, external=None) -> list[tuple[str, RunSpec]]:
@@ -133,7 +133,7 @@ def command_line(argv=None) -> str:
     return "if4mac " + " ".join(shlex.quote(a) for a in argv)
 
 
-def collect(*, block_size: int = 16, targets=("asic", "ecp5"), library: str | None = None,
+def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"), library: str | None = None,
             liberty: str | None = None, workdir: str | Path = "build/report", jobs: int = 2,
             reuse: bool = True, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
             noise_at_ps: float | None = None, ecp5: str = "headline", power: bool = True,

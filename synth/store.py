@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
+
 from .tools import REPO_ROOT, git_revision, tool_versions
 
 __all__ = ["RunSpec", "RunStore", "key_parts", "run_key", "execute", "FLOW_FILES",
@@ -88,7 +90,7 @@ class RunSpec:
     target: str = "asic"
     design: str = "mac"
     unit: str = "if4"
-    block_size: int = 16
+    block_size: int = DEFAULT_BLOCK_SIZE
     reduction: str = "pipelined"
     library: str | None = None
     liberty: str | None = None

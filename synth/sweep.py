@@ -22,6 +22,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
+
 from .store import RunSpec, execute
 from .tools import git_revision, tool_versions
 
@@ -75,7 +77,7 @@ def sweep_specs(*, units=("nvfp4", "if4"), block_sizes=(2,), reductions=("pipeli
     seeds = (None,) + tuple(range(1, repeats))
     if design == "regmul":
         # A calibration multiplier has no unit, block size or reduction.
-        units, block_sizes, reductions = ("if4",), (16,), ("pipelined",)
+        units, block_sizes, reductions = ("if4",), (DEFAULT_BLOCK_SIZE,), ("pipelined",)
     specs = []
     # Units innermost and the repeats last: runs that are compared come together, so a
     # sweep stopped early still holds comparable pairs (Dask starts tasks in the order
