@@ -71,7 +71,7 @@ def arch_options(command):
     unit, block-size and reduction options. The command receives them as one keyword,
     ``arch_options`` (a dict), for :func:`mac_config`."""
     from if4mac.golden.config import ARCHITECTURES
-    from if4mac.golden.fused import CONVERTERS
+    from if4mac.golden.fused import CONVERTERS, DEFAULT_SEGMENT_BEATS, SERIAL_CONVERTER_BUSY
 
     @functools.wraps(command)
     def wrapper(*args, arch, acc_width, converter, **kwargs):
@@ -85,12 +85,12 @@ def arch_options(command):
                           "dot product per beat, binary32 accumulation; fused-exact: the "
                           "segment's exact sum, rounded once (docs/spec.md)."),
         click.option("--acc-width", type=int, default=None,
-                     help="fused-exact: accumulator bits [default: the narrowest that takes "
-                          "4096 beats per segment]."),
+                     help=f"fused-exact: accumulator bits [default: the narrowest that takes "
+                          f"{DEFAULT_SEGMENT_BEATS} beats per segment]."),
         click.option("--converter", type=click.Choice(CONVERTERS), default=None,
-                     help="fused-exact: the final conversion; serial (IF4 only) shares one "
-                          "/49 and needs closing beats 9 or more cycles apart [default: "
-                          "pipelined]."),
+                     help=f"fused-exact: the final conversion; serial (IF4 only) shares one "
+                          f"/49 and needs closing beats {SERIAL_CONVERTER_BUSY + 1} or more "
+                          f"cycles apart [default: pipelined]."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
