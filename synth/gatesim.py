@@ -117,31 +117,11 @@ def ecp5_gate_design(config: MacConfig, workdir: Path):
     return _sim_design(design, netlist + "\n" + ecp5_models_text(netlist))
 
 
-def _delivered(results, stream: Stream, latency: int):
-    """``results`` less those a reset discards in flight, by golden.mac.run's rule with the
-    top's ``latency``: a segment closed at row c loses its result when the next reset is at a
-    row r with r - c <= latency (docs/spec.md, Reset). ``golden.fused.run_arch`` does not
-    apply the rule yet (it returns every accepted result), so the gate-level check does."""
-    from if4mac.golden.mac import Results
-
-    resets = (np.flatnonzero(np.asarray(stream.reset, dtype=bool))
-              if stream.reset is not None else np.zeros(0, dtype=np.int64))
-    close = np.asarray(results.close_beat, dtype=np.int64)
-    after = np.searchsorted(resets, close, side="right")
-    to_reset = np.append(resets, np.iinfo(np.int64).max // 2)[after] - close
-    kept = to_reset > latency
-    return Results(results.bits[kept], results.start_beat[kept], close[kept],
-                   results.overrun_beat, close[~kept])
-
-
-def expected_results(stream: Stream, config: MacConfig, latency: int):
-    """What a top of ``config`` with ``latency`` delivers for ``stream``: golden's results
-    for its architecture (``run_arch``; for the reference, ``golden.run`` itself, which
-    already drops results a reset discards), less the fused results a reset discards in
-    flight."""
-    results = run_arch(stream, arch=config.arch, reduction=config.reduction,
-                       **config.options)
-    return results if config.arch == "reference" else _delivered(results, stream, latency)
+def expected_results(stream: Stream, config: MacConfig):
+    """What a top of ``config`` delivers for ``stream``: golden's results for its
+    architecture (``run_arch``), which already drop the results a reset discards in flight
+    and, for a refusing resource, the refused ones."""
+    return run_arch(stream, arch=config.arch, reduction=config.reduction, **config.options)
 
 
 def play(built, stream: Stream, config: MacConfig):
@@ -153,8 +133,8 @@ def play(built, stream: Stream, config: MacConfig):
     The reference architecture goes through :func:`~if4mac.sim.fast.run_fast` unchanged (it
     also checks the shared tree's ``overrun`` edge by edge); a fused one is scored here with
     the same :class:`~if4mac.sim.scoreboard.Scoreboard`, expected results from
-    ``golden.fused.run_arch`` (a serial converter's refused results are expected to be
-    missing) less the results a reset discards in flight (:func:`_delivered`).
+    ``golden.fused.run_arch`` (a serial converter's refused results and those a reset
+    discards in flight are expected to be missing).
     """
     from if4mac.sim.fast import FastOutcome, run_fast, write_plan
     from if4mac.sim.plan import drive_plan
@@ -169,7 +149,7 @@ def play(built, stream: Stream, config: MacConfig):
         raise ValueError(f"stream ({stream.unit}, block size {stream.block_size}) or netlist "
                          f"({design.toplevel}) is not of {config.name}")
     plan = drive_plan(stream, design.latency)
-    expected = expected_results(stream, config, design.latency)
+    expected = expected_results(stream, config)
     work = Path(tempfile.mkdtemp(prefix="gate-", dir=built.directory))
     try:
         write_plan(plan, work / "plan.hex")

@@ -179,7 +179,7 @@ _number_text = st.one_of(
 
 #: (command prefix, the real work that a valid input reaches, numeric options).
 _COMMANDS = [
-    (["verilog", "--unit", "if4", "-o", "{tmp}/v.v"], "if4mac.hdl.mac.mac_unit",
+    (["verilog", "--unit", "if4", "-o", "{tmp}/v.v"], "if4mac.golden.config.MacConfig.build",
      ["--block-size"]),
     (["stimulus", "--unit", "if4", "-o", "{tmp}/s.json"], "if4mac.cli.random_stream",
      ["--random", "--seed"]),

@@ -83,7 +83,7 @@ def test_netlist_matches_golden(gate_runs, target, config):
     design, out = gate_runs[0][(target, config)]
     assert out.passed, out.report
     stream = gate_stream(config)
-    want = expected_results(stream, config, design.latency)
+    want = expected_results(stream, config)
     assert out.results == want.hex()
     # The stream did what it is for: results, resets, bubbles and INT4 blocks all present,
     # and for the serial converter refused results too.
