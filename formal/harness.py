@@ -121,6 +121,19 @@ def check(m: Module, name: str, condition) -> None:
     m.d.comb += [ok.eq(condition), Assert(ok)]
 
 
+def _both_tops_flags_clear(m: Module, harness, if4, nvfp4, if4_frag, nv_frag) -> None:
+    """The equivalence harnesses' set-up: the harness clock and reset, the IF4 and NVFP4
+    tops (as their fragments), both driven with the same beats and bit 7 of every scale
+    byte (IF4's INT flag) cleared."""
+    _harness_domain(m, harness)
+    m.submodules.if4 = if4_frag
+    m.submodules.nvfp4 = nv_frag
+    flag_clear = ~Const(1 << INT_FLAG_BIT, SCALE_WIDTH)
+    for top in (if4, nvfp4):
+        _drive_mac(m, harness, top, a_sf=harness.a_sf & flag_clear,
+                   w_sf=harness.w_sf & flag_clear)
+
+
 def _sticky_after(m: Module, trigger, stages: int, name: str) -> Signal:
     """A sticky flag the harness expects: set ``stages`` edges after a step with ``trigger``
     high (so high from ``stages + 1`` steps on), cleared only by the harness's reset."""
@@ -354,13 +367,8 @@ class UnitEquivalence(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        _harness_domain(m, self)
         if4, nvfp4, if4_frag, nv_frag = self._if4, self._nvfp4, self._if4_frag, self._nv_frag
-        m.submodules.if4 = if4_frag
-        m.submodules.nvfp4 = nv_frag
-        flag_clear = ~Const(1 << INT_FLAG_BIT, SCALE_WIDTH)
-        for top in (if4, nvfp4):
-            _drive_mac(m, self, top, a_sf=self.a_sf & flag_clear, w_sf=self.w_sf & flag_clear)
+        _both_tops_flags_clear(m, self, if4, nvfp4, if4_frag, nv_frag)
         check(m, "acc_equal", if4.acc == nvfp4.acc)
         check(m, "done_equal", if4.done == nvfp4.done)
         if hasattr(if4, "overrun"):
@@ -848,13 +856,8 @@ class ExactUnitEquivalence(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        _harness_domain(m, self)
         if4, nv = self._if4, self._nv
-        m.submodules.if4 = self._if4_frag
-        m.submodules.nvfp4 = self._nv_frag
-        flag_clear = ~Const(1 << INT_FLAG_BIT, SCALE_WIDTH)
-        for top in (if4, nv):
-            _drive_mac(m, self, top, a_sf=self.a_sf & flag_clear, w_sf=self.w_sf & flag_clear)
+        _both_tops_flags_clear(m, self, if4, nv, self._if4_frag, self._nv_frag)
         # The terms: NVFP4's a free value within its bound (exact-term-bound, nvfp4), IF4's
         # 49 times it (exact-term-scaled, given the operand lemmas below).
         term_if4, term_nv = self._terms
