@@ -52,9 +52,12 @@ Fastest closed period: NVFP4 {{ x.fastest_txt.nvfp4 }}, IF4 {{ x.fastest_txt.if4
 ## Fused units against the reference
 
 Issue 13's target: a fused unit in at most 1/7 of its reference (pipelined tree)
-counterpart's area at a clock no longer than the reference's (fastest closed periods compared).
+counterpart's area at a clock no longer than the reference's. The reference's clock is the
+shortest period it achieved on its ladder (OpenSTA, register to register; the ABC target
+that gave it in brackets), its area that point's; the fused point is its smallest-area
+ladder point that achieved that clock or a shorter one, whatever ABC target it was given.
 
-{{ table(["fused design", "unit", "area / reference at " ~ relaxed ~ " ps", "at equal period (ps: ratio)", "fastest closed ps, fused / reference", "meets 1/7 at no longer clock"], a.fused_cells) }}
+{{ table(["fused design", "unit", "reference clock ps (ABC target)", "reference area um^2", "fused period ps (ABC target)", "fused area um^2", "fused / reference area", "along the fronts (ps: ratio)", "meets 1/7 at that clock"], a.fused_cells) }}
 {%- if a.power %}
 ## Power on real tensors
 
