@@ -300,9 +300,13 @@ class _Stage:
                 self.lead.eq(src.lead)]
 
 
-def _normalise(m: Module, value, nan, start, width: int, window: int):
+def _normalise(m: Module, value, nan, start, width: int, window: int, hold: bool):
     """At the ``start`` edge: sign, |A|'s leading one, and its top ``window`` bits with a
-    sticky bit for the rest; the window is |A| * 2^(window - 1 - lead). Returns (stage, x)."""
+    sticky bit for the rest; the window is |A| * 2^(window - 1 - lead). Returns (stage, x).
+
+    ``hold``: the stage loads only on ``start`` (the serial converter works on it in place);
+    otherwise it loads every edge and only ``valid`` says when it holds a result (no enable
+    multiplexer per bit: the last stage's ``result`` register loads on ``valid`` alone)."""
     mag_width = width - 1
     neg = value[-1]
     # |A| <= 2^(width-1) - 1 (the beat counter keeps A in range), so -A fits.
@@ -315,13 +319,15 @@ def _normalise(m: Module, value, nan, start, width: int, window: int):
     st = _Stage(m, "1", range(mag_width))
     x = Signal(window, name="window1")
     m.d.sync += st.valid.eq(start)
-    with m.If(start):
-        m.d.sync += [
-            st.sign.eq(neg), st.zero.eq(lzc.zero), st.nan.eq(nan),
+    load = [st.sign.eq(neg), st.zero.eq(lzc.zero), st.nan.eq(nan),
             x.eq(norm[below:below + window]),
             st.sticky.eq(norm[:below] != 0 if below > 0 else 0),
-            st.lead.eq(mag_width - 1 - lzc.count),
-        ]
+            st.lead.eq(mag_width - 1 - lzc.count)]
+    if hold:
+        with m.If(start):
+            m.d.sync += load
+    else:
+        m.d.sync += load
     return st, x
 
 
@@ -389,7 +395,8 @@ class ExactToBinary32(wiring.Component):
         m = Module()
         mag_width = self._width - 1
         window = DIV_WINDOW if self._divisor > 1 else ROUND_WINDOW
-        st1, x1 = _normalise(m, self.value, self.nan, self.start, self._width, window)
+        st1, x1 = _normalise(m, self.value, self.nan, self.start, self._width, window,
+                             hold=False)
         if self._divisor > 1:
             # Edges 2 and 3: the quotient window / divisor in two halves (DIV_STAGES), the
             # remainder into the sticky bit. The top half's remainder (< divisor) carries
@@ -403,17 +410,15 @@ class ExactToBinary32(wiring.Component):
             q_hi = Signal(DIV_SPLIT, name="quotient_hi")
             rest = Signal(low + rem_width, name="rest")
             m.d.sync += st_mid.valid.eq(st1.valid)
-            with m.If(st1.valid):
-                m.d.sync += st_mid.carry(st1)
-                m.d.sync += [q_hi.eq(div_hi.quotient), rest.eq(Cat(x1[:low], div_hi.remainder))]
+            m.d.sync += st_mid.carry(st1)
+            m.d.sync += [q_hi.eq(div_hi.quotient), rest.eq(Cat(x1[:low], div_hi.remainder))]
             m.submodules.div_lo = div_lo = ConstDivider(low + rem_width, self._divisor)
             m.d.comb += div_lo.value.eq(rest)
             st2 = _Stage(m, "2", st1.lead.shape())
             q2 = Signal(q_width, name="quotient2")
             m.d.sync += st2.valid.eq(st_mid.valid)
-            with m.If(st_mid.valid):
-                m.d.sync += st2.carry(st_mid, st_mid.sticky | (div_lo.remainder != 0))
-                m.d.sync += q2.eq(Cat(div_lo.quotient[:low], q_hi)[:q_width])
+            m.d.sync += st2.carry(st_mid, st_mid.sticky | (div_lo.remainder != 0))
+            m.d.sync += q2.eq(Cat(div_lo.quotient[:low], q_hi)[:q_width])
             sig, sig_width, exp, bounds = _quotient_sig(q2, st2.sticky, st2.lead, mag_width,
                                                         window, self._divisor)
             _round_out(m, st2, st2.valid, sig, sig_width, exp, bounds, self.result, self.valid)
@@ -471,7 +476,7 @@ class SerialExactToBinary32(wiring.Component):
         steps = Signal(range(SERIAL_CONVERTER_BUSY + 1))
         busy = steps != 0
         accept = self.start & ~busy
-        st1, x1 = _normalise(m, self.value, self.nan, accept, self._width, window)
+        st1, x1 = _normalise(m, self.value, self.nan, accept, self._width, window, hold=True)
         rem = Signal(rem_width)
         with m.If(accept):
             m.d.sync += [steps.eq(SERIAL_CONVERTER_BUSY), rem.eq(0)]
@@ -590,8 +595,9 @@ class FusedMac(wiring.Component):
         valid1, first1 = Signal(name="valid1"), Signal(name="first1")
         s1 = Signal(signed(dot_width(self._unit, B)), name="s1")
         m.d.mac += valid1.eq(valid0)
-        with m.If(valid0):
-            m.d.mac += [first1.eq(first0), s1.eq(dot.s)]
+        # No enable (edge 1 on): a0, w0 change only on an enabled beat, so s1 = S(a0, w0)
+        # reloads the value it holds; the valid bits say which stage holds a beat.
+        m.d.mac += [first1.eq(first0), s1.eq(dot.s)]
         return valid0, first0, valid1, first1, s1, a_sf0, w_sf0
 
 
@@ -632,8 +638,7 @@ class FusedFp32Mac(FusedMac):
             m.d.comb += [kind.a_int.eq(a_sf0[INT_FLAG_BIT]), kind.w_int.eq(w_sf0[INT_FLAG_BIT])]
         sf1 = Signal(WORD_WIDTH, name="sf1")
         k1 = Signal.like(kind.k, name="k1")
-        with m.If(valid0):
-            m.d.mac += [sf1.eq(scale_mul.sf), k1.eq(kind.k)]
+        m.d.mac += [sf1.eq(scale_mul.sf), k1.eq(kind.k)]     # no enable, as s1
 
         # Edge 2: m = rne32((S * 2^-k) * sf).
         m.submodules.to_float = to_float = IntToFloat(self._unit, self._block_size)
@@ -643,8 +648,7 @@ class FusedFp32Mac(FusedMac):
         valid2, first2 = Signal(name="valid2"), Signal(name="first2")
         m2 = Signal(WORD_WIDTH, name="m2")
         m.d.mac += valid2.eq(valid1)
-        with m.If(valid1):
-            m.d.mac += [first2.eq(first1), m2.eq(scaled.result)]
+        m.d.mac += [first2.eq(first1), m2.eq(scaled.result)]     # no enable, as s1
 
         # Edge 3: the binary32 accumulator; a closing beat hands its old value out.
         segment_open = Signal()
@@ -731,8 +735,7 @@ class FusedExactMac(FusedMac):
         m.d.comb += [sw.a_sf.eq(a_sf0), sw.w_sf.eq(w_sf0)]
         weight1 = Signal.like(sw.weight, name="weight1")
         shift1 = Signal.like(sw.shift, name="shift1")
-        with m.If(valid0):
-            m.d.mac += [weight1.eq(sw.weight), shift1.eq(sw.shift)]
+        m.d.mac += [weight1.eq(sw.weight), shift1.eq(sw.shift)]     # no enable, as s1
 
         # Edge 2: the beat's term.
         m.submodules.beat_term = term = ExactTerm(self._unit, self._block_size, len(weight1))
@@ -740,8 +743,7 @@ class FusedExactMac(FusedMac):
         valid2, first2 = Signal(name="valid2"), Signal(name="first2")
         term2 = Signal.like(term.term, name="term2")
         m.d.mac += valid2.eq(valid1)
-        with m.If(valid1):
-            m.d.mac += [first2.eq(first1), term2.eq(term.term)]
+        m.d.mac += [first2.eq(first1), term2.eq(term.term)]         # no enable, as s1
 
         # Edge 3: the accumulator; a closing beat starts the conversion of its old value.
         segment_open = Signal()

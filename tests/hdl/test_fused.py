@@ -113,11 +113,18 @@ def test_element_q_exhaustive(unit):
     vectors = [{"code": c, **({"is_int": f} if unit == "if4" else {})} for f in flags
                for c in range(16)]
     inputs = {"code": dut.code, **({"is_int": dut.is_int} if unit == "if4" else {})}
-    got = _comb_values(dut, inputs, [("q", dut.q)], vectors)
+    outs = [(n, getattr(dut, n)) for n in ("q", "neg", "mag", "sig", "sh")]
+    got = _comb_values(dut, inputs, outs, vectors)
     for vec, res in zip(vectors, got):
         is_int = vec.get("is_int", 0)
         value = scalar_model.element_value(unit, vec["code"], is_int << 7)
-        assert res["q"] == value * (1 if is_int else 2), vec
+        q = value * (1 if is_int else 2)
+        assert res["q"] == q, vec
+        # The sign-magnitude form BlockDot multiplies: the sign is the code's top bit (so
+        # E2M1's -0, 0x8, is neg with magnitude 0), the magnitude |q|.
+        assert (res["neg"], res["mag"]) == (vec["code"] >> 3, abs(q)), vec
+        if not is_int:
+            assert res["sig"] << res["sh"] == abs(q) and res["sig"] < 4, vec
 
 
 @pytest.mark.parametrize("unit", UNITS)
