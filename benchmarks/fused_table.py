@@ -1,14 +1,17 @@
 """The three architectures side by side on the Nangate 45 flow, flat (issue 13's table).
 
     python benchmarks/fused_table.py [--block-size 16] [--jobs 2] [--workdir build/fused_table]
-                                     [--only ARCH[:CONVERTER]] [--json FILE]
+                                     [--only ARCH[:CONVERTER]] [--clock-ps PS] [--json FILE]
 
 Synthesises every configuration below flat (``synthesize(target="asic", flat=True)``, the
 flow of the report's flat runs: Yosys + ABC, OpenSTA) ``--jobs`` at a time, reusing a run
-whose record in the work directory still matches its Verilog, and prints a Markdown table:
+whose record in the work directory still matches its Verilog (and clock), and prints a
+Markdown table:
 area, flip-flops, the achieved clock period (OpenSTA's register-to-register minimum),
 latency, each fused unit's area against its reference counterpart (pipelined tree), and
-IF4 / NVFP4 per architecture.
+IF4 / NVFP4 per architecture. ``--clock-ps``: give ABC that period as its delay target and
+OpenSTA that clock (the report's ladder points are such runs); default: no ABC target, a
+10 ns STA clock.
 
 Configurations: reference (pipelined and shared tree), fused-fp32, fused-exact with the
 pipelined converter, and for IF4 fused-exact with the serial converter, both units.
@@ -47,8 +50,9 @@ def configs(block_size: int, only=None):
             yield label, MacConfig(unit, block_size, **fields)
 
 
-def one(config: MacConfig, workdir: Path, log=print) -> dict:
-    name = run_name("mac", "asic", unit=config, library="nangate45") + "-flat"
+def one(config: MacConfig, workdir: Path, clock_ps: float | None = None, log=print) -> dict:
+    name = run_name("mac", "asic", unit=config, library="nangate45") + "-flat" + (
+        f"-{clock_ps:g}ps" if clock_ps else "")
     path = workdir / "runs" / f"{name}.json"
     if path.exists():
         rec = json.loads(path.read_text())
@@ -57,6 +61,7 @@ def one(config: MacConfig, workdir: Path, log=print) -> dict:
             return rec
     log(f"synthesising {name} ...")
     rec = synthesize(target="asic", unit=config, library="nangate45", flat=True,
+                     clock_ps=clock_ps, abc_delay_target=clock_ps is not None,
                      workdir=workdir / "work")
     write_result(rec, path)
     log(f"{name}: {rec['area']['total_um2']:.0f} um^2, "
@@ -93,11 +98,13 @@ def main(argv=None):
     parser.add_argument("--workdir", type=Path, default=Path("build/fused_table"))
     parser.add_argument("--only", nargs="*", help="rows to run, e.g. fused-fp32 "
                         "fused-exact:serial 'reference pipelined'")
+    parser.add_argument("--clock-ps", type=float, help="ABC delay target and STA clock "
+                        "(default: none, 10 ns STA)")
     parser.add_argument("--json", type=Path, help="also write the rows' records here")
     args = parser.parse_args(argv)
     todo = list(configs(args.block_size, args.only))
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        recs = list(pool.map(lambda lc: one(lc[1], args.workdir), todo))
+        recs = list(pool.map(lambda lc: one(lc[1], args.workdir, args.clock_ps), todo))
     rows = [(label, c, rec) for (label, c), rec in zip(todo, recs)]
     print(table(rows))
     if args.json:

@@ -30,7 +30,8 @@ from .lane_mul import ELEMENT_WIDTH, UnitComponent
 from .scale_mul import E4M3_MAN_WIDTH, E4M3_SIG_WIDTH, E4M3_WIDTH, e4m3_significand
 
 __all__ = [
-    "Q_WIDTH", "Q_MAG_WIDTH", "E2M1_SIG_WIDTH", "E2M1_SHIFT_WIDTH", "Q_PRODUCT_WIDTH", "SCALE_EXP_MAX", "SCALE_EXP_WIDTH", "SCALE_EXP_OFFSET", "S_MAX_KIND_SHIFT",
+    "Q_WIDTH", "Q_MAG_WIDTH", "E2M1_SIG_WIDTH", "E2M1_SHIFT_WIDTH", "Q_PRODUCT_WIDTH",
+    "SCALE_EXP_MAX", "SCALE_EXP_WIDTH", "SCALE_EXP_OFFSET", "S_MAX_KIND_SHIFT",
     "dot_width", "ElementQ", "BlockDot", "ScaleIntDecode", "KindShift",
     "IntToFloat", "int_float_format",
 ]
@@ -109,8 +110,6 @@ class ElementQ(UnitComponent):
         # function (which Verilator flags as overlapping cases).
         m.d.comb += [self.sig.eq(Mux(exp == 0, man, Cat(man, 1))),
                      self.sh.eq(Mux(exp == 0, 0, exp - 1))]
-        # Multiplexers rather than a Switch: the emitted Verilog then has no one-hot case
-        # function (which Verilator flags as overlapping cases).
         fp_mag = (self.sig << self.sh)[:Q_MAG_WIDTH]
         fp_q = Mux(sign, -fp_mag, fp_mag)
         m.d.comb += self.neg.eq(sign)

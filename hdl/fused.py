@@ -606,8 +606,9 @@ class FusedFp32Mac(FusedMac):
 
     Computes exactly ``golden.fused.run_arch(stream, arch="fused-fp32")``. Latency 3 edges
     for every block size (see the module docstring); one beat per cycle; a segment may close
-    on every cycle. Area: B 5 x 5-bit multipliers and an integer tree, one scale-product unit, one
-    small-format x binary32 multiplier, one binary32 adder.
+    on every cycle. Area: B sign-magnitude lane products and an integer tree
+    (:class:`~.block_dot.BlockDot`), one scale-product unit, one small-format x binary32
+    multiplier, one binary32 adder.
 
     Parameters
     ----------
