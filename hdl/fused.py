@@ -506,8 +506,11 @@ class FusedMac(wiring.Component):
     Timing as the reference tops: a beat is sampled at a rising edge with ``en=1``;
     ``first=1`` opens a segment and closes the previous one (if any beat came since reset);
     for a closing beat sampled at edge E the result is on ``acc`` with ``done=1`` for the one
-    cycle after edge ``E + latency``, then held. ``en=0`` cycles change nothing. ``rst_n``
-    (asynchronous, active low) clears every register.
+    cycle after edge ``E + latency``, then held. ``en=0`` cycles change nothing at the
+    ports, in the input registers or in the accumulator (the pipeline's data registers
+    after the input stage load on every edge, without an enable multiplexer: valid bits
+    say which of them hold a beat). ``rst_n`` (asynchronous, active low) clears every
+    register.
 
     Ports
     -----
