@@ -127,9 +127,9 @@ def test_element_q_exhaustive(unit):
             assert res["sig"] << res["sh"] == abs(q) and res["sig"] < 4, vec
 
 
+@pytest.mark.parametrize("B", [3, 4])    # 3: a tree with an unpaired lane
 @pytest.mark.parametrize("unit", UNITS)
-def test_block_dot_random(unit):
-    B = 4
+def test_block_dot_random(unit, B):
     dut = BlockDot(unit, B)
     rng = np.random.default_rng(11)
     n = 400
