@@ -63,8 +63,9 @@ hierarchy -check -top $top
 setattr -mod -set keep_hierarchy 1 $inner
 synth_ecp5 -top $top
 tee -q -o $stat_json stat -json
-# The mapped netlist with the design still its own module, for gate-level simulation.
-write_verilog -noattr $netlist_v
+# The mapped netlist with the design still its own module, for gate-level simulation (not
+# written when the run goes on to place and route: ~100 MB at B = 16 that nothing reads).
+$write_netlist_v
 setattr -mod -unset keep_hierarchy $inner
 flatten
 opt_clean
