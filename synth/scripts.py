@@ -85,17 +85,14 @@ $io_drive
 $false_paths
 """
 
-#: OpenSTA, pass 1: the register-to-register critical path, every register endpoint's worst
-#: path (summary), the I/O paths, and ($groups: :data:`STA_GROUPS` or nothing) for each
-#: register group (a register's bits) the startpoints of its fan-in cone, from which the
-#: flow numbers the pipeline stages.
+#: OpenSTA, pass 1: the register-to-register critical path, the I/O paths, and ($groups:
+#: :data:`STA_GROUPS` or nothing) every register endpoint's worst path (summary) and for
+#: each register group (a register's bits) the startpoints of its fan-in cone, from which
+#: the flow numbers the pipeline stages.
 STA_TIMING = Template(_STA_SETUP + """\
 puts "@@critical"
 report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \\
     -path_delay max -format full -digits 4
-puts "@@endpoints"
-report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \\
-    -path_delay max -group_count 10000000 -endpoint_count 1 -format summary -digits 4
 set data_inputs [delete_from_list [all_inputs] [get_ports {$clock $reset}]]
 puts "@@input"
 report_checks -from $$data_inputs -to [all_registers -data_pins] \\
@@ -109,9 +106,12 @@ $groups
 puts "@@end"
 """)
 
-#: The fan-in listing of pass 1 (only where the stage table is wanted: it is the slow part
-#: of pass 1 on a block-16 MAC). Tcl, inserted into :data:`STA_TIMING` as is.
-STA_GROUPS = Template(r"""puts "@@groups"
+#: The endpoint and fan-in listings of pass 1 (only where the stage table is wanted: they
+#: are the slow part of pass 1 on a block-16 MAC). Tcl, inserted into :data:`STA_TIMING`.
+STA_GROUPS = Template(r"""puts "@@endpoints"
+report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \
+    -path_delay max -group_count 10000000 -endpoint_count 1 -format summary -digits 4
+puts "@@groups"
 set reps [dict create]
 foreach cell [all_registers -cells] {
     regsub -all {\[[0-9]+\]} [get_full_name $$cell] {} key

@@ -194,8 +194,9 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
 
     ``category(instance_path)`` names the area block an instance belongs to (used to say
     which blocks a path crosses). Times in the result are picoseconds. ``stages`` False
-    skips the register groups' fan-in listing and the second pass (the per-stage worst
-    paths): ``stages`` comes back empty and ``register_groups`` None.
+    skips the endpoint and fan-in listings and the second pass (the per-stage worst
+    paths): ``stages`` comes back empty, ``register_groups`` and ``register_endpoints``
+    None.
     """
     sta = find_tool("sta")
     common = dict(
@@ -344,6 +345,6 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
         # The period that every stage, I/O included, fits in.
         "min_period_all_paths_ps": round(every, 1),
         "register_groups": len(fanin) if stages else None,
-        "register_endpoints": len(rows),
+        "register_endpoints": len(rows) if stages else None,
         "stages": stages,
     }
