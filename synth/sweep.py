@@ -135,7 +135,8 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
     The ASIC runs of one design (every clock target and seed, same ``flat``) share one
     generic job (:func:`.store.execute_generic`), submitted first; each run is its
     dependent. Jobs carry a Dask priority from :func:`estimated_cpu_s`: ECP5 place and
-    route, then the generic jobs, then the mapping runs, each longest first.
+    route first, then the generic jobs (by the work each unlocks), then the mapping runs,
+    each longest first, so the last jobs to start are short ones.
     """
     from distributed import Client, LocalCluster, as_completed
 
@@ -165,13 +166,14 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
                 shared.setdefault(g, []).append(spec)
         generic_futs = {}
         for j, (g, deps) in enumerate(shared.items()):
-            # Priorities: generic jobs above every mapping run (they unlock them), ECP5
-            # above both (the longest jobs of all).
+            # Priorities: generic jobs above every mapping run, by the work they unlock
+            # (their own and their runs'), ECP5 above both (the longest jobs of all).
+            unlocks = estimated_cpu_s(g, generic=True) + sum(map(estimated_cpu_s, deps))
             generic_futs[g] = client.submit(
                 execute_generic, g, str(store), str(workdir), timeout=timeout,
                 dependents=deps, require_commit=require_commit, verilog_cache=cache,
                 pure=False, retries=0, key=f"generic-{j}-{g.label()}",
-                priority=int(1000 + estimated_cpu_s(g, generic=True)))
+                priority=int(1000 + unlocks))
         for i, spec in enumerate(specs):
             g = generic_spec(spec)
             cost = estimated_cpu_s(spec)
@@ -182,7 +184,7 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
                                 require_commit=require_commit, verilog_cache=cache,
                                 generic=generic_futs[g] if g is not None else None,
                                 key=f"run-{i}-{spec.label()}",
-                                priority=int(cost + (2000 if spec.target == "ecp5" else 0)))
+                                priority=int(cost + (10_000 if spec.target == "ecp5" else 0)))
             futures[fut] = i
         bar = tqdm(total=len(specs), desc="sweep", unit="run", disable=not progress,
                    dynamic_ncols=True)
