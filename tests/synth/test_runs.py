@@ -147,4 +147,14 @@ def test_yosys_steps_from_a_time_stamped_log():
     ])
     assert yosys_steps(log) == {"yosys_synth": 2.0, "abc": 5.0, "yosys_other": 0.5}
     assert yosys_steps("no stamps here") == {}
+    # The mapping run's log (it starts from the generic part's RTLIL, no SYNTH pass):
+    # everything but ABC is "other".
+    mapping = "\n".join([
+        "[00000.000100] 1. Executing RTLIL frontend.",
+        "[00001.000100] 2. Executing DFFLIBMAP pass",
+        "[00001.500100] 3. Executing ABC pass (technology mapping using ABC).",
+        "[00004.500100] 4. Executing Verilog backend.",
+        "[00005.000100] End of script.",
+    ])
+    assert yosys_steps(mapping, mapping=True) == {"abc": 3.0, "yosys_other": 2.0}
     assert strip_stamps("[00001.5] {\n[00001.6]  \"a\": 1\n}") == "{\n \"a\": 1\n}"
