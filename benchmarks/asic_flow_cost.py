@@ -8,6 +8,9 @@ goes"). Two modes, each printing one JSON line per run:
     # ABC script variants, each mapping the same generic RTLIL
     .venv/bin/python benchmarks/asic_flow_cost.py abc --unit if4 --block-size 4 \\
         --clock-ps 6000,3000,2000
+    # OpenSTA with and without the stage analysis, on the netlist of one mapping
+    .venv/bin/python benchmarks/asic_flow_cost.py sta --unit if4 --block-size 16 \\
+        --clock-ps 6000
 
 CPU seconds are those of the tools (Yosys, ABC, OpenSTA), so they hold whatever the load;
 the step times in ``steps_wall_s`` are wall seconds.
@@ -22,8 +25,9 @@ import tempfile
 from pathlib import Path
 
 from if4mac.synth import asic
-from if4mac.synth.designs import make_design
+from if4mac.synth.designs import CONTROL, make_design
 from if4mac.synth.libraries import resolve_library
+from if4mac.synth.sta import run_sta
 
 #: The variants compared with ``ABC_SCRIPT`` (docs/synthesis.md gives the outcome).
 ABC_VARIANTS = {
@@ -46,7 +50,7 @@ def _row(r: dict, **extra) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=("split", "abc"))
+    ap.add_argument("mode", choices=("split", "abc", "sta"))
     ap.add_argument("--unit", default="if4")
     ap.add_argument("--arch", default="reference")
     ap.add_argument("--block-size", type=int, default=4)
@@ -75,6 +79,28 @@ def main() -> None:
                                   generic=generic["rtlil"], **common)
             print(json.dumps(_row(new, design=name, clock_ps=clock, flow="mapping only",
                                   cpu_s=round(_cpu() - c0, 1))), flush=True)
+            continue
+        if args.mode == "sta":
+            r = asic.synth_asic(design, lib, work / f"map-{clock:g}", stages=False,
+                                generic=generic["rtlil"], **common)
+            netlist = work / f"map-{clock:g}" / f"{design.name}.netlist.v"
+            info = lib.info
+            for stages in (True, False):
+                c0 = _cpu()
+                t = run_sta(netlist=netlist, top=design.name, liberty=info.path,
+                            library_name=info.name, clock=design.clock, reset=design.reset,
+                            period_ns=clock / 1000.0,
+                            wire_load=info.default_wire_load or None,
+                            time_unit_ps=info.time_unit_ps,
+                            category=lambda inst: design.category(inst) if inst else CONTROL,
+                            workdir=netlist.parent,
+                            driving_cell=(info.buffer.name, next(iter(info.buffer.outputs))),
+                            output_load=4 * max(info.nand2.input_caps.values()),
+                            stages=stages)
+                print(json.dumps({"design": name, "clock_ps": clock, "stages": stages,
+                                  "cpu_s": round(_cpu() - c0, 2),
+                                  "period_ps": t["critical_path"]["min_period_ps"],
+                                  "n_stages": len(t["stages"])}), flush=True)
             continue
         for variant, script in ABC_VARIANTS.items():
             asic.ABC_SCRIPT = script
