@@ -15,12 +15,13 @@ from pathlib import Path
 
 from .designs import CONTROL, REGISTERS, Design
 from .libraries import Library
-from .scripts import YOSYS_ASIC
+from .scripts import YOSYS_ASIC, YOSYS_ASIC_GENERIC, YOSYS_ASIC_MAP
 from .sta import run_sta
 from .profile import strip_stamps, yosys_steps
 from .tools import ToolError, find_tool, run_yosys
 
-__all__ = ["synth_asic", "area_breakdown", "DEFAULT_CLOCK_PS", "ABC_SCRIPT", "ABC_PERMUTE"]
+__all__ = ["synth_asic", "synth_generic", "generic_script", "area_breakdown",
+           "DEFAULT_CLOCK_PS", "ABC_SCRIPT", "ABC_PERMUTE", "GENERIC_RTLIL"]
 
 #: ABC's script: Yosys 0.23's own for ``-liberty`` (structural choices, then the delay-
 #: oriented ``&nf`` mapper with area recovery), followed by what a sizing-aware flow adds:
@@ -115,10 +116,47 @@ def _yosys_total_area(stat_txt: str) -> float | None:
     return float(mt.group(1)) if mt else None
 
 
+#: File name of the generic part's result (RTLIL) in its work folder.
+GENERIC_RTLIL = "generic.il"
+
+
+def _keep_hierarchy(design: Design, flat: bool) -> str:
+    children = [] if flat else design.child_modules()
+    return ("setattr -mod -set keep_hierarchy 1 " + " ".join(children)) if children else ""
+
+
+def generic_script(design: Design, *, flat: bool = False) -> str:
+    """The generic part's Yosys script for ``design`` exactly as it runs (file names relative
+    to its work folder): with the Verilog and the Yosys version, all its result depends on,
+    so the store keys the generic run by it (:func:`.store.generic_key_parts`)."""
+    return YOSYS_ASIC_GENERIC.substitute(top=design.name, verilog=f"{design.name}.v",
+                                         keep_hierarchy=_keep_hierarchy(design, flat),
+                                         rtlil=GENERIC_RTLIL)
+
+
+def synth_generic(design: Design, workdir: Path, *, flat: bool = False,
+                  timeout: float | None = 1800) -> dict:
+    """The generic part of the ASIC flow (no library, no clock): ``read_verilog`` ..
+    ``synth``, written as RTLIL (``workdir/generic.il``) for :func:`synth_asic`.
+
+    Returns ``{"rtlil": path, "steps_s": {...}, "wall_s": seconds}``.
+    """
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths, seconds = run_yosys(
+        find_tool("yosys"), YOSYS_ASIC_GENERIC, design=design, workdir=workdir,
+        flow="asic_generic", keep_hierarchy=_keep_hierarchy(design, flat),
+        outputs={"rtlil": (GENERIC_RTLIL, "Yosys generic RTLIL")}, timeout=timeout,
+        stamps=True)
+    steps = yosys_steps((workdir / "yosys_asic_generic.log").read_text(errors="replace"))
+    return {"rtlil": str(paths["rtlil"]), "steps_s": steps, "wall_s": round(seconds, 2)}
+
+
 def synth_asic(design: Design, library: Library, workdir: Path, *,
                clock_ps: float | None = None, abc_delay_target: bool = False,
                flat: bool = False, abc_seed: int | None = None,
-               timeout: float | None = 1800) -> dict:
+               timeout: float | None = 1800, generic: str | Path | None = None,
+               stages: bool = True, one_process: bool = False) -> dict:
     """Synthesise ``design`` to ``library`` in ``workdir`` and time it.
 
     ``clock_ps`` sets the STA clock (default :data:`DEFAULT_CLOCK_PS`); with
@@ -127,13 +165,28 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
     per-block area (everything but flip-flops is "control"), but constants and narrow
     values propagate across block boundaries, as in a production flow. Returns a JSON-ready
     dict of area and timing.
+
+    The flow has two Yosys runs: the generic part (:func:`synth_generic`, which depends on
+    neither the library nor the clock) and the mapping. ``generic`` is the RTLIL of an
+    earlier generic run of this design with this ``flat`` (a sweep shares one between all
+    clock targets and seeds, :mod:`.store`); without it the generic part runs here first.
+    ``stages`` False skips OpenSTA's per-stage analysis (the ``stages`` list comes back
+    empty; the critical and I/O paths are still timed). ``one_process`` runs both parts in
+    one Yosys process, as before the split (to check that the split changes nothing).
     """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     yosys = find_tool("yosys")
     info = library.info
-    children = [] if flat else design.child_modules()
-    keep = ("setattr -mod -set keep_hierarchy 1 " + " ".join(children)) if children else ""
+    keep = _keep_hierarchy(design, flat)
+    generic_steps: dict = {}
+    if not one_process:
+        if generic is None:
+            g = synth_generic(design, workdir / "generic", flat=flat, timeout=timeout)
+            generic, generic_steps = g["rtlil"], g["steps_s"]
+        generic = Path(generic).resolve()
+        if not generic.is_file():
+            raise ToolError(f"generic RTLIL not found: {generic}")
     hi, lo = info.tie_high, info.tie_low
     hilomap = (f"hilomap -singleton -hicell {hi[0]} {hi[1]} -locell {lo[0]} {lo[1]}"
                if hi and lo else "")
@@ -160,9 +213,10 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
                    + f"-constr {constr.name} -script {abc_script}")
     # stamps: time-stamped log lines, from which the time of each step is read (profile.py).
     paths, synth_s = run_yosys(
-        yosys, YOSYS_ASIC, design=design, workdir=workdir, flow="asic",
-        library_name=info.name, keep_hierarchy=keep, liberty=info.path,
+        yosys, YOSYS_ASIC if one_process else YOSYS_ASIC_MAP, design=design, workdir=workdir,
+        flow="asic", library_name=info.name, keep_hierarchy=keep, liberty=info.path,
         abc_options=abc_options, hilomap=hilomap, insbuf=insbuf,
+        rtlil=str(generic) if generic else "",
         outputs={"netlist": (f"{design.name}.netlist.v", "Yosys netlist"),
                  "stat_json": ("yosys_stat.json", "Yosys statistics"),
                  "stat_txt": ("yosys_stat.txt", None)},
@@ -184,7 +238,7 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
                      category=lambda inst: design.category(inst) if inst else CONTROL,
                      workdir=workdir, timeout=timeout,
                      driving_cell=(info.buffer.name, next(iter(info.buffer.outputs))),
-                     output_load=4 * nand2_cap)
+                     output_load=4 * nand2_cap, stages=stages)
     sta_s = time.monotonic() - t1
     return {
         "target": "asic",
@@ -218,6 +272,10 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
         "timing": timing,
         "runtime_s": {"yosys": round(synth_s, 1), "sta": round(sta_s, 1)},
         # Where the Yosys time went (synth, ABC's library mapping, the rest), from its log.
-        "steps_s": {**yosys_steps(log.read_text(errors="replace")), "opensta": round(sta_s, 2)},
+        # (For the mapping run alone: the generic part's steps are its own record's, or
+        # ``generic_steps_s`` where it ran here.)
+        "steps_s": {**yosys_steps(log.read_text(errors="replace"), mapping=not one_process),
+                    "opensta": round(sta_s, 2)},
+        **({"generic_steps_s": generic_steps} if generic_steps else {}),
         "abc_seed": abc_seed,
     }

@@ -395,7 +395,10 @@ def sweep(units, block_sizes, reductions, clock_ps, abc_delay_target, repeats, r
         t0 = time.monotonic()
         records = run_sweep(specs, store=store, workdir=workdir, scheduler=scheduler,
                             workers=workers, workload=workload, timeout=timeout,
-                            progress=progress)
+                            progress=progress,
+                            # Emitted once per design, not once per run (keyed by the
+                            # hdl/golden sources, so never stale).
+                            verilog_cache=Path(workdir).resolve() / "verilog")
         wall = time.monotonic() - t0
     except SweepInterrupted as err:
         click.echo(f"Error: {err}", err=True)

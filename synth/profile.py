@@ -9,6 +9,10 @@ to the next top-level header (or the log's last stamp). The steps reported:
 * ``abc`` -- the ``abc -liberty`` pass: technology mapping to the standard cells, the
   step that decides area and delay, and the slowest one;
 * ``yosys_other`` -- flip-flop mapping, clean-up, statistics and writing the netlist.
+
+The ASIC flow runs Yosys twice (synth/asic.py): the generic part (its log has
+``yosys_synth`` and, for writing the RTLIL, ``yosys_other``) and the mapping (its log,
+read with ``mapping=True``, has ``abc`` and ``yosys_other``, reading the RTLIL included).
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ _HEADER = re.compile(r"^\[(\d+\.\d+)\]\s+(\d+)\.\s+Executing\s+(\S+)")
 _STAMP = re.compile(r"^\[(\d+\.\d+)\]")
 
 
-def yosys_steps(log: str) -> dict[str, float]:
+def yosys_steps(log: str, *, mapping: bool = False) -> dict[str, float]:
     """Seconds spent in ``yosys_synth``, ``abc`` (library mapping) and ``yosys_other``.
 
     ``log`` is the text of a ``yosys -t`` log. Passes after ``synth`` other than ``abc``
-    count as ``yosys_other``. A log without time stamps gives an empty dict.
+    count as ``yosys_other``; with ``mapping`` (the log of a run that starts from the
+    generic part's RTLIL) every pass but ``abc`` does. A log without time stamps gives an
+    empty dict.
     """
     headers: list[tuple[float, str]] = []
     last = None
@@ -39,7 +45,7 @@ def yosys_steps(log: str) -> dict[str, float]:
     if not headers or last is None:
         return {}
     steps = {"yosys_synth": 0.0, "abc": 0.0, "yosys_other": 0.0}
-    seen_synth = False
+    seen_synth = mapping
     for (t, name), (t_next, _) in zip(headers, headers[1:] + [(last, "")]):
         if name == "SYNTH":
             seen_synth = True
@@ -50,6 +56,8 @@ def yosys_steps(log: str) -> dict[str, float]:
         else:
             step = "yosys_other"
         steps[step] += max(0.0, t_next - t)
+    if mapping:
+        del steps["yosys_synth"]
     return {k: round(v, 2) for k, v in steps.items()}
 
 

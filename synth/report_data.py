@@ -219,9 +219,20 @@ def _steps(data) -> dict:
             continue
         for k, v in (r.get("steps_s") or {}).items():
             total[k] += v
+        for k, v in (r.get("generic_steps_s") or {}).items():   # run inline (external RTL)
+            total[k] += v
         per_role[r.get("role", "?")] += r.get("wall_s") or 0.0
         walls.append(r.get("wall_s") or 0.0)
         cpus.append(r.get("cpu_s"))
+        g = r.get("generic")
+        if g and g.get("key") and g["key"] not in seen:
+            # The generic part shared by every run of a design: its own job, counted once.
+            seen.add(g["key"])
+            for k, v in (g.get("steps_s") or {}).items():
+                total[k] += v
+            per_role["generic"] += g.get("wall_s") or 0.0
+            walls.append(g.get("wall_s") or 0.0)
+            cpus.append(g.get("cpu_s"))
     workers = data["plan"].get("workers") or 2
     # CPU seconds where every run recorded them (an idle core's time); else wall seconds.
     basis = "cpu" if cpus and all(c is not None for c in cpus) else "wall"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from if4mac.golden import DEFAULT_BLOCK_SIZE, UNITS
@@ -70,7 +70,10 @@ def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, n
     clock, every design at every ``ladder_ps``), ``noise`` (the same at ``noise_at_ps``
     with ABC's inputs permuted by each of ``noise_seeds``), ``blocks`` (the headline pair
     kept hierarchical at the relaxed target: area per block, delay per stage), ``ecp5``,
-    ``external`` (the specs in ``external``, see :mod:`.external_rows`)."""
+    ``external`` (the specs in ``external``, see :mod:`.external_rows`). Only the
+    ``blocks`` runs get OpenSTA's per-stage analysis: no other run's stages are printed.
+    Every ASIC run of one design and ``flat`` maps from one shared generic job
+    (:func:`.store.execute_generic`)."""
     ladder_ps = tuple(float(c) for c in ladder_ps)
     if len(ladder_ps) < 1:
         raise ValueError("the report needs at least one clock target")
@@ -103,16 +106,19 @@ def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, n
                     continue
                 for u in units:
                     out.append(("ladder", RunSpec(**common, unit=u, clock_ps=c, flat=True,
-                                                  abc_delay_target=True, **fields)))
+                                                  abc_delay_target=True, stages=False,
+                                                  **fields)))
         for s in noise_seeds:
             for did, fields, units in chosen:
                 if len(units) < 2:
                     continue
                 for u in units:
                     out.append(("noise", RunSpec(**common, unit=u, clock_ps=noise_at, flat=True,
-                                                 abc_delay_target=True, abc_seed=s, **fields)))
+                                                 abc_delay_target=True, abc_seed=s,
+                                                 stages=False, **fields)))
         for spec in external or ():
-            out.append(("external", spec))
+            # Their rows print the critical and I/O paths, not stages.
+            out.append(("external", replace(spec, stages=False)))
     return out
 
 
@@ -170,6 +176,7 @@ def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"), l
     t0 = time.monotonic()
     records = run_sweep(specs, store=store, workdir=workdir / "work", scheduler=scheduler,
                         workers=jobs, timeout=timeout, progress=progress, require_commit=same,
+                        verilog_cache=store_mod.VERILOG_CACHE,
                         log=lambda m: log("report: " + m.removeprefix("sweep: ")))
     by_spec = dict(zip(specs, records))
     power_recs = []
@@ -181,6 +188,7 @@ def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"), l
         power_recs = run_sweep(pspecs, store=store, workdir=workdir / "work",
                                scheduler=scheduler, workers=jobs, timeout=timeout,
                                workload="example", progress=progress, require_commit=same,
+                               verilog_cache=store_mod.VERILOG_CACHE,
                                log=lambda m: log("report: power " + m.removeprefix("sweep: ")))
     wall = time.monotonic() - t0
     runs = []

@@ -9,19 +9,28 @@ from __future__ import annotations
 
 from string import Template
 
-__all__ = ["YOSYS_ASIC", "YOSYS_ECP5", "STA_TIMING", "STA_PATHS"]
+__all__ = ["YOSYS_ASIC", "YOSYS_ASIC_GENERIC", "YOSYS_ASIC_MAP", "YOSYS_ECP5", "STA_TIMING", "STA_GROUPS", "STA_PATHS"]
 
-#: Yosys, standard-cell mapping. The top's children keep their own modules (their area is
-#: read per block); everything below them is flattened into them. Flip-flops are renamed
-#: after the signal they hold before mapping, so STA reports read ``lane_acc_3/acc[7]_reg``.
-YOSYS_ASIC = Template("""\
-# if4mac ASIC synthesis: $top -> $library_name
+#: Yosys, the generic part of standard-cell synthesis: everything before the library and
+#: the clock target come in, so one run serves every clock target, ABC seed and library of
+#: a design (synth/asic.py). The top's children keep their own modules (their area is read
+#: per block); everything below them is flattened into them. Flip-flops are renamed after
+#: the signal they hold, so STA reports read ``lane_acc_3/acc[7]_reg``. The result is
+#: written as RTLIL, Yosys's own lossless form of its design database.
+_GENERIC = """\
 read_verilog $verilog
 hierarchy -check -top $top
 $keep_hierarchy
 flatten
 synth -top $top
 rename -wire -suffix _reg t:$$_*DFF*
+"""
+YOSYS_ASIC_GENERIC = Template("# if4mac ASIC synthesis, generic part: $top\n" + _GENERIC
+                              + "write_rtlil $rtlil\n")
+
+#: Yosys, standard-cell mapping of the generic part's RTLIL: flip-flops, ABC (with the
+#: clock as its delay target), ties, statistics, the netlist for OpenSTA.
+_MAP = """\
 dfflibmap -liberty $liberty
 abc $abc_options -liberty $liberty
 opt_clean -purge
@@ -35,7 +44,14 @@ tee -q -o $stat_txt stat -liberty $liberty
 splitnets
 opt_clean -purge
 write_verilog -noattr -noexpr -nohex -nodec $netlist
-""")
+"""
+YOSYS_ASIC_MAP = Template("# if4mac ASIC synthesis, mapping: $top -> $library_name\n"
+                          "read_rtlil $rtlil\n" + _MAP)
+
+#: Both parts in one Yosys process, as the flow ran before it was split: kept so a test
+#: can check that going through RTLIL on disk changes no result.
+YOSYS_ASIC = Template("# if4mac ASIC synthesis, one process: $top -> $library_name\n"
+                      + _GENERIC + _MAP)
 
 #: Yosys (yowasp), Lattice ECP5. The pin wrapper is the top; the wrapped design ($inner)
 #: stays a separate module through synthesis so its cells can be counted apart from the
@@ -47,8 +63,9 @@ hierarchy -check -top $top
 setattr -mod -set keep_hierarchy 1 $inner
 synth_ecp5 -top $top
 tee -q -o $stat_json stat -json
-# The mapped netlist with the design still its own module, for gate-level simulation.
-write_verilog -noattr $netlist_v
+# The mapped netlist with the design still its own module, for gate-level simulation (not
+# written when the run goes on to place and route: ~100 MB at B = 16 that nothing reads).
+$write_netlist_v
 setattr -mod -unset keep_hierarchy $inner
 flatten
 opt_clean
@@ -68,16 +85,14 @@ $io_drive
 $false_paths
 """
 
-#: OpenSTA, pass 1: the register-to-register critical path, every register endpoint's worst
-#: path (summary), and for each register group (a register's bits) the startpoints of its
-#: fan-in cone, from which the flow numbers the pipeline stages.
+#: OpenSTA, pass 1: the register-to-register critical path, the I/O paths, and ($groups:
+#: :data:`STA_GROUPS` or nothing) every register endpoint's worst path (summary) and for
+#: each register group (a register's bits) the startpoints of its fan-in cone, from which
+#: the flow numbers the pipeline stages.
 STA_TIMING = Template(_STA_SETUP + """\
 puts "@@critical"
 report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \\
     -path_delay max -format full -digits 4
-puts "@@endpoints"
-report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \\
-    -path_delay max -group_count 10000000 -endpoint_count 1 -format summary -digits 4
 set data_inputs [delete_from_list [all_inputs] [get_ports {$clock $reset}]]
 puts "@@input"
 report_checks -from $$data_inputs -to [all_registers -data_pins] \\
@@ -87,10 +102,19 @@ report_checks -from [all_registers -clock_pins] -to [all_outputs] \\
     -path_delay max -format full -digits 4
 puts "@@through"
 report_checks -from $$data_inputs -to [all_outputs] -path_delay max -format full -digits 4
+$groups
+puts "@@end"
+""")
+
+#: The endpoint and fan-in listings of pass 1 (only where the stage table is wanted: they
+#: are the slow part of pass 1 on a block-16 MAC). Tcl, inserted into :data:`STA_TIMING`.
+STA_GROUPS = Template(r"""puts "@@endpoints"
+report_checks -from [all_registers -clock_pins] -to [all_registers -data_pins] \
+    -path_delay max -group_count 10000000 -endpoint_count 1 -format summary -digits 4
 puts "@@groups"
 set reps [dict create]
 foreach cell [all_registers -cells] {
-    regsub -all {\\[[0-9]+\\]} [get_full_name $$cell] {} key
+    regsub -all {\[[0-9]+\]} [get_full_name $$cell] {} key
     if {![dict exists $$reps $$key]} {
         dict set reps $$key [list $$cell $$cell]
     } else {
@@ -100,14 +124,13 @@ foreach cell [all_registers -cells] {
 dict for {key cells} $$reps {
     puts "@@group $$key"
     foreach cell $$cells {
-        foreach pin [get_fanin -to [get_pins -of_objects $$cell -filter "direction == input"] \\
+        foreach pin [get_fanin -to [get_pins -of_objects $$cell -filter "direction == input"] \
                 -startpoints_only -flat] {
             puts "@@from [get_full_name $$pin]"
         }
     }
 }
-puts "@@end"
-""")
+""").substitute()
 
 #: OpenSTA, pass 2: the full worst path into each pipeline stage ($paths: a Tcl list of
 #: {start-instance end-pin} pairs, brackets escaped).

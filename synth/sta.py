@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .scripts import STA_PATHS, STA_TIMING
+from .scripts import STA_GROUPS, STA_PATHS, STA_TIMING
 from .tools import ToolError, find_tool, run_tool
 
 __all__ = ["run_sta", "group_key", "parse_full_path", "parse_summary", "stage_levels"]
@@ -188,11 +188,15 @@ def _fill(template, **kw) -> str:
 def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: str,
             reset: str | None, period_ns: float, wire_load: str | None, time_unit_ps: float,
             category, workdir: Path, timeout: float | None = None,
-            driving_cell: tuple[str, str] | None = None, output_load: float | None = None) -> dict:
+            driving_cell: tuple[str, str] | None = None, output_load: float | None = None,
+            stages: bool = True) -> dict:
     """Time ``netlist`` with OpenSTA; return the critical path and the per-stage delays.
 
     ``category(instance_path)`` names the area block an instance belongs to (used to say
-    which blocks a path crosses). Times in the result are picoseconds.
+    which blocks a path crosses). Times in the result are picoseconds. ``stages`` False
+    skips the endpoint and fan-in listings and the second pass (the per-stage worst
+    paths): ``stages`` comes back empty, ``register_groups`` and ``register_endpoints``
+    None.
     """
     sta = find_tool("sta")
     common = dict(
@@ -207,7 +211,7 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
             + ([f"set_load {output_load:.6g} [all_outputs]"] if output_load else [])),
     )
     script = workdir / "sta_timing.tcl"
-    script.write_text(_fill(STA_TIMING, **common))
+    script.write_text(_fill(STA_TIMING, groups=STA_GROUPS if stages else "", **common))
     log = workdir / "sta_timing.log"
     run_tool([sta, "-no_init", "-exit", str(script)], log=log, cwd=workdir, timeout=timeout)
     text = log.read_text(errors="replace")
@@ -258,19 +262,22 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
             worst[key] = (slack, start, end)
 
     # Pass 2: the full worst path of each stage, to see which blocks it crosses.
-    order = sorted(worst)
+    order = sorted(worst) if stages else []
     pairs = " ".join("{%s %s}" % (_tcl_escape(_instance(worst[k][1])), _tcl_escape(worst[k][2]))
                      for k in order)
-    paths_script = workdir / "sta_paths.tcl"
-    paths_script.write_text(_fill(STA_PATHS, paths=pairs, **common))
-    paths_log = workdir / "sta_paths.log"
-    run_tool([sta, "-no_init", "-exit", str(paths_script)], log=paths_log, cwd=workdir,
-             timeout=timeout)
-    ptext = paths_log.read_text(errors="replace")
-    if "@@end" not in ptext:
-        raise ToolError(f"OpenSTA stopped before the end of {paths_script} (log: {paths_log})")
-    chunks = ptext.split("@@path")[1:]
-    stage_paths = [parse_full_path(c) for c in chunks]
+    stage_paths = []
+    if order:
+        paths_script = workdir / "sta_paths.tcl"
+        paths_script.write_text(_fill(STA_PATHS, paths=pairs, **common))
+        paths_log = workdir / "sta_paths.log"
+        run_tool([sta, "-no_init", "-exit", str(paths_script)], log=paths_log, cwd=workdir,
+                 timeout=timeout)
+        ptext = paths_log.read_text(errors="replace")
+        if "@@end" not in ptext:
+            raise ToolError(f"OpenSTA stopped before the end of {paths_script} "
+                            f"(log: {paths_log})")
+        chunks = ptext.split("@@path")[1:]
+        stage_paths = [parse_full_path(c) for c in chunks]
 
     def logic(path: _Path) -> list[str]:
         # The launching and capturing flip-flops' own pins are not logic.
@@ -337,7 +344,7 @@ def run_sta(*, netlist: Path, top: str, liberty: str, library_name: str, clock: 
                            "output_load": output_load},
         # The period that every stage, I/O included, fits in.
         "min_period_all_paths_ps": round(every, 1),
-        "register_groups": len(fanin),
-        "register_endpoints": len(rows),
+        "register_groups": len(fanin) if stages else None,
+        "register_endpoints": len(rows) if stages else None,
         "stages": stages,
     }

@@ -14,6 +14,15 @@ A run's **key** is the SHA-256 of its *key parts* (:func:`key_parts`):
 A power analysis is its own record (:func:`power_key_parts`): the synthesis key, the
 SHA-256 of the workload's beats (what is simulated), the power flow's text and the clock.
 
+The ASIC flow's **generic part** (Yosys from ``read_verilog`` to ``synth``, no library, no
+clock: :func:`.asic.synth_generic`) is a job of its own, shared by every clock target, ABC
+seed and library of a design: :func:`generic_spec` says which runs share one,
+:func:`generic_key_parts` keys it (the Verilog, the generic script's text, the Yosys
+version), :func:`execute_generic` runs it and keeps its RTLIL in the store
+(``ROOT/generic/ab/abcdef....il`` beside its record), and :func:`execute` maps from that
+RTLIL. A run's record names the generic job it used (``generic``: key, times, whether it
+was reused); its own key parts are unchanged (they already determine the generic part).
+
 :class:`RunStore` keeps one JSON record per key (``ROOT/ab/abcdef....json``). Each record
 carries its key and key parts, the git commit and whether the tree had local changes, the
 wall time and the time of each step. :meth:`RunStore.get` returns a record only if its
@@ -39,11 +48,14 @@ from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
 from .tools import REPO_ROOT, git_revision, tool_versions
 
 __all__ = ["RunSpec", "RunStore", "key_parts", "run_key", "execute", "FLOW_FILES",
+           "generic_spec", "generic_key_parts", "execute_generic", "GENERIC_SCHEMA",
            "KEY_SCHEMA", "file_sha256", "flow_sha256", "workload_stream", "stream_sha256",
            "power_key_parts"]
 
 #: Version of the key layout: bump when what goes into a key changes.
 KEY_SCHEMA = "if4mac-run-key/1"
+#: Key layout of the ASIC flow's generic part.
+GENERIC_SCHEMA = "if4mac-generic-key/1"
 
 #: The modules (relative to the repository) whose text decides a run's result beyond the
 #: Verilog: tool scripts, how results are read and attributed. Missing ones are skipped, so
@@ -107,6 +119,8 @@ class RunSpec:
     # An external design (design "rtl"): canonical JSON of flow.synthesize's ``rtl`` dict
     # (a string keeps the spec frozen and hashable).
     rtl: str | None = None
+    # ASIC: OpenSTA's per-stage analysis (only the report's per-block runs print it).
+    stages: bool = True
 
     def label(self) -> str:
         """A short human label (not unique across flow versions: that is the key's job)."""
@@ -139,7 +153,7 @@ class RunSpec:
         if self.target == "asic":
             kw.update(library=self.library, liberty=self.liberty, clock_ps=self.clock_ps,
                       abc_delay_target=self.abc_delay_target, flat=self.flat,
-                      abc_seed=self.abc_seed)
+                      abc_seed=self.abc_seed, stages=self.stages)
         elif self.freq_mhz is not None:
             kw["freq_mhz"] = self.freq_mhz
         return kw
@@ -163,7 +177,7 @@ def rtl_sha256(rtl: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def _design(spec: RunSpec):
+def _design(spec: RunSpec, cache_dir: str | Path | None = None):
     from .designs import fpga_design, make_design
 
     kw = dict(unit=spec.unit, block_size=spec.block_size, reduction=spec.reduction,
@@ -171,7 +185,7 @@ def _design(spec: RunSpec):
     if spec.design == "mac" and spec.arch != "reference":
         kw.update(arch=spec.arch, acc_width=spec.acc_width, converter=spec.converter)
     if spec.target == "asic" and spec.design == "mac":
-        kw["cache_dir"] = VERILOG_CACHE
+        kw["cache_dir"] = cache_dir if cache_dir is not None else VERILOG_CACHE
     return (make_design(spec.design, **kw) if spec.target == "asic"
             else fpga_design(spec.design, **kw))
 
@@ -225,6 +239,9 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
         parts["flow_sha256"] = flow_sha256("asic")
         parts["options"].update(flat=spec.flat, abc_delay_target=spec.abc_delay_target,
                                 abc_seed=spec.abc_seed, library_key=lib_key)
+        if not spec.stages:
+            # Only where it is not the default, so other runs' keys stay as they were.
+            parts["options"]["stages"] = False
         parts["library_sha256"] = file_sha256(lib_path)
         parts["tools"] = {k: v for k, v in versions.items() if not k.startswith("yowasp")}
         from .asic import DEFAULT_CLOCK_PS
@@ -347,12 +364,99 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def generic_spec(spec: RunSpec) -> RunSpec | None:
+    """The spec that names ``spec``'s generic part: the same design and ``flat``, no clock,
+    seed or library (runs with equal generic specs share one generic job). None where the
+    flow runs its generic part inline: ECP5, and external RTL (each used once, and
+    elaborated by its own run)."""
+    if spec.target != "asic" or spec.design == "rtl":
+        return None
+    return RunSpec(target="asic", design=spec.design, unit=spec.unit,
+                   block_size=spec.block_size, reduction=spec.reduction, flat=spec.flat,
+                   width=spec.width, arch=spec.arch, acc_width=spec.acc_width,
+                   converter=spec.converter)
+
+
+def generic_key_parts(design, flat: bool) -> dict:
+    """Everything the generic part's result depends on: the design's Verilog, the exact
+    Yosys script (which holds ``flat`` and the kept modules) and the Yosys version."""
+    from .asic import generic_script
+
+    return {"schema": GENERIC_SCHEMA, "verilog_sha256": design.sha256,
+            "script": generic_script(design, flat=flat),
+            "yosys": tool_versions().get("yosys")}
+
+
+def _generic_store(store: str | Path) -> RunStore:
+    return RunStore(Path(store) / "generic")
+
+
+def execute_generic(gspec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
+                    timeout: float | None = 3600, dependents=(),
+                    require_commit: str | None = None,
+                    verilog_cache: str | Path | None = None) -> dict:
+    """The generic part of ``gspec`` (a :func:`generic_spec`): its stored record unless
+    missing, else run and store it. Returns ``{"key", "rtlil", "record", "reused"}``.
+
+    ``dependents``: the runs that will map from it; when every one of them is already in the
+    store (reusable under ``require_commit``), nothing is run and ``rtlil`` is None.
+    """
+    from .asic import GENERIC_RTLIL, synth_generic
+
+    if isinstance(gspec, dict):
+        gspec = RunSpec(**gspec)
+    design = _design(gspec, verilog_cache)
+    if dependents:
+        runs = RunStore(store)
+        if all(_reusable(runs.get(run_key(key_parts(d, verilog_sha256=design.sha256))),
+                         require_commit) for d in dependents):
+            return {"key": None, "rtlil": None, "record": None, "reused": True}
+    parts = generic_key_parts(design, gspec.flat)
+    key = run_key(parts)
+    gstore = _generic_store(store)
+    rtlil = gstore.path(key).with_suffix(".il")
+    rec = gstore.get(key)
+    if rec is not None and rtlil.is_file():
+        return {"key": key, "rtlil": str(rtlil), "record": rec, "reused": True}
+    t0, c0 = time.monotonic(), _cpu_s()
+    work = Path(workdir) / "generic" / key[:16]
+    out = synth_generic(design, work, flat=gspec.flat, timeout=timeout)
+    rtlil.parent.mkdir(parents=True, exist_ok=True)
+    # Copied in before the record is written: a record always has its RTLIL.
+    fd, tmp = tempfile.mkstemp(dir=rtlil.parent, prefix=".tmp-", suffix=".il")
+    with os.fdopen(fd, "wb") as f, open(out["rtlil"], "rb") as src:
+        f.write(src.read())
+    os.replace(tmp, rtlil)
+    rec = {"run_key": {"sha256": key, "parts": parts}, "kind": "asic-generic",
+           "label": gspec.label().replace("-asic", "-asic-generic"),
+           "spec": dataclasses.asdict(gspec), "steps_s": out["steps_s"],
+           "wall_s": round(time.monotonic() - t0, 2), "cpu_s": round(_cpu_s() - c0, 2),
+           "git": git_revision(), "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+           "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "rtlil_file": GENERIC_RTLIL}
+    gstore.put(rec)
+    return {"key": key, "rtlil": str(rtlil), "record": rec, "reused": False}
+
+
+def _reusable(rec: dict | None, require_commit: str | None) -> dict | None:
+    if rec is None or require_commit is None:
+        return rec
+    g = rec.get("git") or {}
+    return rec if g.get("commit") == require_commit and not g.get("dirty") else None
+
+
 def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
-            timeout: float | None = 3600, workload=None, require_commit: str | None = None) -> dict:
+            timeout: float | None = 3600, workload=None, require_commit: str | None = None,
+            generic: dict | None = None, verilog_cache: str | Path | None = None) -> dict:
     """Run ``spec`` unless the store already holds its key; return the record.
 
     ``require_commit``: reuse only records made at this commit from a clean tree (a
     committed report must come from one commit, issue 14).
+
+    ``generic``: what :func:`execute_generic` returned for ``spec``'s generic part (a sweep
+    runs it once per design, before the runs that share it); without it an ASIC run that
+    is not stored runs :func:`execute_generic` itself. ``verilog_cache``: where emitted
+    MAC Verilog is kept between runs (default :data:`VERILOG_CACHE`).
 
     The returned record has ``reused`` True when it came from the store. ``workload``
     (``"example"`` or ``{"path": ...}``, see :mod:`.power`) adds a power analysis of the
@@ -365,8 +469,9 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
 
     if isinstance(spec, dict):
         spec = RunSpec(**spec)
+    store_root = store
     store = RunStore(store)
-    design = None if spec.design == "rtl" else _design(spec)
+    design = None if spec.design == "rtl" else _design(spec, verilog_cache)
     stream = None
     if workload is not None:
         if spec.target != "asic" or spec.design != "mac":
@@ -376,10 +481,7 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
     key = run_key(parts)
     work = Path(workdir) / key[:16]
     def of_commit(r):
-        if r is None or require_commit is None:
-            return r
-        g = r.get("git") or {}
-        return r if g.get("commit") == require_commit and not g.get("dirty") else None
+        return _reusable(r, require_commit)
 
     rec = of_commit(store.get(key))
     pkey = pparts = None
@@ -393,9 +495,25 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
         rec = {**rec, "reused": True}
     else:
         # Not stored (or its netlist, which a power analysis reads, is gone): synthesise.
+        gspec = generic_spec(spec)
+        if gspec is not None and (generic is None or not generic.get("rtlil")):
+            # Not handed one (or handed one skipped because every run was stored, and
+            # this one's netlist is gone): get it here.
+            generic = execute_generic(gspec, store_root, workdir, timeout=timeout,
+                                      verilog_cache=verilog_cache)
         t0, c0 = time.monotonic(), _cpu_s()
-        rec = synthesize(workdir=work, timeout=timeout, **spec.synth_kwargs())
+        rec = synthesize(workdir=work, timeout=timeout, built=design,
+                         generic=generic["rtlil"] if gspec is not None else None,
+                         **spec.synth_kwargs())
         rec.pop("runtime_s", None)
+        if gspec is not None:
+            g = generic["record"]
+            # Which generic job this run mapped from, and what it cost (once, however
+            # many runs share it: the report counts each generic key once).
+            rec["generic"] = {"key": generic["key"], "reused": generic["reused"],
+                              "label": g.get("label"), "steps_s": g.get("steps_s"),
+                              "wall_s": g.get("wall_s"), "cpu_s": g.get("cpu_s"),
+                              "git": g.get("git")}
         rec["spec"] = dataclasses.asdict(spec)
         rec["label"] = spec.label()
         rec["run_key"] = {"sha256": key, "parts": parts}

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
 
-from .store import RunSpec, execute
+from .store import RunSpec, execute, execute_generic, generic_spec
 from .tools import git_revision, tool_versions
 
 __all__ = ["sweep_specs", "run_sweep", "results_table", "write_results", "TABLE_COLUMNS",
@@ -105,14 +105,38 @@ def sweep_specs(*, units=("nvfp4", "if4"), block_sizes=(2,), reductions=("pipeli
     return list(dict.fromkeys(specs))
 
 
+def estimated_cpu_s(spec: RunSpec, *, generic: bool = False) -> float:
+    """A rough CPU-second estimate of one job, only to order the jobs longest first (a
+    schedule whose last jobs are short ends close to total CPU / workers). Figures from
+    block-16 runs of this machine (docs/synthesis.md, "Run time"), scaled with the block
+    size; what matters is their order, not their values."""
+    scale = spec.block_size / 16 if spec.design == "mac" else 1.0
+    big = spec.design == "mac" and spec.arch == "reference"
+    if spec.target == "ecp5":
+        return 600.0 * scale
+    if spec.design == "rtl":
+        return 60.0
+    if generic:
+        return (90.0 if big else 8.0) * scale
+    per_block = not spec.flat and spec.stages
+    return ((120.0 if per_block else 45.0) if big else 8.0) * scale
+
+
 def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str | None = None,
               workers: int = 2, workload=None, timeout: float | None = 3600,
-              progress: bool = True, log=None, require_commit: str | None = None) -> list[dict]:
+              progress: bool = True, log=None, require_commit: str | None = None,
+              verilog_cache: str | Path | None = None) -> list[dict]:
     """Run ``specs`` on Dask; return their records in the order of ``specs``.
 
     ``scheduler`` is the address of a running Dask scheduler; without it a ``LocalCluster``
     of ``workers`` processes (one thread each: the tools are single-threaded and the
     Python around them holds the GIL) is started and closed here.
+
+    The ASIC runs of one design (every clock target and seed, same ``flat``) share one
+    generic job (:func:`.store.execute_generic`), submitted first; each run is its
+    dependent. Jobs carry a Dask priority from :func:`estimated_cpu_s`: ECP5 place and
+    route first, then the generic jobs (by the work each unlocks), then the mapping runs,
+    each longest first, so the last jobs to start are short ones.
     """
     from distributed import Client, LocalCluster, as_completed
 
@@ -132,14 +156,35 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
     records: list[dict | None] = [None] * len(specs)
     restore = _sigterm_as_interrupt()
     futures = {}
+    generic_futs = {}
+    cache = None if verilog_cache is None else str(verilog_cache)
     try:
+        shared: dict[RunSpec, list[RunSpec]] = {}
+        for spec in specs:
+            g = generic_spec(spec)
+            if g is not None:
+                shared.setdefault(g, []).append(spec)
+        generic_futs = {}
+        for j, (g, deps) in enumerate(shared.items()):
+            # Priorities: generic jobs above every mapping run, by the work they unlock
+            # (their own and their runs'), ECP5 above both (the longest jobs of all).
+            unlocks = estimated_cpu_s(g, generic=True) + sum(map(estimated_cpu_s, deps))
+            generic_futs[g] = client.submit(
+                execute_generic, g, str(store), str(workdir), timeout=timeout,
+                dependents=deps, require_commit=require_commit, verilog_cache=cache,
+                pure=False, retries=0, key=f"generic-{j}-{g.label()}",
+                priority=int(1000 + unlocks))
         for i, spec in enumerate(specs):
+            g = generic_spec(spec)
+            cost = estimated_cpu_s(spec)
             # pure=False: a run is a side effect (files, the store); Dask must not
             # deduplicate or cache it on its own.
             fut = client.submit(execute, spec, str(store), str(workdir), timeout=timeout,
                                 workload=workload, pure=False, retries=0,
-                                require_commit=require_commit,
-                                key=f"run-{i}-{spec.label()}")
+                                require_commit=require_commit, verilog_cache=cache,
+                                generic=generic_futs[g] if g is not None else None,
+                                key=f"run-{i}-{spec.label()}",
+                                priority=int(cost + (10_000 if spec.target == "ecp5" else 0)))
             futures[fut] = i
         bar = tqdm(total=len(specs), desc="sweep", unit="run", disable=not progress,
                    dynamic_ncols=True)
@@ -155,7 +200,7 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
                     log(f"sweep: {specs[i].label()} "
                         + ("reused" if rec.get("reused") else f"done in {rec['wall_s']:.1f} s"))
     except KeyboardInterrupt:
-        client.cancel(list(futures))
+        client.cancel(list(futures) + list(generic_futs.values()))
         raise SweepInterrupted(sum(r is not None for r in records), len(specs)) from None
     finally:
         restore()
@@ -172,13 +217,18 @@ TABLE_COLUMNS = (
     "fmax_mhz", "met_target", "luts", "ffs", "dsps", "power_total_mw", "power_dynamic_mw",
     "power_leakage_mw", "energy_per_lane_product_pj", "wall_s", "yosys_synth_s", "abc_s",
     "yosys_other_s", "opensta_s", "activity_sim_s", "opensta_power_s", "nextpnr_s",
-    "reused", "run_key", "commit", "dirty",
+    "reused", "run_key", "commit", "dirty", "generic_key",
 )
 
 
 def _row(rec: dict) -> dict:
     spec = rec.get("spec", {})
-    steps = rec.get("steps_s", {})
+    # The generic part's steps (its own job, shared with other runs of the design, or run
+    # inline) beside the run's own: yosys_synth_s is the generic synthesis.
+    gen = rec.get("generic") or {}
+    steps = dict(gen.get("steps_s") or rec.get("generic_steps_s") or {})
+    for k, v in (rec.get("steps_s") or {}).items():
+        steps[k] = steps.get(k, 0.0) + v
     row = {c: None for c in TABLE_COLUMNS}
     row.update(label=rec.get("label"), target=rec.get("target"), unit=spec.get("unit"),
                block_size=spec.get("block_size"), reduction=spec.get("reduction"),
@@ -190,7 +240,8 @@ def _row(rec: dict) -> dict:
                yosys_synth_s=steps.get("yosys_synth"), abc_s=steps.get("abc"),
                yosys_other_s=steps.get("yosys_other"), opensta_s=steps.get("opensta"),
                activity_sim_s=steps.get("activity_sim"),
-               opensta_power_s=steps.get("opensta_power"), nextpnr_s=steps.get("nextpnr"))
+               opensta_power_s=steps.get("opensta_power"), nextpnr_s=steps.get("nextpnr"),
+               generic_key=gen.get("key"))
     if rec.get("target") == "asic":
         cp = rec["timing"]["critical_path"]["min_period_ps"]
         row.update(area_um2=rec["area"]["total_um2"], area_nand2=rec["area"]["total_nand2"],

@@ -110,11 +110,15 @@ def test_execute_reuses_only_the_same_key(flow_copy, tmp_path):
     stamp = path.stat().st_mtime_ns
     assert first["git"]["commit"] and "dirty" in first["git"]
     assert first["run_key"]["parts"]["clock_ps"] == 2000.0
-    # Where the time went, from Yosys's time-stamped log and the OpenSTA call.
+    # Where the time went, from Yosys's time-stamped logs and the OpenSTA call: the mapping
+    # run's own steps, and those of the generic job it mapped from (named by its key).
     steps = first["steps_s"]
-    assert set(steps) >= {"yosys_synth", "abc", "yosys_other", "opensta"}
+    assert set(steps) >= {"abc", "yosys_other", "opensta"} and "yosys_synth" not in steps
     assert all(v >= 0 for v in steps.values()) and steps["abc"] > 0
     assert first["wall_s"] >= steps["abc"]
+    generic = first["generic"]
+    assert generic["reused"] is False and generic["steps_s"]["yosys_synth"] > 0
+    assert RunStore(store / "generic").get(generic["key"]) is not None
 
     again = execute(REGMUL, store, work)
     assert again["reused"] is True and again["area"] == first["area"]
@@ -127,6 +131,8 @@ def test_execute_reuses_only_the_same_key(flow_copy, tmp_path):
     assert third["reused"] is False
     assert third["run_key"]["sha256"] != first["run_key"]["sha256"]
     assert len(RunStore(store).records()) == 2
+    # Its generic part's script did not change: that job is reused, not run again.
+    assert third["generic"] == {**generic, "reused": True}
 
 
 def test_yosys_steps_from_a_time_stamped_log():
@@ -141,4 +147,14 @@ def test_yosys_steps_from_a_time_stamped_log():
     ])
     assert yosys_steps(log) == {"yosys_synth": 2.0, "abc": 5.0, "yosys_other": 0.5}
     assert yosys_steps("no stamps here") == {}
+    # The mapping run's log (it starts from the generic part's RTLIL, no SYNTH pass):
+    # everything but ABC is "other".
+    mapping = "\n".join([
+        "[00000.000100] 1. Executing RTLIL frontend.",
+        "[00001.000100] 2. Executing DFFLIBMAP pass",
+        "[00001.500100] 3. Executing ABC pass (technology mapping using ABC).",
+        "[00004.500100] 4. Executing Verilog backend.",
+        "[00005.000100] End of script.",
+    ])
+    assert yosys_steps(mapping, mapping=True) == {"abc": 3.0, "yosys_other": 2.0}
     assert strip_stamps("[00001.5] {\n[00001.6]  \"a\": 1\n}") == "{\n \"a\": 1\n}"
