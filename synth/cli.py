@@ -274,7 +274,7 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
                     raise UserError(f"--external expects NAME=PATH, got {item!r}")
                 ext_specs, ext_meta = external_runs(
                     name, path, block_size=block_size, library=library, liberty=liberty,
-                    clock_ps=max(ladder_ps or DEFAULT_LADDER_PS),
+                    clock_ps=max(ladder_ps or DEFAULT_LADDER_PS), noise_seeds=noise_seeds,
                     workdir=Path(workdir) / "external", log=lambda m: click.echo(m, err=True))
             data = collect(block_size=block_size, targets=tuple(targets) or TARGETS,
                            library=library, liberty=liberty, workdir=workdir, jobs=jobs,

@@ -84,9 +84,35 @@ def check_authors_testbench(checkout: Path, unit: str, variant: str, workdir: Pa
     return f"authors' testbench: {results} results pass (RTL + {variant} stand-ins, Icarus)"
 
 
+def fouroversix_spec(checkout: Path, unit: str, variant: str, *, block_size: int,
+                     library: str | None, liberty: str | None, clock_ps: float,
+                     abc_seed: int | None = None) -> RunSpec:
+    """The flat ASIC run of the authors' ``unit`` MAC with the ``variant`` stand-ins
+    (``abc_seed``: a noise repeat, ABC's inputs permuted as in the report's noise points)."""
+    rtl = {"files": [str(f) for f in fouroversix_files(checkout, unit)], "top": f"{unit}_mac",
+           "params": {"BLOCK_SIZE": str(block_size)}, "defines": {},
+           "clock": "clk", "reset": "rst_n", "standins": variant,
+           "label": _label(unit, variant), "unit": unit}
+    return RunSpec(target="asic", design="rtl", unit=unit, block_size=block_size,
+                   library=library, liberty=liberty, clock_ps=float(clock_ps),
+                   abc_delay_target=True, flat=True, abc_seed=abc_seed,
+                   rtl=json.dumps(rtl, sort_keys=True))
+
+
+def _label(unit: str, variant: str) -> str:
+    return f"authors {unit}_mac, {variant} stand-ins"
+
+
+#: The stand-in variant whose runs are repeated with the report's ABC seeds (the noise of
+#: the authors' rows): one variant only, each block-16 run costs minutes of CPU.
+NOISE_VARIANT = "reduced"
+
+
 def external_runs(name: str, path, *, block_size: int, library: str | None,
-                  liberty: str | None, clock_ps: float, workdir: Path, log=print):
-    """(specs, meta) of the external design ``name`` at ``path`` for the report."""
+                  liberty: str | None, clock_ps: float, workdir: Path, noise_seeds=(),
+                  log=print):
+    """(specs, meta) of the external design ``name`` at ``path`` for the report: the four
+    runs, then the :data:`NOISE_VARIANT` pair again with each of ``noise_seeds``."""
     if name not in SOURCES:
         raise ExternalError(f"unknown --external source {name!r}: expected one of "
                             f"{', '.join(SOURCES)}")
@@ -98,9 +124,9 @@ def external_runs(name: str, path, *, block_size: int, library: str | None,
                             "testbench")
     specs, verified = [], {}
     for unit in ("nvfp4", "if4"):
-        files = fouroversix_files(checkout, unit)
+        fouroversix_files(checkout, unit)
         for variant in ("reduced", "ieee"):
-            label = f"authors {unit}_mac, {variant} stand-ins"
+            label = _label(unit, variant)
             if block_size == TB_BLOCK_SIZE:
                 log(f"report: {label}: running the authors' testbench ...")
                 verified[label] = check_authors_testbench(checkout, unit, variant,
@@ -108,14 +134,14 @@ def external_runs(name: str, path, *, block_size: int, library: str | None,
             else:
                 verified[label] = (f"not checked: the authors' vectors are block "
                                    f"{TB_BLOCK_SIZE}")
-            rtl = {"files": [str(f) for f in files], "top": f"{unit}_mac",
-                   "params": {"BLOCK_SIZE": str(block_size)}, "defines": {},
-                   "clock": "clk", "reset": "rst_n", "standins": variant,
-                   "label": label, "unit": unit}
-            specs.append(RunSpec(target="asic", design="rtl", unit=unit,
-                                 block_size=block_size, library=library, liberty=liberty,
-                                 clock_ps=float(clock_ps), abc_delay_target=True, flat=True,
-                                 rtl=json.dumps(rtl, sort_keys=True)))
+            specs.append(fouroversix_spec(checkout, unit, variant, block_size=block_size,
+                                          library=library, liberty=liberty,
+                                          clock_ps=clock_ps))
+    for seed in noise_seeds:
+        for unit in ("nvfp4", "if4"):
+            specs.append(fouroversix_spec(checkout, unit, NOISE_VARIANT, block_size=block_size,
+                                          library=library, liberty=liberty,
+                                          clock_ps=clock_ps, abc_seed=int(seed)))
     commit = _commit(checkout)
     meta = {"name": name, "commit": commit, "verified": verified,
             "intro": (f"The authors' published MAC (fouroversix `if4_mac/`, commit "
