@@ -153,3 +153,47 @@ def test_wrong_latency_is_caught(mini):
     out = play_netlist(netlist_mac_design(netlist, "mini_mac", "nvfp4", 1, MINI_LATENCY + 1),
                        stream, d / "late")
     assert not out.passed and "latency" in out.report
+
+
+def _ext_record(unit, variant, area, period, seed=None):
+    rtl = {"label": f"authors {unit}_mac, {variant} stand-ins", "unit": unit,
+           "standins": variant, "top": f"{unit}_mac"}
+    return {"role": "external", "target": "asic", "label": rtl["label"] + (
+                f"-seed{seed}" if seed is not None else ""),
+            "spec": {"abc_seed": seed, "rtl": json.dumps(rtl)},
+            "design": {"top": f"{unit}_mac", "unit": unit},
+            "area": {"total_um2": area, "flip_flops": 100},
+            "timing": {"critical_path": {"min_period_ps": period},
+                       "input_to_register": {"min_period_ps": period / 2},
+                       "min_period_all_paths_ps": period},
+            "cpu_s": 10.0}
+
+
+def test_external_ratios_carry_the_measured_spread():
+    """IF4/NVFP4 of the external rows: the ratio of the default-seed runs, widened by each
+    unit's (max - min) / min over its repeats; the IEEE variant (no repeats) borrows the
+    reduced runs' spread and says so."""
+    from if4mac.synth.report_data import _external, _external_ratios
+
+    runs = [_ext_record("nvfp4", "reduced", 1000.0, 4000.0),
+            _ext_record("if4", "reduced", 1300.0, 4100.0),
+            _ext_record("nvfp4", "reduced", 1020.0, 4200.0, seed=1),
+            _ext_record("if4", "reduced", 1313.0, 4100.0, seed=1),
+            _ext_record("nvfp4", "ieee", 2000.0, 5000.0),
+            _ext_record("if4", "ieee", 2000.0, 5000.0)]
+    data = {"runs": runs, "external": {"verified": {}}}
+    rows = {r["standins"]: r for r in _external_ratios(data)}
+    red, ieee = rows["reduced"], rows["ieee"]
+    assert red["spread_from"] == "reduced" and ieee["spread_from"] == "reduced"
+    assert red["area"]["ratio"] == pytest.approx(1.3)
+    assert red["area"]["spread"] == {"nvfp4": pytest.approx(0.02), "if4": pytest.approx(0.01)}
+    w = 1.02 * 1.01
+    assert red["area"]["ratio_min"] == pytest.approx(1.3 / w)
+    assert red["area"]["verdict"] == "IF4 larger"
+    # Period: 4100/4000 = 1.025 against a 5 % NVFP4 spread.
+    assert red["period"]["spread"]["nvfp4"] == pytest.approx(0.05)
+    assert red["period"]["verdict"] == "not distinguishable"
+    assert ieee["area"]["ratio"] == pytest.approx(1.0)
+    assert ieee["area"]["verdict"] == "not distinguishable"
+    # The rows table shows the default-seed runs only.
+    assert len(_external(data)) == 4
