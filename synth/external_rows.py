@@ -230,6 +230,8 @@ def check_netlist(rec: dict, spec: RunSpec, checkout: Path, workdir: Path, *,
         synthesize(workdir=path.parent.parent, **spec.synth_kwargs())
     netlist = path.read_text()
     tb = checkout / "if4_mac" / "tb" / f"tb_{unit}_mac.sv"
+    if block == TB_BLOCK_SIZE and not tb.is_file():
+        raise ExternalError(f"--external fouroversix: not a fouroversix checkout (missing {tb})")
     stream = golden_check_stream(unit, block, segments)
     h = hashlib.sha256()
     for part in (str(_CHECK_RECIPE), netlist, str(block), str(segments),
