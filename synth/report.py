@@ -80,14 +80,27 @@ def _cells(a: dict, d: dict) -> dict:
     a["external_cells"] = [[r["label"], (r["unit"] or "").upper(), r["standins"] or "",
                             _f(r["area_um2"]), _f(r["flip_flops"], "{:,}"),
                             _f(r["reg_to_reg_ps"]), _f(r["input_to_reg_ps"]),
-                            _f(r["all_paths_ps"]), r["verified"] or "not checked"]
+                            _f(r["all_paths_ps"]), r["verified"] or "not checked",
+                            f"{_f(r['cpu_s'], '{:,.0f}')} + {_f(r['check_cpu_s'], '{:,.0f}')}"]
                            for r in a["external"]]
+    a["external_ratio_cells"] = []
+    for x in a.get("external_ratios") or []:
+        for what, name in (("area", "area"), ("period", "reg->reg period"),
+                           ("all_paths", "every-path period")):
+            v = x[what]
+            sp = v["spread"]
+            a["external_ratio_cells"].append([
+                x["standins"], name, _f(v["ratio"], "{:.3f}"),
+                f"{_f(v['ratio_min'], '{:.3f}')} - {_f(v['ratio_max'], '{:.3f}')}",
+                f"NVFP4 {_pct(sp['nvfp4'])}, IF4 {_pct(sp['if4'])}"
+                + ("" if x["spread_from"] == x["standins"] else
+                   f" (of the {x['spread_from']} runs)"), v["verdict"]])
     for r in a["designs"]:
         if r["design"] == "reference-pipelined":
             a["external_cells"].append([f"this project: {r['top']}", r["unit"].upper(), "",
                                         _f(r["area_um2"]), _f(r["flip_flops"], "{:,}"),
                                         _f(r["achieved_ps"]), "(inputs registered)",
-                                        _f(r["all_paths_ps"]), "golden (CI)"])
+                                        _f(r["all_paths_ps"]), "golden (CI)", ""])
     p = a.get("paper")
     if p:
         lat = p["latency_cycles"]

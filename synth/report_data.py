@@ -308,26 +308,88 @@ def _blocks(data) -> dict | None:
 
 
 def _external(data) -> list[dict]:
+    """One row per external run at the default ABC seed (the noise repeats feed
+    :func:`_external_ratios`)."""
+    import json
+
     rows = []
     meta = data.get("external") or {}
+    checks = meta.get("netlist_checks") or {}
     for r in data["runs"]:
-        if r.get("role") != "external":
+        if r.get("role") != "external" or r.get("spec", {}).get("abc_seed") is not None:
             continue
         spec_rtl = r.get("spec", {}).get("rtl")
-        import json
-
         rtl = json.loads(spec_rtl) if spec_rtl else {}
         t = r["timing"]
         io = t.get("input_to_register") or {}
         label = rtl.get("label") or r["design"]["top"]
+        check = checks.get(r.get("label")) or {}
         rows.append({"label": label, "unit": rtl.get("unit"),
                      "standins": rtl.get("standins"), "area_um2": r["area"]["total_um2"],
                      "flip_flops": r["area"]["flip_flops"],
                      "reg_to_reg_ps": t["critical_path"]["min_period_ps"],
                      "input_to_reg_ps": io.get("min_period_ps"),
                      "all_paths_ps": t.get("min_period_all_paths_ps"),
-                     "verified": (meta.get("verified") or {}).get(label)})
+                     "verified": (meta.get("verified") or {}).get(label),
+                     "cpu_s": r.get("cpu_s"), "check_cpu_s": check.get("cpu_s")})
     return rows
+
+
+def _external_ratios(data) -> list[dict]:
+    """IF4 / NVFP4 of the external design per stand-in variant: area, register-to-register
+    and every-path period, each with the range the measured spread allows (as
+    :func:`_iso`): the spread of a unit is (max - min) / min over its runs of the noise
+    variant (default seed and each ABC permutation seed); a variant without repeats of its
+    own takes the measured one (stated in ``spread_from``)."""
+    import json
+
+    runs = defaultdict(list)      # (variant, unit) -> records, default seed first
+    for r in data["runs"]:
+        if r.get("role") != "external":
+            continue
+        rtl = json.loads(r.get("spec", {}).get("rtl") or "{}")
+        key = (rtl.get("standins"), rtl.get("unit"))
+        if r["spec"].get("abc_seed") is None:
+            runs[key].insert(0, r)
+        else:
+            runs[key].append(r)
+
+    def value(r, what):
+        t = r["timing"]
+        return {"area": r["area"]["total_um2"],
+                "period": t["critical_path"]["min_period_ps"],
+                "all_paths": t.get("min_period_all_paths_ps")}[what]
+
+    def spread(recs, what):
+        vals = [value(r, what) for r in recs if value(r, what)]
+        return (max(vals) - min(vals)) / min(vals) if len(vals) > 1 else None
+
+    measured = {k: v for k, v in runs.items() if len(v) > 1}
+    out = []
+    for variant in dict.fromkeys(k[0] for k in runs):
+        nv, if4 = runs.get((variant, "nvfp4")), runs.get((variant, "if4"))
+        if not nv or not if4:
+            continue
+        own = (variant, "nvfp4") in measured and (variant, "if4") in measured
+        src = variant if own else next((k[0] for k in measured), None)
+        row = {"standins": variant, "spread_from": src, "repeats": {
+            u: len(measured.get((src, u), [])) for u in ("nvfp4", "if4")}}
+        for what in ("area", "period", "all_paths"):
+            a, b = value(nv[0], what), value(if4[0], what)
+            s_nv = spread(measured.get((src, "nvfp4"), []), what)
+            s_if = spread(measured.get((src, "if4"), []), what)
+            r = b / a if a and b else None
+            w = (1 + (s_if or 0.0)) * (1 + (s_nv or 0.0))
+            known = s_if is not None or s_nv is not None
+            row[what] = {
+                "ratio": r, "spread": {"nvfp4": s_nv, "if4": s_if},
+                "ratio_min": None if r is None else r / w,
+                "ratio_max": None if r is None else r * w,
+                "verdict": ("n/a" if r is None else "no noise measured" if not known else
+                            "not distinguishable" if r / w <= 1.0 <= r * w else
+                            "IF4 larger" if r / w > 1 else "IF4 smaller")}
+        out.append(row)
+    return out
 
 
 def analyse(data: dict) -> dict:
@@ -369,4 +431,5 @@ def analyse(data: dict) -> dict:
                                      abs(r_period - 1) > period_noise)}
     return {"designs": designs, "iso": iso, "fused_vs_reference": _fused_vs_reference(pts, designs),
             "power": _power(data), "ecp5": _ecp5(data), "blocks": _blocks(data),
-            "steps": _steps(data), "external": _external(data), "paper": paper}
+            "steps": _steps(data), "external": _external(data),
+            "external_ratios": _external_ratios(data), "paper": paper}
