@@ -23,7 +23,7 @@ from if4mac.golden.formats import ELEMENT_WIDTH, check_unit
 
 from .mac import MacUnit
 
-__all__ = ["compat_module_name", "compat_path", "compat_wrapper"]
+__all__ = ["compat_module_name", "compat_path", "compat_wrapper", "reference_port_list"]
 
 #: What ``if4mac verilog --compat`` appends to the output file's stem for the wrapper.
 COMPAT_SUFFIX = "_compat.sv"
@@ -38,6 +38,22 @@ def compat_path(output) -> Path:
     """Where the wrapper goes for core Verilog written to ``output``: ``<stem>_compat.sv``."""
     output = Path(output)
     return output.with_name(output.stem + COMPAT_SUFFIX)
+
+
+def reference_port_list(ew: int, sw: int, rw: int) -> str:
+    """The reference design's port declarations (lanes as unpacked arrays of a
+    ``BLOCK_SIZE`` parameter; ``ew``, ``sw``, ``rw``: element, scale and result widths),
+    shared by :func:`compat_wrapper` and the gate-level shim of external netlists."""
+    return (f"    input  logic        clk,\n"
+            f"    input  logic        rst_n,\n"
+            f"    input  logic        en,\n"
+            f"    input  logic        first,\n\n"
+            f"    input  logic [{ew - 1}:0]  a_in [BLOCK_SIZE-1:0],\n"
+            f"    input  logic [{sw - 1}:0]  a_sf,\n"
+            f"    input  logic [{ew - 1}:0]  w_in [BLOCK_SIZE-1:0],\n"
+            f"    input  logic [{sw - 1}:0]  w_sf,\n\n"
+            f"    output logic [{rw - 1}:0] acc,\n"
+            f"    output logic        done")
 
 
 def compat_wrapper(core: MacUnit, *, core_name: str | None = None) -> str:
@@ -79,18 +95,7 @@ def compat_wrapper(core: MacUnit, *, core_name: str | None = None) -> str:
 module {name} #(
     parameter BLOCK_SIZE = {B}
 ) (
-    input  logic        clk,
-    input  logic        rst_n,
-    input  logic        en,
-    input  logic        first,
-
-    input  logic [{ew - 1}:0]  a_in [BLOCK_SIZE-1:0],
-    input  logic [{sw - 1}:0]  a_sf,
-    input  logic [{ew - 1}:0]  w_in [BLOCK_SIZE-1:0],
-    input  logic [{sw - 1}:0]  w_sf,
-
-    output logic [{rw - 1}:0] acc,
-    output logic        done
+{reference_port_list(ew, sw, rw)}
 );
 
     localparam int CORE_BLOCK_SIZE = {B};

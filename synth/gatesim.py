@@ -289,19 +289,14 @@ def reference_shim(name: str, inner: str, block_size: int) -> str:
     name says so (as :func:`if4mac.hdl.compat.compat_wrapper` does).
     """
     from if4mac.golden.formats import ELEMENT_WIDTH, SCALE_WIDTH
+    from if4mac.hdl.compat import reference_port_list
     from if4mac.hdl.interface import RESULT_WIDTH
 
     ew, b = ELEMENT_WIDTH, int(block_size)
     return f"""\
 // {name}: the reference port list around the mapped netlist {inner} (block size {b}).
 module {name} #(parameter BLOCK_SIZE = {b}) (
-    input  logic clk, rst_n, en, first,
-    input  logic [{ew - 1}:0] a_in [BLOCK_SIZE-1:0],
-    input  logic [{SCALE_WIDTH - 1}:0] a_sf,
-    input  logic [{ew - 1}:0] w_in [BLOCK_SIZE-1:0],
-    input  logic [{SCALE_WIDTH - 1}:0] w_sf,
-    output logic [{RESULT_WIDTH - 1}:0] acc,
-    output logic done
+{reference_port_list(ew, SCALE_WIDTH, RESULT_WIDTH)}
 );
   generate
     if (BLOCK_SIZE != {b}) begin : g_block_size_mismatch
