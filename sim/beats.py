@@ -16,6 +16,7 @@ cycle k), so their cycle numbers agree with the driver's plan (:class:`~.plan.Dr
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -167,7 +168,7 @@ class BeatDriver:
             self.on_progress(len(self.plan))
 
 
-class PinMonitor:
+class PinMonitor(ABC):
     """A monitor of some of the DUT's pins, sampled once per cycle at one clock edge.
 
     ``pins`` are read with :func:`uint_reader`; at every ``edge`` (``"rising"`` or
@@ -193,10 +194,10 @@ class PinMonitor:
             self._task.cancel()
             self._task = None
 
+    @abstractmethod
     def sample(self, cycle: Callable[[], int], *readers: Callable[[], int]) -> None:
         """What a monitor does with one clock edge's pins: each subclass (beats, results)
         defines it; the base class only knows how to read the pins every edge."""
-        raise NotImplementedError(f"{type(self).__name__} must define sample()")
 
     async def _run(self) -> None:
         readers = [uint_reader(getattr(self.dut, name)) for name in self.pins]

@@ -331,3 +331,16 @@ def test_model_discards_results_in_flight_at_reset(block_size, reduction):
     lost = [c["close"] for c in cases if not c["survives"]]
     assert [int(plan.row[c]) for c in model.discarded] == lost
     assert not model.refused and not model.overrun
+
+
+def test_a_monitor_without_sample_cannot_be_built():
+    """PinMonitor is abstract: a subclass that forgets ``sample`` fails when it is built,
+    not silently at the first clock edge of a simulation."""
+    from if4mac.sim.beats import PinMonitor, ResultMonitor
+
+    class Forgetful(PinMonitor):
+        pass
+
+    with pytest.raises(TypeError, match="sample"):
+        Forgetful(None, None, ("done",), "rising")
+    assert not getattr(ResultMonitor, "__abstractmethods__", None)
