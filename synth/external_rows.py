@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -242,9 +244,9 @@ def check_netlist(rec: dict, spec: RunSpec, checkout: Path, workdir: Path, *,
     cache = Path(workdir) / "checks" / f"{h.hexdigest()}.json"
     if cache.is_file():
         return {**json.loads(cache.read_text()), "cached": True}
-    work = Path(workdir) / "checks" / h.hexdigest()[:16]
-    if work.exists():
-        shutil.rmtree(work)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # A folder of its own: two Dask workers may check byte-identical netlists at once.
+    work = Path(tempfile.mkdtemp(prefix=h.hexdigest()[:16] + "-", dir=cache.parent))
     c0 = _cpu_s()
     tb_result = None
     if block == TB_BLOCK_SIZE:
@@ -269,8 +271,9 @@ def check_netlist(rec: dict, spec: RunSpec, checkout: Path, workdir: Path, *,
     outcome = {"tb": tb_result, "golden": (results, segments), "beats": out.beats,
                "cycles": out.clock_cycles, "cpu_s": round(_cpu_s() - c0, 1),
                "sim_wall_s": round(out.sim_seconds, 1), "netlist": str(path)}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(outcome))
+    part = work / "outcome.json"
+    part.write_text(json.dumps(outcome))
+    os.replace(part, cache)   # atomic: a reader sees the whole outcome or none
     shutil.rmtree(work, ignore_errors=True)
     return {**outcome, "cached": False}
 
@@ -293,21 +296,64 @@ def _cpu_s() -> float:
 
 
 def check_netlists(data: dict, specs, checkout, workdir: Path, *,
-                   segments: int = GOLDEN_SEGMENTS, log=print) -> None:
+                   segments: int = GOLDEN_SEGMENTS, scheduler: str | None = None,
+                   workers: int = 2, progress: bool = False, log=print) -> None:
     """Check every external run's netlist (:func:`check_netlist`) of the report ``data``
     (noise repeats included: each is a netlist of its own) and write what passed into
-    ``data["external"]["verified"]`` (per label) and ``["netlist_checks"]`` (per run)."""
+    ``data["external"]["verified"]`` (per label) and ``["netlist_checks"]`` (per run).
+
+    The checks are independent single-threaded simulations, so they run as Dask tasks like
+    the flow runs: on ``scheduler``, or on a ``LocalCluster`` of ``workers`` processes
+    started and closed here. The first failure raises its :class:`ExternalError` (one line)
+    once the running checks are cancelled.
+    """
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
     by_label = {spec.label(): spec for spec in specs}
     meta = data.get("external") or {}
-    checks = {}
-    for rec in data["runs"]:
-        if rec.get("role") != "external":
-            continue
-        spec = by_label[rec["label"]]
-        t0 = time.monotonic()
-        c = check_netlist(rec, spec, Path(checkout), workdir, segments=segments, log=log)
-        c["wall_s"] = round(time.monotonic() - t0, 1)
-        checks[rec["label"]] = c
+    recs = [rec for rec in data["runs"] if rec.get("role") == "external"]
+    if not recs:
+        return
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0")
+        client = Client(cluster)
+    checks: dict[str, dict] = {}
+    try:
+        futures = {}
+        for i, rec in enumerate(recs):
+            # Workers do not print (their output would interleave): the outcome is logged here.
+            fut = client.submit(_timed_check, rec, by_label[rec["label"]], str(checkout),
+                                str(workdir), segments, pure=False, retries=0,
+                                key=f"check-{i}-{rec['label']}")
+            futures[fut] = rec["label"]
+        with tqdm(total=len(futures), desc="netlist checks", unit="netlist",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            for fut in as_completed(futures):
+                label = futures[fut]
+                try:
+                    c = fut.result()
+                except BaseException:
+                    client.cancel(list(futures))
+                    raise
+                checks[label] = c
+                bar.update(1)
+                log(f"report: {label}: netlist checked "
+                    + ("(cached)" if c["cached"] else f"in {c['wall_s']:.0f} s")
+                    + (f": authors' tb {c['tb'][0]}/{c['tb'][1]}" if c["tb"] else ":")
+                    + f" golden stream {c['golden'][0]}/{c['golden'][1]}")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    for rec in recs:   # in the report's order, whatever order the checks finished in
+        spec, c = by_label[rec["label"]], checks[rec["label"]]
         if spec.abc_seed is None:
             label = spec.rtl_dict().get("label")
             netlist = (f"netlist: authors' tb {c['tb'][0]}/{c['tb'][1]}, " if c["tb"] else
@@ -315,5 +361,14 @@ def check_netlists(data: dict, specs, checkout, workdir: Path, *,
                                        f"({c['beats']:,} beats)")
             rtl = meta.get("verified", {}).get(label, "")
             meta.setdefault("verified", {})[label] = (f"{rtl}; {netlist}" if rtl else netlist)
-    meta["netlist_checks"] = checks
+    meta["netlist_checks"] = {rec["label"]: checks[rec["label"]] for rec in recs}
     data["external"] = meta
+
+
+def _timed_check(rec: dict, spec: RunSpec, checkout: str, workdir: str, segments: int) -> dict:
+    """One Dask task of :func:`check_netlists`: :func:`check_netlist` and its wall time."""
+    t0 = time.monotonic()
+    c = check_netlist(rec, spec, Path(checkout), Path(workdir), segments=segments,
+                      log=lambda m: None)
+    c["wall_s"] = round(time.monotonic() - t0, 1)
+    return c

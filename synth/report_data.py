@@ -233,6 +233,14 @@ def _steps(data) -> dict:
             per_role["generic"] += g.get("wall_s") or 0.0
             walls.append(g.get("wall_s") or 0.0)
             cpus.append(g.get("cpu_s"))
+    for c in ((data.get("external") or {}).get("netlist_checks") or {}).values():
+        # The external netlists' gate-level checks (Icarus): Dask tasks like the runs.
+        if c.get("cached"):
+            continue
+        total["netlist_check"] += c.get("cpu_s") or 0.0
+        per_role["netlist check"] += c.get("wall_s") or 0.0
+        walls.append(c.get("wall_s") or 0.0)
+        cpus.append(c.get("cpu_s"))
     workers = data["plan"].get("workers") or 2
     # CPU seconds where every run recorded them (an idle core's time); else wall seconds.
     basis = "cpu" if cpus and all(c is not None for c in cpus) else "wall"

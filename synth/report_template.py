@@ -119,7 +119,7 @@ The paper reports one hardware number from a closed flow: its IF4 MAC's latency 
 {% endif %}
 ## Run times
 
-{{ a.steps.runs }} flow runs and power analyses; the sum of their {{ "CPU" if a.steps.basis == "cpu" else "wall" }} times is
+{{ a.steps.runs }} jobs (flow runs, power analyses and any netlist checks); the sum of their {{ "CPU" if a.steps.basis == "cpu" else "wall" }} times is
 {{ "%.0f" | format(a.steps.run_time_sum_s) }} s (longest {{ "%.0f" | format(a.steps.longest_run_s) }} s; wall times summed: {{ "%.0f" | format(a.steps.run_wall_sum_s) }} s at the machine's load), so
 on {{ a.steps.workers }} idle cores the report needs at least {{ "%.0f" | format(a.steps.estimate_wall_s) }} s ({{ "%.1f" | format(a.steps.estimate_wall_s / 60) }} min); this
 one took {{ a.steps.wall_txt }} (runs reused from the store count with their original times).

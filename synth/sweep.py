@@ -164,7 +164,6 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
             g = generic_spec(spec)
             if g is not None:
                 shared.setdefault(g, []).append(spec)
-        generic_futs = {}
         for j, (g, deps) in enumerate(shared.items()):
             # Priorities: generic jobs above every mapping run, by the work they unlock
             # (their own and their runs'), ECP5 above both (the longest jobs of all).

@@ -196,3 +196,58 @@ def test_external_ratios_carry_the_measured_spread():
     assert ieee["area"]["verdict"] == "not distinguishable"
     # The rows table shows the default-seed runs only.
     assert len(_external(data)) == 4
+
+
+def _twin_records(mini, workdir, *, mutate_second=False):
+    """The report's view of two external runs of ``mini_mac`` (a default and a seed-7 run,
+    as the noise repeats are) whose netlists sit in ``workdir``: the same cells, or in the
+    second one AND gate turned into an OR."""
+    import dataclasses
+    import shutil
+
+    from if4mac.synth.external_rows import _netlist_path
+
+    spec, rec, d = mini
+    src = _netlist_path(rec, d)
+    runs, specs = [], []
+    for n, (seed, fill) in enumerate(((None, None), (7, "e"))):
+        s = dataclasses.replace(spec, abc_seed=seed)
+        r = dict(rec, role="external", label=s.label(), spec={"abc_seed": seed, "rtl": spec.rtl})
+        if fill:
+            r["run_key"] = dict(rec["run_key"], sha256=fill * 64)
+        dst = _netlist_path(r, workdir)
+        dst.parent.mkdir(parents=True)
+        shutil.copy(src, dst)
+        if n:   # a netlist of its own (its own cached outcome), as a seed's run is
+            text = dst.read_text() + "// the seed-7 run\n"
+            dst.write_text(re.sub(r"\bAND2_X1\b", "OR2_X1", text, count=1)
+                           if mutate_second else text)
+        runs.append(r)
+        specs.append(s)
+    return {"runs": runs, "external": {"verified": {}}}, specs
+
+
+def test_netlist_checks_run_on_two_dask_workers(mini, tmp_path):
+    """The report's checks are Dask tasks: two workers' outcomes, in the report's order."""
+    from if4mac.synth.external_rows import check_netlists
+
+    data, specs = _twin_records(mini, tmp_path)
+    lines = []
+    check_netlists(data, specs, tmp_path, tmp_path, segments=30, workers=2, log=lines.append)
+    checks = data["external"]["netlist_checks"]
+    assert list(checks) == [r["label"] for r in data["runs"]]
+    assert all(c["golden"] == (30, 30) and not c["cached"] for c in checks.values())
+    assert len(lines) == 2 and all("golden stream 30/30" in ln for ln in lines)
+    # Only the default-seed run names the design's verification.
+    assert list(data["external"]["verified"]) == ["mini nvfp4"]
+    # Nothing of the checks' folders is left but the two cached outcomes.
+    assert sorted(p.suffix for p in (tmp_path / "checks").iterdir()) == [".json", ".json"]
+
+
+def test_a_failing_check_stops_the_report_through_dask(mini, tmp_path):
+    from if4mac.synth.external_rows import ExternalError, check_netlists
+
+    data, specs = _twin_records(mini, tmp_path, mutate_second=True)
+    with pytest.raises(ExternalError, match="disagrees with golden"):
+        check_netlists(data, specs, tmp_path, tmp_path, segments=30, workers=2,
+                       log=lambda m: None)
