@@ -329,9 +329,12 @@ def check_netlists(data: dict, specs, checkout, workdir: Path, *,
         futures = {}
         for i, rec in enumerate(recs):
             # Workers do not print (their output would interleave): the outcome is logged here.
+            # Largest netlist first (a check's time grows with its cells), so the last
+            # checks to start are short ones.
             fut = client.submit(_timed_check, rec, by_label[rec["label"]], str(checkout),
                                 str(workdir), segments, pure=False, retries=0,
-                                key=f"check-{i}-{rec['label']}")
+                                key=f"check-{i}-{rec['label']}",
+                                priority=int(rec["area"].get("cells") or 0))
             futures[fut] = rec["label"]
         with tqdm(total=len(futures), desc="netlist checks", unit="netlist",
                   disable=not progress, dynamic_ncols=True) as bar:
