@@ -66,7 +66,8 @@ def check_authors_testbench(checkout: Path, unit: str, variant: str, workdir: Pa
     (Icarus); return its PASS line, raise :class:`ExternalError` on a failure."""
     from if4mac.hdl.chipware import chipware_standins
 
-    workdir = Path(workdir) / f"tb_{unit}_{variant}"
+    # Absolute: Icarus runs inside this folder and gets the stand-ins' path.
+    workdir = Path(workdir).resolve() / f"tb_{unit}_{variant}"
     workdir.mkdir(parents=True, exist_ok=True)
     cw = workdir / f"cw_{variant}.v"
     cw.write_text(chipware_standins(variant))

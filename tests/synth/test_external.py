@@ -12,6 +12,7 @@ and an unknown parameter.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,32 @@ def test_report_external_needs_a_checkout(tmp_path):
                                    "--workdir", str(tmp_path / "w"),
                                    "--output-dir", str(tmp_path / "o")])
     assert res.exit_code == 2 and "unknown --external source" in res.output
+
+
+def test_authors_testbench_runs_from_a_relative_workdir(tmp_path, monkeypatch):
+    """The report's default ``--workdir`` is relative (build/report); the authors' testbench
+    must still find the stand-ins Icarus compiles beside it. A stand-in checkout: the
+    authors' file names, one result the testbench counts."""
+    from if4mac.synth.external_rows import (FOUROVERSIX_FILES, ExternalError,
+                                            check_authors_testbench)
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("needs Icarus Verilog")
+    rtl = tmp_path / "co" / "if4_mac" / "rtl" / "nvfp4_mac"
+    tbdir = tmp_path / "co" / "if4_mac" / "tb"
+    rtl.mkdir(parents=True)
+    tbdir.mkdir(parents=True)
+    for name in FOUROVERSIX_FILES:
+        (rtl / name).write_text(f"module {name[:-3]}; endmodule\n")
+    (rtl / "nvfp4_mac.sv").write_text("module nvfp4_mac; endmodule\n")
+    tb = ("module tb_nvfp4_mac;\nlocalparam int NUM_EXPECTED = 1;\n"
+          "initial begin $display(\"PASS: result[0] = 00000000\"); "
+          "$display(\"PASS: tb_nvfp4_mac\"); end\nendmodule\n")
+    (tbdir / "tb_nvfp4_mac.sv").write_text(tb)
+    monkeypatch.chdir(tmp_path)
+    line = check_authors_testbench(tmp_path / "co", "nvfp4", "reduced", Path("rel/work"))
+    assert line == "RTL: authors' tb 1/1"
+    # And a testbench that reports fewer results than it expects fails with one line.
+    (tbdir / "tb_nvfp4_mac.sv").write_text(tb.replace("NUM_EXPECTED = 1", "NUM_EXPECTED = 2"))
+    with pytest.raises(ExternalError, match="passes 1 of 2 results"):
+        check_authors_testbench(tmp_path / "co", "nvfp4", "reduced", Path("rel/work"))
