@@ -308,23 +308,17 @@ def check_netlists(data: dict, specs, checkout, workdir: Path, *,
     started and closed here. The first failure raises its :class:`ExternalError` (one line)
     once the running checks are cancelled.
     """
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
     from tqdm import tqdm
+
+    from .sweep import open_client
 
     by_label = {spec.label(): spec for spec in specs}
     meta = data.get("external") or {}
     recs = [rec for rec in data["runs"] if rec.get("role") == "external"]
     if not recs:
         return
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
-        client = Client(cluster)
+    client, close = open_client(scheduler, workers)
     checks: dict[str, dict] = {}
     try:
         futures = {}
@@ -353,9 +347,7 @@ def check_netlists(data: dict, specs, checkout, workdir: Path, *,
                     + (f": authors' tb {c['tb'][0]}/{c['tb'][1]}" if c["tb"] else ":")
                     + f" golden stream {c['golden'][0]}/{c['golden'][1]}")
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        close()
     for rec in recs:   # in the report's order, whatever order the checks finished in
         spec, c = by_label[rec["label"]], checks[rec["label"]]
         if spec.abc_seed is None:

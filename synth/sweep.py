@@ -27,7 +27,7 @@ from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
 from .store import RunSpec, execute, execute_generic, generic_spec
 from .tools import git_revision, tool_versions
 
-__all__ = ["sweep_specs", "run_sweep", "results_table", "write_results", "TABLE_COLUMNS",
+__all__ = ["sweep_specs", "run_sweep", "open_client", "results_table", "write_results", "TABLE_COLUMNS",
            "SweepInterrupted"]
 
 
@@ -138,21 +138,13 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
     route first, then the generic jobs (by the work each unlocks), then the mapping runs,
     each longest first, so the last jobs to start are short ones.
     """
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
     specs = list(specs)
     if not specs:
         return []
     store, workdir = Path(store).resolve(), Path(workdir).resolve()
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")   # any free port, no warning
-        client = Client(cluster)
+    client, close = open_client(scheduler, workers)
     records: list[dict | None] = [None] * len(specs)
     restore = _sigterm_as_interrupt()
     futures = {}
@@ -203,10 +195,29 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
         raise SweepInterrupted(sum(r is not None for r in records), len(specs)) from None
     finally:
         restore()
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        close()
     return records  # type: ignore[return-value]
+
+
+def open_client(scheduler: str | None, workers: int):
+    """``(client, close)``: a Dask client of the running scheduler at ``scheduler``, or of a
+    ``LocalCluster`` of ``workers`` processes with one thread each (the tools are
+    single-threaded and the Python around them holds the GIL) that ``close()`` stops."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        return client, client.close
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0")   # any free port, no warning
+    client = Client(cluster)
+
+    def close():
+        client.close()
+        cluster.close()
+    return client, close
 
 
 #: Columns of the results table, in order.
