@@ -27,8 +27,8 @@ from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
 from .store import RunSpec, execute, execute_generic, generic_spec
 from .tools import git_revision, tool_versions
 
-__all__ = ["sweep_specs", "run_sweep", "open_client", "results_table", "write_results", "TABLE_COLUMNS",
-           "SweepInterrupted"]
+__all__ = ["sweep_specs", "run_sweep", "open_client", "results_table", "write_results",
+           "TABLE_COLUMNS", "SweepInterrupted"]
 
 
 class SweepInterrupted(Exception):
