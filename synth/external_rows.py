@@ -154,7 +154,8 @@ def external_runs(name: str, path, *, block_size: int, library: str | None,
                                           library=library, liberty=liberty,
                                           clock_ps=clock_ps, abc_seed=int(seed)))
     commit = _commit(checkout)
-    meta = {"name": name, "commit": commit, "verified": verified,
+    # "checkout_commit": the user's checkout of their repository, not a run of this one.
+    meta = {"name": name, "checkout_commit": commit, "verified": verified,
             "intro": (f"The authors' published MAC (fouroversix `if4_mac/`, commit "
                       f"`{(commit or 'unknown')[:7]}`, MIT licence; read from the user's "
                       "checkout, not copied here) through the same flat ASIC flow at the "

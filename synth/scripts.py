@@ -17,12 +17,34 @@ __all__ = ["YOSYS_ASIC", "YOSYS_ASIC_GENERIC", "YOSYS_ASIC_MAP", "YOSYS_ECP5", "
 #: per block); everything below them is flattened into them. Flip-flops are renamed after
 #: the signal they hold, so STA reports read ``lane_acc_3/acc[7]_reg``. The result is
 #: written as RTLIL, Yosys's own lossless form of its design database.
+#:
+#: ``synth``'s coarse steps are written out (Yosys 0.23's list, ``help synth``) so that
+#: ``share`` runs with ``-fast``: the full SAT-based pass took 693 and 918 s of the generic
+#: part's 908 and 1,178 CPU-s on the authors' NVFP4 and IF4 MACs with IEEE stand-ins, and
+#: with ``-fast`` the RTLIL of every design the report maps is byte for byte the same
+#: (docs/synthesis.md, "Bounded share"; tests/synth/test_split_flow.py checks it).
 _GENERIC = """\
 read_verilog $verilog
 hierarchy -check -top $top
 $keep_hierarchy
 flatten
-synth -top $top
+synth -top $top -run :coarse
+proc
+opt_expr
+opt_clean
+check
+opt -nodffe -nosdff
+fsm
+opt
+wreduce
+peepopt
+opt_clean
+alumacc
+share -fast
+opt
+memory -nomap
+opt_clean
+synth -top $top -run fine:
 rename -wire -suffix _reg t:$$_*DFF*
 """
 YOSYS_ASIC_GENERIC = Template("# if4mac ASIC synthesis, generic part: $top\n" + _GENERIC

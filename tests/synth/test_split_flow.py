@@ -13,13 +13,15 @@ run), at a clock target that makes ABC's mapping delay-driven.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from if4mac.synth.asic import synth_asic
+from if4mac.synth.asic import synth_asic, synth_generic
 from if4mac.synth.designs import make_design
 from if4mac.synth.libraries import resolve_library
 from if4mac.synth.store import RunSpec, RunStore, execute, generic_spec
+from if4mac.synth.tools import find_tool, run_tool
 
 CLOCK_PS = 2500.0
 
@@ -90,3 +92,37 @@ def test_one_generic_job_serves_every_clock_target(tmp_path):
     assert generic.path(a["generic"]["key"]).with_suffix(".il").is_file()
     # The generic records are not runs: the store's runs are the two mapped points.
     assert len(RunStore(store).records()) == 2
+
+
+#: The generic part as Yosys's own ``synth`` runs it, with its full SAT-based ``share``:
+#: what the flow's script (``share -fast``, synth's coarse steps written out) must equal.
+_PLAIN_GENERIC = """\
+read_verilog {verilog}
+hierarchy -check -top {top}
+{keep}
+flatten
+synth -top {top}
+rename -wire -suffix _reg t:$_*DFF*
+write_rtlil plain.il
+"""
+
+
+def _rtlil_body(path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if not line.startswith("# Generated")]
+
+
+@pytest.mark.parametrize("arch,flat", [("reference", True), ("reference", False),
+                                       ("fused-exact", True)],
+                         ids=["reference-flat", "reference-per-block", "fused-exact"])
+def test_generic_part_equals_yosys_synth(tmp_path, arch, flat):
+    design = make_design("mac", unit="if4", block_size=2, arch=arch)
+    ours = synth_generic(design, tmp_path, flat=flat)
+    keep = ("" if flat or not design.child_modules() else
+            "setattr -mod -set keep_hierarchy 1 " + " ".join(design.child_modules()))
+    (tmp_path / "plain.ys").write_text(_PLAIN_GENERIC.format(
+        verilog=f"{design.name}.v", top=design.name, keep=keep))
+    run_tool([find_tool("yosys"), "-q", "-s", "plain.ys"], cwd=tmp_path,
+             log=tmp_path / "plain.out", timeout=600)
+    plain = _rtlil_body(tmp_path / "plain.il")
+    assert len(plain) > 1000
+    assert _rtlil_body(Path(ours["rtlil"])) == plain
