@@ -12,12 +12,13 @@ run), at a clock target that makes ABC's mapping delay-driven.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from if4mac.synth.asic import synth_asic, synth_generic
+from if4mac.synth.asic import GENERIC_RTLIL, generic_script, synth_asic, synth_generic
 from if4mac.synth.designs import make_design
 from if4mac.synth.libraries import resolve_library
 from if4mac.synth.store import RunSpec, RunStore, execute, generic_spec
@@ -94,19 +95,6 @@ def test_one_generic_job_serves_every_clock_target(tmp_path):
     assert len(RunStore(store).records()) == 2
 
 
-#: The generic part as Yosys's own ``synth`` runs it, with its full SAT-based ``share``:
-#: what the flow's script (``share -fast``, synth's coarse steps written out) must equal.
-_PLAIN_GENERIC = """\
-read_verilog {verilog}
-hierarchy -check -top {top}
-{keep}
-flatten
-synth -top {top}
-rename -wire -suffix _reg t:$_*DFF*
-write_rtlil plain.il
-"""
-
-
 def _rtlil_body(path) -> list[str]:
     return [line for line in path.read_text().splitlines() if not line.startswith("# Generated")]
 
@@ -117,12 +105,17 @@ def _rtlil_body(path) -> list[str]:
 def test_generic_part_equals_yosys_synth(tmp_path, arch, flat):
     design = make_design("mac", unit="if4", block_size=2, arch=arch)
     ours = synth_generic(design, tmp_path, flat=flat)
-    keep = ("" if flat or not design.child_modules() else
-            "setattr -mod -set keep_hierarchy 1 " + " ".join(design.child_modules()))
-    (tmp_path / "plain.ys").write_text(_PLAIN_GENERIC.format(
-        verilog=f"{design.name}.v", top=design.name, keep=keep))
+    # The flow's own script with synth's written-out coarse steps (``share -fast``) put
+    # back as Yosys's plain ``synth``, whose ``share`` is the full SAT-based pass.
+    script = generic_script(design, flat=flat)
+    plain, n = re.subn(rf"^synth -top {re.escape(design.name)} -run :coarse\n.*?"
+                       rf"^synth -top {re.escape(design.name)} -run fine:$",
+                       f"synth -top {design.name}", script, flags=re.M | re.S)
+    assert n == 1
+    (tmp_path / "plain.ys").write_text(plain.replace(f"write_rtlil {GENERIC_RTLIL}",
+                                                     "write_rtlil plain.il"))
     run_tool([find_tool("yosys"), "-q", "-s", "plain.ys"], cwd=tmp_path,
              log=tmp_path / "plain.out", timeout=600)
-    plain = _rtlil_body(tmp_path / "plain.il")
-    assert len(plain) > 1000
-    assert _rtlil_body(Path(ours["rtlil"])) == plain
+    plain_rtlil = _rtlil_body(tmp_path / "plain.il")
+    assert len(plain_rtlil) > 1000
+    assert _rtlil_body(Path(ours["rtlil"])) == plain_rtlil
