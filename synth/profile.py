@@ -28,8 +28,8 @@ _STAMP = re.compile(r"^\[(\d+\.\d+)\]")
 def yosys_steps(log: str, *, mapping: bool = False) -> dict[str, float]:
     """Seconds spent in ``yosys_synth``, ``abc`` (library mapping) and ``yosys_other``.
 
-    ``log`` is the text of a ``yosys -t`` log. Passes after ``synth`` other than ``abc``
-    count as ``yosys_other``; with ``mapping`` (the log of a run that starts from the
+    ``log`` is the text of a ``yosys -t`` log. Passes after the last ``synth`` other than
+    ``abc`` count as ``yosys_other`` (passes between two ``synth`` runs are synthesis); with ``mapping`` (the log of a run that starts from the
     generic part's RTLIL) every pass but ``abc`` does. A log without time stamps gives an
     empty dict.
     """
@@ -45,13 +45,14 @@ def yosys_steps(log: str, *, mapping: bool = False) -> dict[str, float]:
     if not headers or last is None:
         return {}
     steps = {"yosys_synth": 0.0, "abc": 0.0, "yosys_other": 0.0}
-    seen_synth = mapping
-    for (t, name), (t_next, _) in zip(headers, headers[1:] + [(last, "")]):
-        if name == "SYNTH":
-            seen_synth = True
+    # Generic synthesis lasts to the end of the last SYNTH pass: the generic script runs
+    # ``synth -run :coarse``, synth's coarse passes by name, then ``synth -run fine:``.
+    synth_headers = [i for i, (_, name) in enumerate(headers) if name == "SYNTH"]
+    synth_end = -1 if mapping else (synth_headers[-1] if synth_headers else len(headers))
+    for i, ((t, name), (t_next, _)) in enumerate(zip(headers, headers[1:] + [(last, "")])):
         if name == "ABC":
             step = "abc"
-        elif not seen_synth or name == "SYNTH":
+        elif i <= synth_end:
             step = "yosys_synth"
         else:
             step = "yosys_other"

@@ -157,4 +157,17 @@ def test_yosys_steps_from_a_time_stamped_log():
         "[00005.000100] End of script.",
     ])
     assert yosys_steps(mapping, mapping=True) == {"abc": 3.0, "yosys_other": 2.0}
+    # The generic part's log: synth's coarse passes run by name between two SYNTH passes
+    # (``-run :coarse`` and ``-run fine:``) are synthesis; only what follows the last is not.
+    generic = "\n".join([
+        "[00000.000100] 1. Executing Verilog-2005 frontend: x.v",
+        "[00000.500100] 2. Executing SYNTH pass.",
+        "[00000.600100] 3. Executing PROC pass (convert processes to netlists).",
+        "[00001.600100] 4. Executing SHARE pass (SAT-based resource sharing).",
+        "[00003.600100] 5. Executing SYNTH pass.",
+        "[00006.600100] 6. Executing RENAME pass.",
+        "[00006.700100] 7. Executing RTLIL backend.",
+        "[00007.100100] End of script.",
+    ])
+    assert yosys_steps(generic) == {"yosys_synth": 6.6, "abc": 0.0, "yosys_other": 0.5}
     assert strip_stamps("[00001.5] {\n[00001.6]  \"a\": 1\n}") == "{\n \"a\": 1\n}"
