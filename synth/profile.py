@@ -29,9 +29,9 @@ def yosys_steps(log: str, *, mapping: bool = False) -> dict[str, float]:
     """Seconds spent in ``yosys_synth``, ``abc`` (library mapping) and ``yosys_other``.
 
     ``log`` is the text of a ``yosys -t`` log. Passes after the last ``synth`` other than
-    ``abc`` count as ``yosys_other`` (passes between two ``synth`` runs are synthesis); with ``mapping`` (the log of a run that starts from the
-    generic part's RTLIL) every pass but ``abc`` does. A log without time stamps gives an
-    empty dict.
+    ``abc`` count as ``yosys_other`` (passes between two ``synth`` runs are synthesis);
+    with ``mapping`` (the log of a run that starts from the generic part's RTLIL) every
+    pass but ``abc`` does. A log without time stamps gives an empty dict.
     """
     headers: list[tuple[float, str]] = []
     last = None
