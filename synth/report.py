@@ -75,8 +75,14 @@ def _cells(a: dict, d: dict) -> dict:
     a["power_ratio"] = ratio(pw.get("if4"), pw.get("nvfp4"))
     a["ecp5_cells"] = [[r["design"], r["unit"].upper(), _f(r["lut4"], "{:,}"),
                         _f(r["ccu2c"], "{:,}"), _f(r["ff"], "{:,}"), _f(r["dsp"], "{}"),
-                        _f(r["placed_comb"], "{:,}"), _f(r["fmax_mhz"], "{:.2f}")]
+                        _f(r["placed_comb"], "{:,}"), _f(r["fmax_mhz"], "{:.2f}"),
+                        ", ".join(f"{_f(v, '{:.2f}')}" for v in r["fmax_by_seed"].values())]
                        for r in a["ecp5"]]
+    a["ecp5_seeds"] = sorted({int(s) for r in a["ecp5"] for s in r["fmax_by_seed"]})
+    a["ecp5_ratio_cells"] = [[x["design"], _f(x["ratio"], "{:.3f}"),
+                              f"{_f(x['ratio_min'], '{:.3f}')} - {_f(x['ratio_max'], '{:.3f}')}",
+                              f"NVFP4 {_pct(x['spread']['nvfp4'])}, IF4 {_pct(x['spread']['if4'])}",
+                              x["verdict"]] for x in a["ecp5_ratios"]]
     a["external_cells"] = [[r["label"], (r["unit"] or "").upper(), r["standins"] or "",
                             _f(r["area_um2"]), _f(r["flip_flops"], "{:,}"),
                             _f(r["reg_to_reg_ps"]), _f(r["input_to_reg_ps"]),

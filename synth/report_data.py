@@ -9,6 +9,7 @@ these out, so the text and the JSON cannot disagree.
 from __future__ import annotations
 
 from collections import defaultdict
+from statistics import median
 
 from .designs import BLOCK_ORDER
 from .ladder import fastest_closed, iso_period_ratios, noise, pareto_front, point
@@ -271,16 +272,46 @@ def _power(data) -> list[dict]:
 
 
 def _ecp5(data) -> list[dict]:
-    rows = []
+    """One row per ECP5 design and unit: Yosys's cells and the placed logic (the same for
+    every seed: placement does not change them) and the Fmax over its nextpnr seeds."""
+    by: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in data["runs"]:
-        if r["target"] != "ecp5":
-            continue
-        y, pl = r["yosys_cells"], r["placed"]
-        rows.append({"design": design_id(r), "unit": r["design"]["unit"],
+        if r["target"] == "ecp5":
+            by[(design_id(r), r["design"]["unit"])].append(r)
+    rows = []
+    for (did, unit), runs in by.items():
+        y, pl = runs[0]["yosys_cells"], runs[0]["placed"]
+        seeds = {r["run_key"]["parts"]["options"]["nextpnr_seed"]: r["fmax_mhz"] for r in runs}
+        f = sorted(seeds.values())
+        rows.append({"design": did, "unit": unit,
                      "lut4": y.get("LUT4"), "ccu2c": y.get("CCU2C"), "ff": y.get("TRELLIS_FF"),
                      "dsp": y.get("MULT18X18D"), "placed_comb": pl.get("TRELLIS_COMB"),
-                     "fmax_mhz": r.get("fmax_mhz")})
+                     "fmax_mhz": median(f), "fmax_min_mhz": f[0], "fmax_max_mhz": f[-1],
+                     "fmax_by_seed": {str(k): v for k, v in sorted(seeds.items())}})
     return rows
+
+
+def _ecp5_ratios(rows) -> list[dict]:
+    """IF4 / NVFP4 Fmax of each ECP5 design with both units: the ratio of the medians over
+    the seeds, and the range the two units' seed extremes allow ("not distinguishable"
+    where it contains 1)."""
+    by = {(r["design"], r["unit"]): r for r in rows}
+    out = []
+    for did in dict.fromkeys(r["design"] for r in rows):
+        nv, if4 = by.get((did, "nvfp4")), by.get((did, "if4"))
+        if nv is None or if4 is None:
+            continue
+        lo = if4["fmax_min_mhz"] / nv["fmax_max_mhz"]
+        hi = if4["fmax_max_mhz"] / nv["fmax_min_mhz"]
+        n = min(len(nv["fmax_by_seed"]), len(if4["fmax_by_seed"]))
+        out.append({"design": did, "ratio": round(if4["fmax_mhz"] / nv["fmax_mhz"], 4),
+                    "ratio_min": round(lo, 4), "ratio_max": round(hi, 4), "seeds": n,
+                    "spread": {u: (r["fmax_max_mhz"] - r["fmax_min_mhz"]) / r["fmax_min_mhz"]
+                               for u, r in (("nvfp4", nv), ("if4", if4))},
+                    "verdict": ("one seed: no spread measured" if n < 2 else
+                                "not distinguishable" if lo <= 1.0 <= hi else
+                                "IF4 faster" if lo > 1 else "IF4 slower")})
+    return out
 
 
 def _blocks(data) -> dict | None:
@@ -421,6 +452,7 @@ def analyse(data: dict) -> dict:
                     "rows": _iso(pts[(did, "if4")], pts[(did, "nvfp4")],
                                  s_if and s_if["area_spread"], s_nv and s_nv["area_spread"])})
     designs = _design_rows(data, pts)
+    ecp5 = _ecp5(data)
     by = {(d["design"], d["unit"]): d for d in designs}
     paper = None
     a, b = by.get((HEADLINE, "nvfp4")), by.get((HEADLINE, "if4"))
@@ -438,6 +470,7 @@ def analyse(data: dict) -> dict:
                  "distinguishable": (None if period_noise is None else
                                      abs(r_period - 1) > period_noise)}
     return {"designs": designs, "iso": iso, "fused_vs_reference": _fused_vs_reference(pts, designs),
-            "power": _power(data), "ecp5": _ecp5(data), "blocks": _blocks(data),
+            "power": _power(data), "ecp5": ecp5, "ecp5_ratios": _ecp5_ratios(ecp5),
+            "blocks": _blocks(data),
             "steps": _steps(data), "external": _external(data),
             "external_ratios": _external_ratios(data), "paper": paper}

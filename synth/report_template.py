@@ -18,7 +18,7 @@ analysis this text is rendered from); docs/synthesis.md describes the flows.
 Tools: {{ d.tools.items() | map("join", " ") | join(", ") }}.
 
 ## Setup
-
+{% if a.designs %}
 * **ASIC**: {{ lib.title }} (`{{ lib.name }}`), corner {{ lib.corner }}, wire load {{ lib.wire_load }}.
   Every design is synthesised flat at each clock target of the ladder ({{ d.plan.ladder_ps | map("int") | join(", ") }} ps),
   the target given to ABC as its delay target and to OpenSTA as the clock; *achieved* is
@@ -28,9 +28,14 @@ Tools: {{ d.tools.items() | map("join", " ") | join(", ") }}.
   seed(s) {{ d.plan.noise_seeds | join(", ") }}; the spread is (max - min) / min over the repeats.
   An IF4 / NVFP4 ratio is widened by both units' area spreads; a range that contains 1 is
   *not distinguishable*.
-{%- if a.ecp5 %}
-* **ECP5**: {{ ecp5dev }}; place and route for {{ "every design" if d.plan.ecp5 == "all" else "the reference (pipelined) pair only: it is the report's slowest step" }}.
 {%- endif %}
+{%- if a.ecp5 %}
+* **ECP5**: {{ ecp5dev }}; place and route for {{ {"all": "every design", "fused": "the fused designs", "headline": "the reference (pipelined) pair"}[d.plan.ecp5] }},
+  each with nextpnr seed(s) {{ a.ecp5_seeds | join(", ") }}. Fmax is the median over the seeds; the spread is (max - min) / min.
+{%- endif %}
+{%- if not a.designs %}
+{% endif %}
+{%- if a.designs %}
 
 ## Designs (flat, at {{ relaxed }} ps)
 
@@ -58,6 +63,7 @@ that gave it in brackets), its area that point's; the fused point is its smalles
 ladder point that achieved that clock or a shorter one, whatever ABC target it was given.
 
 {{ table(["fused design", "unit", "reference clock ps (ABC target)", "reference area um^2", "fused period ps (ABC target)", "fused area um^2", "fused / reference area", "along the fronts (ps: ratio)", "meets 1/7 at that clock"], a.fused_cells) }}
+{%- endif %}
 {%- if a.power %}
 ## Power on real tensors
 
@@ -87,7 +93,13 @@ Blocks marked *same* are the same RTL in both units; their areas still differ by
 {%- if a.ecp5 %}
 ## ECP5
 
-{{ table(["design", "unit", "LUT4", "CCU2C", "FF", "MULT18X18D", "placed COMB", "Fmax MHz"], a.ecp5_cells) }}
+{{ table(["design", "unit", "LUT4", "CCU2C", "FF", "MULT18X18D", "placed COMB", "Fmax MHz (median)", "Fmax MHz by seed"], a.ecp5_cells) }}
+{%- if a.ecp5_ratio_cells %}
+IF4 / NVFP4 Fmax (ratio of the medians; the range pairs each unit's slowest seed with the
+other's fastest):
+
+{{ table(["design", "IF4 / NVFP4 Fmax", "range (seeds)", "spread", "verdict"], a.ecp5_ratio_cells) }}
+{%- endif %}
 {%- endif %}
 {%- if a.external %}
 ## The IF4 authors' MAC, same flow

@@ -24,7 +24,7 @@ from .store import RunSpec
 from .tools import git_revision, tool_versions
 
 __all__ = ["UNITS_COMPARED", "REPORT_SCHEMA", "DESIGNS", "plan", "collect", "DirtyTree",
-           "design_id", "ECP5_CHOICES"]
+           "design_id", "ECP5_CHOICES", "DEFAULT_ECP5_SEEDS"]
 
 #: Baseline first: every ratio is IF4 / NVFP4 (the formats layer lists NVFP4 first).
 UNITS_COMPARED = UNITS
@@ -41,11 +41,16 @@ DESIGNS = (
     ("fused-exact-serial", {"arch": "fused-exact", "converter": "serial"}, ("if4",)),
 )
 #: The pair whose blocks and stages the report opens up, and that carries the power
-#: analysis and the ECP5 rows by default (the paper compares this kind of MAC).
+#: analysis (the paper compares this kind of MAC).
 HEADLINE = "reference-pipelined"
-#: Which designs get ECP5 place-and-route: place and route of a 16-lane MAC is the
-#: slowest step of the report by far, so by default only the headline pair.
-ECP5_CHOICES = ("headline", "all", "none")
+#: Which designs get ECP5 place and route: ``fused`` (every fused design), ``headline``
+#: (the reference pipelined pair), ``all`` or ``none``. A reference MAC's place and route
+#: takes ~570 CPU-s (one-thread WebAssembly nextpnr), a fused one's ~30 (docs/synthesis.md):
+#: by default the fused designs, each with several seeds, so the FPGA ratio has a spread.
+ECP5_CHOICES = ("fused", "headline", "all", "none")
+#: nextpnr placement seeds of each ECP5 design: an ECP5 Fmax moves by several percent with
+#: the seed, so one run says little about a few-percent IF4 / NVFP4 difference.
+DEFAULT_ECP5_SEEDS = (1, 2, 3)
 
 
 class DirtyTree(ValueError):
@@ -63,14 +68,15 @@ def design_id(spec_or_rec) -> str:
 
 
 def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
-         noise_at_ps: float | None = None, targets=("asic", "ecp5"), ecp5: str = "headline",
-         library: str | None = None, liberty: str | None = None, designs=None,
-         blocks: bool = True, external=None) -> list[tuple[str, RunSpec]]:
+         noise_at_ps: float | None = None, targets=("asic", "ecp5"), ecp5: str = "fused",
+         ecp5_seeds=DEFAULT_ECP5_SEEDS, library: str | None = None,
+         liberty: str | None = None, designs=None, blocks: bool = True,
+         external=None) -> list[tuple[str, RunSpec]]:
     """(role, spec) of every run of a report. Roles: ``ladder`` (flat, ABC delay target =
     clock, every design at every ``ladder_ps``), ``noise`` (the same at ``noise_at_ps``
     with ABC's inputs permuted by each of ``noise_seeds``), ``blocks`` (the headline pair
-    kept hierarchical at the relaxed target: area per block, delay per stage), ``ecp5``,
-    ``external`` (the specs in ``external``, see :mod:`.external_rows`). Only the
+    kept hierarchical at the relaxed target: area per block, delay per stage), ``ecp5``
+    (the designs ``ecp5`` chooses, once per nextpnr seed of ``ecp5_seeds``), ``external`` (the specs in ``external``, see :mod:`.external_rows`). Only the
     ``blocks`` runs get OpenSTA's per-stage analysis: no other run's stages are printed.
     Every ASIC run of one design and ``flat`` maps from one shared generic job
     (:func:`.store.execute_generic`)."""
@@ -79,6 +85,12 @@ def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, n
         raise ValueError("the report needs at least one clock target")
     if ecp5 not in ECP5_CHOICES:
         raise ValueError(f"unknown ECP5 choice {ecp5!r}: expected one of {', '.join(ECP5_CHOICES)}")
+    ecp5_seeds = tuple(dict.fromkeys(ecp5_seeds))
+    if not ecp5_seeds:
+        raise ValueError("the ECP5 runs need at least one nextpnr seed")
+    for s in ecp5_seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**31:
+            raise ValueError(f"nextpnr seed must be an integer in 0..2147483647, got {s!r}")
     relaxed = max(ladder_ps)
     noise_at = _noise_at(ladder_ps, noise_at_ps)
     chosen = [d for d in DESIGNS if designs is None or d[0] in designs]
@@ -86,12 +98,14 @@ def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, n
     common = dict(target="asic", block_size=block_size, library=library, liberty=liberty)
     if "ecp5" in targets and ecp5 != "none":
         # First: the longest runs start first, so they do not finish last alone.
-        for did, fields, units in chosen:
-            if ecp5 == "all" or did == HEADLINE:
-                for u in units:
-                    f = {k: v for k, v in fields.items()}
-                    out.append(("ecp5", RunSpec(target="ecp5", unit=u, block_size=block_size,
-                                                **f)))
+        for s in ecp5_seeds:
+            for did, fields, units in chosen:
+                if (ecp5 == "all" or (ecp5 == "headline" and did == HEADLINE)
+                        or (ecp5 == "fused" and fields.get("arch", "reference") != "reference")):
+                    for u in units:
+                        out.append(("ecp5", RunSpec(target="ecp5", unit=u,
+                                                    block_size=block_size, pnr_seed=s,
+                                                    **fields)))
     if "asic" in targets:
         for did, fields, units in chosen:
             if blocks and did == HEADLINE:
@@ -142,7 +156,8 @@ def command_line(argv=None) -> str:
 def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"), library: str | None = None,
             liberty: str | None = None, workdir: str | Path = "build/report", jobs: int = 2,
             reuse: bool = True, ladder_ps=DEFAULT_LADDER_PS, noise_seeds=(1,),
-            noise_at_ps: float | None = None, ecp5: str = "headline", power: bool = True,
+            noise_at_ps: float | None = None, ecp5: str = "fused",
+            ecp5_seeds=DEFAULT_ECP5_SEEDS, power: bool = True,
             designs=None, external=None, external_meta=None, allow_dirty: bool = False,
             scheduler: str | None = None, command: str | None = None,
             timeout: float | None = 3600, log=print, progress: bool = False) -> dict:
@@ -166,7 +181,8 @@ def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"), l
         shutil.rmtree(store)
     store_mod.VERILOG_CACHE = workdir / "verilog"
     roles = plan(block_size=block_size, ladder_ps=ladder_ps, noise_seeds=noise_seeds,
-                 noise_at_ps=noise_at_ps, targets=targets, ecp5=ecp5, library=library,
+                 noise_at_ps=noise_at_ps, targets=targets, ecp5=ecp5,
+                 ecp5_seeds=ecp5_seeds, library=library,
                  liberty=liberty, designs=designs, external=external)
     specs = list(dict.fromkeys(s for _, s in roles))
     log(f"report: {len(specs)} flow runs (ASIC ladder, noise repeats, per-block, ECP5, "
@@ -210,6 +226,7 @@ def collect(*, block_size: int = DEFAULT_BLOCK_SIZE, targets=("asic", "ecp5"), l
         "tools": tool_versions(),
         "plan": {"ladder_ps": sorted({float(c) for c in ladder_ps}, reverse=True),
                  "noise_seeds": list(noise_seeds), "ecp5": ecp5,
+                 "ecp5_seeds": list(dict.fromkeys(ecp5_seeds)),
                  "noise_at_ps": _noise_at(ladder_ps, noise_at_ps),
                  "designs": [d for d, _, _ in DESIGNS if designs is None or d in designs],
                  "workers": jobs},

@@ -121,6 +121,8 @@ class RunSpec:
     rtl: str | None = None
     # ASIC: OpenSTA's per-stage analysis (only the report's per-block runs print it).
     stages: bool = True
+    # ECP5: nextpnr's placement seed (None: ecp5.NEXTPNR_SEED).
+    pnr_seed: int | None = None
 
     def label(self) -> str:
         """A short human label (not unique across flow versions: that is the key's job)."""
@@ -137,6 +139,8 @@ class RunSpec:
             parts.append(f"{self.clock_ps:g}ps" + ("-D" if self.abc_delay_target else ""))
         if self.abc_seed is not None:
             parts.append(f"seed{self.abc_seed}")
+        if self.pnr_seed is not None:
+            parts.append(f"pnrseed{self.pnr_seed}")
         return "-".join(parts)
 
     def rtl_dict(self) -> dict:
@@ -154,8 +158,11 @@ class RunSpec:
             kw.update(library=self.library, liberty=self.liberty, clock_ps=self.clock_ps,
                       abc_delay_target=self.abc_delay_target, flat=self.flat,
                       abc_seed=self.abc_seed, stages=self.stages)
-        elif self.freq_mhz is not None:
-            kw["freq_mhz"] = self.freq_mhz
+        else:
+            if self.freq_mhz is not None:
+                kw["freq_mhz"] = self.freq_mhz
+            if self.pnr_seed is not None:
+                kw["nextpnr_seed"] = self.pnr_seed
         return kw
 
 
@@ -249,7 +256,9 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
         parts["clock_ps"] = float(spec.clock_ps) if spec.clock_ps else DEFAULT_CLOCK_PS
     else:
         parts["flow_sha256"] = flow_sha256("ecp5")
-        parts["options"].update(nextpnr_seed=NEXTPNR_SEED)
+        # The default seed's keys are those of runs stored before seeds were a choice.
+        parts["options"].update(nextpnr_seed=NEXTPNR_SEED if spec.pnr_seed is None
+                                else spec.pnr_seed)
         parts["tools"] = {k: v for k, v in versions.items() if k not in ("yosys", "opensta")}
         parts["clock_ps"] = 1e6 / (spec.freq_mhz or DEFAULT_FREQ_MHZ)
     return parts

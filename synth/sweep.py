@@ -69,12 +69,16 @@ def sweep_specs(*, units=("nvfp4", "if4"), block_sizes=(2,), reductions=("pipeli
                 abc_delay_target: bool = True, library: str | None = None,
                 liberty: str | None = None, flat: bool = False,
                 design: str = "mac", width: int = 8) -> list[RunSpec]:
-    """Every run of a sweep. ``repeats`` > 1 adds runs with ABC's inputs permuted by seeds
-    1 .. repeats-1 (the flow-noise measurement; ASIC only), at the clock targets in
-    ``repeat_at`` (default: all of them)."""
+    """Every run of a sweep. ``repeats`` > 1 adds runs that measure the flow's noise, at
+    the clock targets in ``repeat_at`` (default: all of them): ASIC runs with ABC's inputs
+    permuted by seeds 1 .. repeats-1, ECP5 runs with nextpnr placement seeds after the
+    default one."""
+    from .ecp5 import NEXTPNR_SEED
+
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     seeds = (None,) + tuple(range(1, repeats))
+    pnr_seeds = (None,) + tuple(range(NEXTPNR_SEED + 1, NEXTPNR_SEED + repeats))
     if design == "regmul":
         # A calibration multiplier has no unit, block size or reduction.
         units, block_sizes, reductions = ("if4",), (DEFAULT_BLOCK_SIZE,), ("pipelined",)
@@ -83,7 +87,7 @@ def sweep_specs(*, units=("nvfp4", "if4"), block_sizes=(2,), reductions=("pipeli
     # sweep stopped early still holds comparable pairs (Dask starts tasks in the order
     # they are submitted).
     for target in targets:
-        for s in (seeds if target == "asic" else (None,)):
+        for s in (seeds if target == "asic" else pnr_seeds):
             for b in block_sizes:
                 for r in reductions:
                     for c in clocks_ps:
@@ -100,7 +104,7 @@ def sweep_specs(*, units=("nvfp4", "if4"), block_sizes=(2,), reductions=("pipeli
                                 specs.append(RunSpec(
                                     target="ecp5", design=design, unit=unit, block_size=b,
                                     reduction=r, freq_mhz=(1e6 / c) if c else None,
-                                    width=width))
+                                    width=width, pnr_seed=s))
     # The same run asked for twice (e.g. a design without a unit) is done once.
     return list(dict.fromkeys(specs))
 
@@ -113,7 +117,7 @@ def estimated_cpu_s(spec: RunSpec, *, generic: bool = False) -> float:
     scale = spec.block_size / 16 if spec.design == "mac" else 1.0
     big = spec.design == "mac" and spec.arch == "reference"
     if spec.target == "ecp5":
-        return 600.0 * scale
+        return (600.0 if big else 40.0) * scale
     if spec.design == "rtl":
         return 60.0
     if generic:
@@ -158,7 +162,8 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
                 shared.setdefault(g, []).append(spec)
         for j, (g, deps) in enumerate(shared.items()):
             # Priorities: generic jobs above every mapping run, by the work they unlock
-            # (their own and their runs'), ECP5 above both (the longest jobs of all).
+            # (their own and their runs'), a reference MAC's ECP5 run above both (the
+            # longest jobs of all).
             unlocks = estimated_cpu_s(g, generic=True) + sum(map(estimated_cpu_s, deps))
             generic_futs[g] = client.submit(
                 execute_generic, g, str(store), str(workdir), timeout=timeout,
@@ -175,7 +180,8 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
                                 require_commit=require_commit, verilog_cache=cache,
                                 generic=generic_futs[g] if g is not None else None,
                                 key=f"run-{i}-{spec.label()}",
-                                priority=int(cost + (10_000 if spec.target == "ecp5" else 0)))
+                                priority=int(cost + (10_000 if spec.target == "ecp5" and cost >= 300
+                                                     else 0)))
             futures[fut] = i
         bar = tqdm(total=len(specs), desc="sweep", unit="run", disable=not progress,
                    dynamic_ncols=True)
@@ -223,7 +229,7 @@ def open_client(scheduler: str | None, workers: int):
 #: Columns of the results table, in order.
 TABLE_COLUMNS = (
     "label", "target", "unit", "block_size", "reduction", "flat", "clock_ps",
-    "abc_delay_target", "abc_seed", "area_um2", "area_nand2", "flip_flops", "achieved_ps",
+    "abc_delay_target", "abc_seed", "nextpnr_seed", "area_um2", "area_nand2", "flip_flops", "achieved_ps",
     "fmax_mhz", "met_target", "luts", "ffs", "dsps", "power_total_mw", "power_dynamic_mw",
     "power_leakage_mw", "energy_per_lane_product_pj", "wall_s", "yosys_synth_s", "abc_s",
     "yosys_other_s", "opensta_s", "activity_sim_s", "opensta_power_s", "nextpnr_s",
@@ -244,6 +250,8 @@ def _row(rec: dict) -> dict:
                block_size=spec.get("block_size"), reduction=spec.get("reduction"),
                flat=spec.get("flat"), clock_ps=rec["run_key"]["parts"].get("clock_ps"),
                abc_delay_target=spec.get("abc_delay_target"), abc_seed=spec.get("abc_seed"),
+               nextpnr_seed=(rec["run_key"]["parts"]["options"].get("nextpnr_seed")
+                             if rec.get("target") == "ecp5" else None),
                wall_s=rec.get("wall_s"), reused=bool(rec.get("reused")),
                run_key=rec["run_key"]["sha256"], commit=rec.get("git", {}).get("commit"),
                dirty=rec.get("git", {}).get("dirty"),

@@ -32,10 +32,57 @@ def test_plan_covers_every_architecture_and_runs_nothing_twice():
     # Six clock targets for every design with a counterpart; the serial converter at one.
     assert sum(1 for s in ladder if design_id(s) == "fused-exact") == 12
     assert sum(1 for s in ladder if design_id(s) == "fused-exact-serial") == 1
-    # ECP5: only the headline pair by default, and submitted first (the longest runs).
+    # ECP5: every fused design by default, once per nextpnr seed (1, 2, 3), submitted first.
     ecp5 = [i for i, (r, _) in enumerate(roles) if r == "ecp5"]
-    assert ecp5 == [0, 1] and {design_id(roles[i][1]) for i in ecp5} == {"reference-pipelined"}
+    assert ecp5 == list(range(len(ecp5)))
+    placed = [(design_id(roles[i][1]), roles[i][1].unit, roles[i][1].pnr_seed) for i in ecp5]
+    fused = {(d, u) for d in ("fused-fp32", "fused-exact") for u in ("nvfp4", "if4")} | {
+        ("fused-exact-serial", "if4")}
+    assert sorted(placed) == sorted((d, u, s) for d, u in fused for s in (1, 2, 3))
+    head = [s for r, s in plan(block_size=16, ecp5="headline", ecp5_seeds=(1,)) if r == "ecp5"]
+    assert {(design_id(s), s.unit) for s in head} == {("reference-pipelined", "nvfp4"),
+                                                       ("reference-pipelined", "if4")}
     assert len(plan(block_size=16, ecp5="all")) > len(roles)
+    assert not [r for r, _ in plan(block_size=16, ecp5="none") if r == "ecp5"]
+    with pytest.raises(ValueError, match="nextpnr seed"):
+        plan(block_size=16, ecp5_seeds=(2**31,))
+
+
+def test_nextpnr_seed_is_in_the_key_and_the_default_keeps_old_keys():
+    def key(**kw):
+        return run_key(key_parts(RunSpec(target="ecp5", unit="if4", block_size=1, **kw),
+                                 verilog_sha256="0" * 64))
+    # Seed 1 is the flow's fixed seed: an explicit 1 is the run stored before seeds existed.
+    assert key() == key(pnr_seed=1) != key(pnr_seed=2) != key(pnr_seed=3) != key()
+
+
+def _ecp5_rec(unit, seed, fmax, did="fused-exact"):
+    arch = {"fused-exact": {"arch": "fused-exact"}, "reference-pipelined": {}}[did]
+    return {"target": "ecp5", "spec": arch, "design": {"unit": unit},
+            "yosys_cells": {"LUT4": 10}, "placed": {"TRELLIS_COMB": 12}, "fmax_mhz": fmax,
+            "run_key": {"parts": {"options": {"nextpnr_seed": seed}}}}
+
+
+def test_ecp5_fmax_ratio_and_its_seed_range():
+    from if4mac.synth.report_data import _ecp5, _ecp5_ratios
+
+    # Worked by hand: NVFP4 40, 44, 50 MHz (median 44), IF4 30, 33, 36 (median 33):
+    # 33 / 44 = 0.75; range 30 / 50 = 0.6 .. 36 / 40 = 0.9: IF4 slower at every seed pair.
+    runs = ([_ecp5_rec("nvfp4", s, f) for s, f in ((1, 44.0), (2, 50.0), (3, 40.0))]
+            + [_ecp5_rec("if4", s, f) for s, f in ((1, 36.0), (2, 30.0), (3, 33.0))])
+    rows = _ecp5({"runs": runs})
+    assert [(r["unit"], r["fmax_mhz"], r["fmax_min_mhz"], r["fmax_max_mhz"]) for r in rows] == [
+        ("nvfp4", 44.0, 40.0, 50.0), ("if4", 33.0, 30.0, 36.0)]
+    (x,) = _ecp5_ratios(rows)
+    assert (x["ratio"], x["ratio_min"], x["ratio_max"], x["seeds"]) == (0.75, 0.6, 0.9, 3)
+    assert x["verdict"] == "IF4 slower" and x["spread"]["nvfp4"] == pytest.approx(0.25)
+    # Overlapping seeds: 45 MHz IF4 at one seed puts 1 inside the range.
+    runs[-1] = _ecp5_rec("if4", 3, 45.0)
+    (x,) = _ecp5_ratios(_ecp5({"runs": runs}))
+    assert x["verdict"] == "not distinguishable" and x["ratio_max"] == pytest.approx(45 / 40)
+    # One seed: a ratio, no spread, and the verdict says so.
+    (x,) = _ecp5_ratios(_ecp5({"runs": [runs[0], runs[3]]}))
+    assert x["ratio"] == round(36 / 44, 4) and x["verdict"] == "one seed: no spread measured"
 
 
 def test_arch_and_converter_are_in_the_key():
@@ -75,6 +122,23 @@ def test_report_has_every_section_it_ran(small_report):
     assert (out / "ladder.png").is_file() and (out / "area.png").is_file()
 
 
+def test_ecp5_only_report_with_seeds(tmp_path):
+    """An FPGA-only report (no ASIC section to fill) of the block-1 fused-exact pair, two
+    nextpnr seeds each: the ratio line is the one the seeds' Fmax give."""
+    data = collect(block_size=1, targets=("ecp5",), workdir=tmp_path / "work", jobs=2,
+                   designs=["fused-exact"], ecp5_seeds=(1, 2), power=False, allow_dirty=True,
+                   command="if4mac report --test", log=lambda m: None)
+    render(data, tmp_path / "out")
+    md = (tmp_path / "out" / "synthesis.md").read_text()
+    fmax = {(r["design"]["unit"], r["run_key"]["parts"]["options"]["nextpnr_seed"]): r["fmax_mhz"]
+            for r in data["runs"]}
+    assert sorted(fmax) == [("if4", 1), ("if4", 2), ("nvfp4", 1), ("nvfp4", 2)]
+    assert "## Designs" not in md and "## ECP5" in md
+    lo = min(fmax["if4", s] for s in (1, 2)) / max(fmax["nvfp4", s] for s in (1, 2))
+    hi = max(fmax["if4", s] for s in (1, 2)) / min(fmax["nvfp4", s] for s in (1, 2))
+    assert f"| fused-exact | " in md and f"{lo:.3f} - {hi:.3f}" in md
+
+
 def test_render_only_gives_the_same_text(small_report, tmp_path):
     _, out, _ = small_report
     (tmp_path / "synthesis.json").write_text((out / "synthesis.json").read_text())
@@ -101,6 +165,19 @@ def test_dirty_tree_is_refused_unless_allowed(monkeypatch, tmp_path):
                                    "--output-dir", str(tmp_path / "o")])
     assert res.exit_code == 2
     assert res.output.strip().count("\n") == 0 and "--allow-dirty" in res.output
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ("99999999999", "nextpnr seed must be an integer in 0..2147483647"),
+    ("1,x", "'x' is not a valid seed"), ("0", "must be positive")])
+def test_bad_ecp5_seeds_are_one_line_errors(tmp_path, seeds, message):
+    res = CliRunner().invoke(cli, ["report", "--ecp5-seeds", seeds, "--allow-dirty",
+                                   "--workdir", str(tmp_path / "w"),
+                                   "--output-dir", str(tmp_path / "o")])
+    # (The installed command prints the error line alone; click's runner adds its usage.)
+    last = res.output.strip().splitlines()[-1]
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert last.startswith("Error:") and message in last and not (tmp_path / "o").exists()
 
 
 def _clean(data):

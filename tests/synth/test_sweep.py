@@ -32,8 +32,10 @@ def test_sweep_specs():
     assert {s.abc_seed for s in specs if s.clock_ps == 2000.0} == {None, 1, 2}
     assert {s.abc_seed for s in specs if s.clock_ps != 2000.0} == {None}
     assert all(s.abc_delay_target for s in specs)
-    ecp5 = sweep_specs(units=("if4",), clocks_ps=(25000.0,), repeats=2, targets=("ecp5",))
-    assert len(ecp5) == 1 and ecp5[0].freq_mhz == pytest.approx(40.0)
+    # ECP5 repeats place with nextpnr seeds after the flow's own (None: its fixed seed 1).
+    ecp5 = sweep_specs(units=("if4",), clocks_ps=(25000.0,), repeats=3, targets=("ecp5",))
+    assert [s.pnr_seed for s in ecp5] == [None, 2, 3]
+    assert all(s.freq_mhz == pytest.approx(40.0) and s.abc_seed is None for s in ecp5)
     # The calibration multiplier has no unit: one run per clock, not one per unit.
     assert len(sweep_specs(units=("nvfp4", "if4"), clocks_ps=(1000.0,), design="regmul")) == 1
     with pytest.raises(ValueError):
