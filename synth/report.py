@@ -13,6 +13,7 @@ unchanged since.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -222,7 +223,8 @@ def check_fresh(report_dir: str | Path, *, emit=None) -> list[str]:
         if parts.get("options", {}).get("design") == "rtl":
             continue     # a user's RTL: its files' hashes are in the key, not ours to emit
         spec = RunSpec(**{k: v for k, v in r["spec"].items()})
-        to_emit.setdefault(spec if target == "ecp5" else
+        # One emission per design: the ECP5 seeds place the same Verilog.
+        to_emit.setdefault(dataclasses.replace(spec, pnr_seed=None) if target == "ecp5" else
                            RunSpec(design=spec.design, unit=spec.unit,
                                    block_size=spec.block_size, reduction=spec.reduction,
                                    arch=spec.arch, acc_width=spec.acc_width,
