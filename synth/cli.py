@@ -288,7 +288,8 @@ def report(block_size, targets, library, liberty, output_dir, workdir, jobs, sch
                            library=library, liberty=liberty, workdir=workdir, jobs=jobs,
                            scheduler=scheduler, reuse=reuse,
                            ladder_ps=ladder_ps or DEFAULT_LADDER_PS, noise_seeds=noise_seeds,
-                           ecp5=ecp5, ecp5_seeds=ecp5_seeds, power=power, designs=designs, external=ext_specs, external_meta=ext_meta,
+                           ecp5=ecp5, ecp5_seeds=ecp5_seeds, power=power, designs=designs,
+                           external=ext_specs, external_meta=ext_meta,
                            allow_dirty=allow_dirty, command=command_line(sys.argv[1:]),
                            timeout=timeout, progress=progress,
                            log=lambda m: click.echo(m, err=True))

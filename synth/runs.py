@@ -76,10 +76,10 @@ def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, n
     clock, every design at every ``ladder_ps``), ``noise`` (the same at ``noise_at_ps``
     with ABC's inputs permuted by each of ``noise_seeds``), ``blocks`` (the headline pair
     kept hierarchical at the relaxed target: area per block, delay per stage), ``ecp5``
-    (the designs ``ecp5`` chooses, once per nextpnr seed of ``ecp5_seeds``), ``external`` (the specs in ``external``, see :mod:`.external_rows`). Only the
-    ``blocks`` runs get OpenSTA's per-stage analysis: no other run's stages are printed.
-    Every ASIC run of one design and ``flat`` maps from one shared generic job
-    (:func:`.store.execute_generic`)."""
+    (the designs ``ecp5`` chooses, once per nextpnr seed of ``ecp5_seeds``), ``external``
+    (the specs in ``external``, see :mod:`.external_rows`). Only the ``blocks`` runs get
+    OpenSTA's per-stage analysis: no other run's stages are printed. Every ASIC run of one
+    design and ``flat`` maps from one shared generic job (:func:`.store.execute_generic`)."""
     ladder_ps = tuple(float(c) for c in ladder_ps)
     if len(ladder_ps) < 1:
         raise ValueError("the report needs at least one clock target")
