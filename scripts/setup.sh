@@ -16,6 +16,8 @@ command -v sta >/dev/null 2>&1 || need_apt+=(opensta)
 [ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] || need_apt+=(qflow-tech-osu018)
 # Verilator's FST wave writer (if4mac sim --waves) compiles against lz4.
 [ -f /usr/include/lz4.h ] || need_apt+=(liblz4-dev)
+# The C compiler builds synth/fast_clock.c, which spares ABC a system call per clock read.
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   sudo_cmd=""

@@ -147,7 +147,7 @@ def synth_generic(design: Design, workdir: Path, *, flat: bool = False,
         find_tool("yosys"), YOSYS_ASIC_GENERIC, design=design, workdir=workdir,
         flow="asic_generic", keep_hierarchy=_keep_hierarchy(design, flat),
         outputs={"rtlil": (GENERIC_RTLIL, "Yosys generic RTLIL")}, timeout=timeout,
-        stamps=True)
+        stamps=True, fast_clock=True)
     steps = yosys_steps((workdir / "yosys_asic_generic.log").read_text(errors="replace"))
     return {"rtlil": str(paths["rtlil"]), "steps_s": steps, "wall_s": round(seconds, 2)}
 
@@ -220,7 +220,7 @@ def synth_asic(design: Design, library: Library, workdir: Path, *,
         outputs={"netlist": (f"{design.name}.netlist.v", "Yosys netlist"),
                  "stat_json": ("yosys_stat.json", "Yosys statistics"),
                  "stat_txt": ("yosys_stat.txt", None)},
-        timeout=timeout, stamps=True)
+        timeout=timeout, stamps=True, fast_clock=True)
     netlist, stat_txt = paths["netlist"], paths["stat_txt"]
     log = workdir / "yosys_asic.log"
     stat = json.loads(strip_stamps(paths["stat_json"].read_text()))

@@ -104,9 +104,9 @@ def synth(unit, design, block_size, reduction, arch_options, width, target, libr
     rtl = _rtl_options(rtl_files, top, params, defines, clock, reset, chipware_standins)
     # The MAC's configuration, validated once (the same options as verilog and sim).
     config = mac_config(unit, block_size, reduction, arch_options)
-    if config.arch != "reference":
-        raise UserError(f"--arch {config.arch}: this synthesis flow builds the reference "
-                        f"architecture only so far")
+    if config.arch != "reference" and (design != "mac" or rtl_files):
+        raise UserError("--arch, --acc-width and --converter choose the MAC's architecture: "
+                        "they apply to --design mac without --rtl")
     if rtl is not None:
         ctx = click.get_current_context()
         given = [f"--{name.replace('_', '-')}" for name in
@@ -131,6 +131,8 @@ def synth(unit, design, block_size, reduction, arch_options, width, target, libr
                      inputs=liberty_input, create_parents=True)
     kwargs = dict(target=target, design=design, unit=unit, block_size=block_size,
                   reduction=reduction, width=width, workdir=workdir, timeout=timeout, rtl=rtl)
+    if config.arch != "reference":
+        kwargs.update(arch=config.arch, acc_width=config.acc_width, converter=config.converter)
     if target == "asic":
         kwargs.update(library=library, liberty=liberty, clock_ps=clock_ps,
                       abc_delay_target=abc_delay_target, flat=flat)

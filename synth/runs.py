@@ -19,6 +19,7 @@ from pathlib import Path
 
 from if4mac.golden import DEFAULT_BLOCK_SIZE, UNITS
 
+from .ecp5 import check_nextpnr_seed
 from .ladder import DEFAULT_LADDER_PS
 from .store import RunSpec
 from .tools import git_revision, tool_versions
@@ -89,8 +90,9 @@ def plan(*, block_size: int = DEFAULT_BLOCK_SIZE, ladder_ps=DEFAULT_LADDER_PS, n
     if not ecp5_seeds:
         raise ValueError("the ECP5 runs need at least one nextpnr seed")
     for s in ecp5_seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**31:
-            raise ValueError(f"nextpnr seed must be an integer in 0..2147483647, got {s!r}")
+        if s is None:
+            raise ValueError("nextpnr seed must be an integer in 0..2147483647, got None")
+        check_nextpnr_seed(s)
     relaxed = max(ladder_ps)
     noise_at = _noise_at(ladder_ps, noise_at_ps)
     chosen = [d for d in DESIGNS if designs is None or d[0] in designs]

@@ -63,7 +63,7 @@ GENERIC_SCHEMA = "if4mac-generic-key/1"
 FLOW_FILES = {
     "asic": ("synth/scripts.py", "synth/asic.py", "synth/sta.py", "synth/liberty.py",
              "synth/libraries.py", "synth/designs.py", "synth/flow.py", "synth/profile.py",
-             "synth/tools.py"),
+             "synth/tools.py", "synth/fast_clock.c"),
     "ecp5": ("synth/scripts.py", "synth/ecp5.py", "synth/designs.py", "synth/flow.py",
              "synth/tools.py"),
     "power": ("synth/power.py",),
@@ -221,7 +221,7 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
 
     ``verilog_sha256`` skips building the design when the caller already has its hash.
     """
-    from .ecp5 import DEFAULT_FREQ_MHZ, NEXTPNR_SEED
+    from .ecp5 import DEFAULT_FREQ_MHZ, check_nextpnr_seed
 
     if verilog_sha256 is None:
         verilog_sha256 = (rtl_sha256(spec.rtl_dict()) if spec.design == "rtl"
@@ -257,8 +257,7 @@ def key_parts(spec: RunSpec, *, verilog_sha256: str | None = None) -> dict:
     else:
         parts["flow_sha256"] = flow_sha256("ecp5")
         # The default seed's keys are those of runs stored before seeds were a choice.
-        parts["options"].update(nextpnr_seed=NEXTPNR_SEED if spec.pnr_seed is None
-                                else spec.pnr_seed)
+        parts["options"].update(nextpnr_seed=check_nextpnr_seed(spec.pnr_seed))
         parts["tools"] = {k: v for k, v in versions.items() if k not in ("yosys", "opensta")}
         parts["clock_ps"] = 1e6 / (spec.freq_mhz or DEFAULT_FREQ_MHZ)
     return parts

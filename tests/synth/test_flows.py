@@ -160,12 +160,32 @@ def test_synth_cli_writes_json_and_summary(tmp_path):
     (["--target", "asic", "--freq-mhz", "50"], "--freq-mhz applies to --target ecp5"),
     (["--target", "asic", "--block-size", "0"], "must be a positive integer"),
     (["--target", "fpga"], "'fpga' is not one of"),
+    (["--target", "asic", "--design", "regmul", "--arch", "fused-fp32"],
+     "apply to --design mac without --rtl"),
+    (["--target", "asic", "--arch", "fused-exact", "--unit", "nvfp4", "--converter", "serial"],
+     "NVFP4 has no division"),
 ])
 def test_synth_cli_errors_are_one_line(tmp_path, args, message):
     res = CliRunner().invoke(cli, ["synth", "--workdir", str(tmp_path), *args])
     assert res.exit_code == 2
     assert message in res.output
     assert "Traceback" not in res.output
+
+
+def test_synth_cli_builds_a_fused_architecture(tmp_path):
+    """``--arch`` reaches the flow: the record is the fused MAC's, named by its config."""
+    from if4mac.golden import MacConfig
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["synth", "--target", "asic", "--unit", "if4",
+                                   "--block-size", "1", "--arch", "fused-exact",
+                                   "--acc-width", "60", "--workdir", str(tmp_path),
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.read_text())
+    config = MacConfig("if4", 1, arch="fused-exact", acc_width=60)
+    assert rec["name"] == f"{config.name}-asic-nangate45"
+    assert (rec["design"]["arch"], rec["design"]["acc_width"]) == ("fused-exact", 60)
 
 
 def test_flat_flow_has_no_blocks_but_the_same_cells(tmp_path):
