@@ -86,11 +86,17 @@ def test_synth_takes_the_same_options(tmp_path, args, message):
     assert message in err, err
 
 
-def test_synth_says_when_an_architecture_is_not_in_its_flow(tmp_path):
+def test_synth_arch_does_not_apply_to_external_rtl(tmp_path):
+    # --rtl names someone else's design: an architecture option cannot change it, so it is
+    # refused rather than silently ignored (the fused MACs themselves are synthesised in
+    # tests/synth/test_flows.py).
+    rtl = tmp_path / "top.v"
+    rtl.write_text("module top(input a, output y); assign y = a; endmodule\n")
     code, out, err = invoke("synth", "--target", "asic", "--arch", "fused-fp32",
-                            "--workdir", tmp_path / "w")
+                            "--rtl", rtl, "--top", "top", "--workdir", tmp_path / "w")
     assert_one_line_error(code, out, err)
-    assert "--arch fused-fp32: this synthesis flow builds the reference architecture" in err
+    assert "they apply to --design mac without --rtl" in err
+    assert not (tmp_path / "w").exists()
 
 
 # -- if4mac sim --arch ------------------------------------------------------------------------
