@@ -181,17 +181,26 @@ def _check_fst_headers() -> None:
                                 "missing: install them (Debian: apt-get install liblz4-dev)")
 
 
+def _build_key(design: Design, simulator: str, version: str, waves: bool) -> str:
+    """The build cache's key: everything a build depends on. That includes where cocotb is
+    installed, not only its version: a Verilator executable finds cocotb's VPI library
+    through a run path into that installation, so a build made from another environment
+    (a removed virtual environment, another clone's) must not be reused."""
+    import cocotb
+
+    return hashlib.sha256(json.dumps([
+        _BUILD_RECIPE, design.digest, simulator, version, cocotb.__version__,
+        str(Path(cocotb.__file__).resolve().parent), waves,
+        _build_args(simulator, waves)]).encode()).hexdigest()[:16]
+
+
 def build(design: Design, simulator: str, *, waves: bool = False,
           build_root: Path | None = None) -> Build:
     """Compile ``design`` for ``simulator`` (cached; see the module docstring)."""
     version = find_simulator(simulator)
     if waves and simulator == "verilator":
         _check_fst_headers()
-    import cocotb
-
-    key = hashlib.sha256(json.dumps([
-        _BUILD_RECIPE, design.digest, simulator, version, cocotb.__version__, waves,
-        _build_args(simulator, waves)]).encode()).hexdigest()[:16]
+    key = _build_key(design, simulator, version, waves)
     name = f"{design.toplevel}-{simulator}{'-waves' if waves else ''}-{key}"
     with build_folder(_root(build_root), name, version) as (directory, fresh), \
             contextlib.ExitStack() as stack:

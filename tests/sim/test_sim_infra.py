@@ -313,6 +313,22 @@ def test_builds_are_cached_outside_the_repository():
     assert not BUILD_ROOT.resolve().is_relative_to(REPO.resolve()), BUILD_ROOT
 
 
+def test_build_key_names_the_cocotb_installation(monkeypatch, tmp_path):
+    """A Verilator build links to cocotb's VPI library by a run path into the environment it
+    was made from: a build made from another environment (a removed virtual environment,
+    another clone's) is keyed apart, so it is never reused where that path is gone."""
+    import cocotb
+
+    from if4mac.sim import runner
+
+    design = runner.Design(unit=None, block_size=None, reduction=None, toplevel="top",
+                           latency=None, verilog="module top; endmodule\n")
+    here = runner._build_key(design, "verilator", "5.0", False)
+    assert here == runner._build_key(design, "verilator", "5.0", False)
+    monkeypatch.setattr(cocotb, "__file__", str(tmp_path / "elsewhere" / "cocotb" / "__init__.py"))
+    assert runner._build_key(design, "verilator", "5.0", False) != here
+
+
 @pytest.mark.parametrize("reduction", ["pipelined", "shared"])
 @pytest.mark.parametrize("block_size", [2, 16])
 def test_model_discards_results_in_flight_at_reset(block_size, reduction):
