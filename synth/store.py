@@ -383,12 +383,7 @@ def generic_spec(spec: RunSpec) -> RunSpec | None:
     it). None for external RTL (each used once, and elaborated by its own run)."""
     if spec.design == "rtl":
         return None
-    if spec.target == "ecp5":
-        return RunSpec(target="ecp5", design=spec.design, unit=spec.unit,
-                       block_size=spec.block_size, reduction=spec.reduction,
-                       width=spec.width, arch=spec.arch, acc_width=spec.acc_width,
-                       converter=spec.converter)
-    return RunSpec(target="asic", design=spec.design, unit=spec.unit,
+    return RunSpec(target=spec.target, design=spec.design, unit=spec.unit,
                    block_size=spec.block_size, reduction=spec.reduction, flat=spec.flat,
                    width=spec.width, arch=spec.arch, acc_width=spec.acc_width,
                    converter=spec.converter)
