@@ -27,7 +27,7 @@ from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
 from .store import RunSpec, execute, execute_generic, generic_spec
 from .tools import git_revision, tool_versions
 
-__all__ = ["sweep_specs", "run_sweep", "open_client", "results_table", "write_results",
+__all__ = ["sweep_specs", "run_sweep", "open_client", "QUIET_LOCAL_CLUSTER", "results_table", "write_results",
            "TABLE_COLUMNS", "SweepInterrupted"]
 
 
@@ -207,10 +207,25 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
     return records  # type: ignore[return-value]
 
 
-def open_client(scheduler: str | None, workers: int):
-    """``(client, close)``: a Dask client of the running scheduler at ``scheduler``, or of a
-    ``LocalCluster`` of ``workers`` processes with one thread each (the tools are
-    single-threaded and the Python around them holds the GIL) that ``close()`` stops."""
+#: Dask settings of the LocalCluster. With Dask's defaults each process spends ~8 % of a core
+#: on housekeeping while the tools run: the event loop's 20 ms tick, the worker's profiler
+#: (a stack sample of the task thread every 10 ms; our tasks wait on subprocesses, which it
+#: cannot see) and the 500 ms system monitor. Over a 28-minute report that is ~5 % of two
+#: cores. benchmarks/dask_overhead.py measures both settings.
+QUIET_LOCAL_CLUSTER = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s",
+}
+
+
+def open_client(scheduler: str | None, workers: int, *, quiet: bool = True):
+    """``(client, close)``: a Dask client of the running scheduler at ``scheduler`` (its
+    workers keep their own Dask configuration), or of a ``LocalCluster`` of ``workers``
+    processes with one thread each (the tools are single-threaded and the Python around them
+    holds the GIL) that ``close()`` stops, started with :data:`QUIET_LOCAL_CLUSTER` unless
+    ``quiet`` is false."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -218,9 +233,12 @@ def open_client(scheduler: str | None, workers: int):
         return client, client.close
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0")   # any free port, no warning
-    client = Client(cluster)
+    # The scheduler (in this process) and the workers (the nannies hand them this
+    # configuration) read these when they start.
+    with dask.config.set(QUIET_LOCAL_CLUSTER if quiet else {}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0")   # any free port, no warning
+        client = Client(cluster)
 
     def close():
         client.close()

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from if4mac.cli import cli
 from if4mac.synth.store import RunStore
-from if4mac.synth.sweep import TABLE_COLUMNS, sweep_specs
+from if4mac.synth.sweep import QUIET_LOCAL_CLUSTER, TABLE_COLUMNS, open_client, sweep_specs
 
 
 def test_sweep_specs():
@@ -121,3 +121,29 @@ def test_sweep_cli_errors_are_one_line(tmp_path, args, message):
     res = CliRunner().invoke(cli, _sweep(tmp_path, *args))
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
+
+
+def _worker_settings():
+    import dask
+    import distributed  # noqa: F401  (loads Dask's distributed defaults)
+    return {k: dask.config.get(k) for k in QUIET_LOCAL_CLUSTER}
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_local_cluster_workers_start_with_the_quiet_settings(quiet):
+    """The LocalCluster's worker processes run with QUIET_LOCAL_CLUSTER (and only when asked:
+    with quiet=False they keep Dask's defaults), and this process's configuration is left as
+    it was."""
+    import dask
+    outside = _worker_settings()
+    client, close = open_client(None, 1, quiet=quiet)
+    try:
+        (seen,) = client.run(_worker_settings).values()
+    finally:
+        close()
+    assert _worker_settings() == outside
+    if quiet:
+        assert seen == QUIET_LOCAL_CLUSTER
+    else:
+        assert seen == outside and seen != QUIET_LOCAL_CLUSTER
+    assert dask.config.get("distributed.worker.profile.enabled") is True
