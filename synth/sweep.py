@@ -27,8 +27,8 @@ from if4mac.golden.formats import DEFAULT_BLOCK_SIZE
 from .store import RunSpec, execute, execute_generic, generic_spec
 from .tools import git_revision, tool_versions
 
-__all__ = ["sweep_specs", "run_sweep", "open_client", "QUIET_LOCAL_CLUSTER", "results_table", "write_results",
-           "TABLE_COLUMNS", "SweepInterrupted"]
+__all__ = ["sweep_specs", "run_sweep", "open_client", "QUIET_LOCAL_CLUSTER", "results_table",
+           "write_results", "TABLE_COLUMNS", "SweepInterrupted"]
 
 
 class SweepInterrupted(Exception):
@@ -210,8 +210,8 @@ def run_sweep(specs, *, store: str | Path, workdir: str | Path, scheduler: str |
 #: Dask settings of the LocalCluster. With Dask's defaults each process spends ~8 % of a core
 #: on housekeeping while the tools run: the event loop's 20 ms tick, the worker's profiler
 #: (a stack sample of the task thread every 10 ms; our tasks wait on subprocesses, which it
-#: cannot see) and the 500 ms system monitor. Over a 28-minute report that is ~5 % of two
-#: cores. benchmarks/dask_overhead.py measures both settings.
+#: cannot see) and the 500 ms system monitor: with two workers, ~10 % of a two-core machine.
+#: benchmarks/dask_overhead.py measures both settings.
 QUIET_LOCAL_CLUSTER = {
     "distributed.admin.tick.interval": "1s",
     "distributed.worker.profile.enabled": False,
