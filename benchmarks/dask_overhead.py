@@ -14,7 +14,7 @@ import argparse
 import os
 import subprocess
 
-import psutil
+import psutil  # comes with distributed (its system monitor uses it)
 
 from if4mac.synth.sweep import open_client
 
